@@ -1,0 +1,42 @@
+"""corolla: a pluggable image-classification toolkit on PaddlePaddle.
+
+The names a plugin author or script needs; everything else lives in modules
+with one job each (``corolla.hookspecs`` is the plugin contract).
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+from corolla.config import load_config
+from corolla.discovery import load_registry
+from corolla.errors import (
+    ComponentArgumentError,
+    ConfigError,
+    CorollaError,
+    DataError,
+    PluginError,
+    UnknownComponentError,
+)
+from corolla.markers import hookimpl, hookspec
+from corolla.registry import Alias, Registry, current_registry, lazy
+
+try:
+    __version__ = version("corolla")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Alias",
+    "ComponentArgumentError",
+    "ConfigError",
+    "CorollaError",
+    "DataError",
+    "PluginError",
+    "Registry",
+    "UnknownComponentError",
+    "__version__",
+    "current_registry",
+    "hookimpl",
+    "hookspec",
+    "lazy",
+    "load_config",
+    "load_registry",
+]

@@ -1,0 +1,51 @@
+"""``corolla data``: make flowers102 list files, or check a config's list files without decoding."""
+from __future__ import annotations
+
+import argparse
+
+from corolla.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["flowers102", "check"],
+                        help="flowers102: write list files from jpg/ + imagelabels.mat + setid.mat; "
+                             "check: check the list files of a config's DataLoader sections")
+    parser.add_argument("root", nargs="?", help="flowers102: the folder holding jpg/, imagelabels.mat and setid.mat")
+    parser.add_argument("--images", default="jpg", help="flowers102: the image folder inside ROOT (default: %(default)s)")
+    parser.add_argument("-c", "--config", help="check: YAML config")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="check: override a config value; repeatable")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "flowers102":
+        return _flowers102(args)
+    return _check(args)
+
+
+def _flowers102(args: argparse.Namespace) -> int:
+    from corolla.flowers102 import write_flowers102_lists
+
+    if not args.root:
+        raise ConfigError("data flowers102: give ROOT, the folder with jpg/, imagelabels.mat and setid.mat")
+    counts = write_flowers102_lists(args.root, args.images)
+    for name, count in counts.items():
+        print(f"{args.root}/{name}: {count} lines")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from corolla.cli.common import config_from_args, registry_from_args
+    from corolla.loader import build_dataset, class_num_of, describe_check
+
+    if not args.config:
+        raise ConfigError("data check: give the config with -c CONFIG")
+    config, settings = config_from_args(args)
+    registry = registry_from_args(args, settings)
+    modes = [mode for mode in ("Train", "Eval") if mode in (config.get("DataLoader") or {})]
+    if not modes:
+        raise ConfigError(f"{args.config}: no DataLoader.Train or DataLoader.Eval section to check")
+    for mode in modes:
+        dataset, _ = build_dataset(config, mode, registry)
+        print(f"DataLoader.{mode}: {describe_check(dataset, class_num_of(config), skip_bad_images=False)}")
+    return 0

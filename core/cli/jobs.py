@@ -1,0 +1,57 @@
+"""The engine's verbs: ``train``, ``eval``, ``infer``, ``export``, ``predict``.
+
+Each reads ``-c CONFIG -o ...`` and the plugin flags, then hands over to
+``corolla.engine``; engine modules import paddle, so they are imported here
+only when their verb runs.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from corolla.cli.common import config_from_args, registry_from_args
+
+
+def _inputs(args: argparse.Namespace) -> tuple[dict, Any, Any]:
+    """The merged config, the registry it asks for, and its validated ``Global``."""
+    config, settings = config_from_args(args)
+    return config, registry_from_args(args, settings), settings
+
+
+def train(args: argparse.Namespace) -> int:
+    from corolla.engine.train import train as run_training
+
+    run_training(*_inputs(args))
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from corolla.engine.environment import is_main_process
+    from corolla.engine.evaluate import evaluate_config
+    from corolla.engine.formatting import format_values
+
+    results = evaluate_config(*_inputs(args))
+    if is_main_process():
+        print(f"[Eval] {format_values(results)}, images/s: {results['images_per_sec']:.1f}", flush=True)
+    return 0
+
+
+def infer(args: argparse.Namespace) -> int:
+    from corolla.engine.inference import infer as run_infer
+
+    run_infer(*_inputs(args), json_path=args.json)
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from corolla.engine.export import export as run_export
+
+    print(f"[Export] inference model written to {run_export(*_inputs(args))}", flush=True)
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from corolla.engine.predict import predict as run_predict
+
+    run_predict(*_inputs(args), json_path=args.json)
+    return 0

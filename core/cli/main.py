@@ -1,0 +1,97 @@
+"""The ``corolla`` command line. Verbs are imported on use, so ``--help`` stays fast."""
+from __future__ import annotations
+
+import argparse
+import pkgutil
+import sys
+import warnings
+from typing import Callable, Sequence
+
+#: verb -> (lazy reference to its ``run(args)``, one-line help, needs -c CONFIG)
+VERBS: dict[str, tuple[str, str, bool]] = {
+    "plugins": ("corolla.cli.plugins:run", "list installed components, or show one", False),
+    "config": ("corolla.cli.config:run", "print the merged, validated config", True),
+    "data": ("corolla.cli.data:run", "write flowers102 list files; check a config's list files", False),
+    "train": ("corolla.cli.jobs:train", "train a model (resume with Global.checkpoints)", True),
+    "eval": ("corolla.cli.jobs:evaluate", "evaluate Global.pretrained_model on DataLoader.Eval", True),
+    "infer": ("corolla.cli.jobs:infer", "classify Infer.infer_imgs with the trained model", True),
+    "export": ("corolla.cli.jobs:export", "export the inference model to Global.save_inference_dir", True),
+    "predict": ("corolla.cli.jobs:predict", "classify Infer.infer_imgs with the exported model (Paddle Inference)", True),
+    "quickstart": ("corolla.cli.quickstart:run", "generate a small dataset, then train, evaluate, export and predict", False),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corolla",
+        description="corolla: pluggable image classification on PaddlePaddle",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+
+    plugin_opts = argparse.ArgumentParser(add_help=False)
+    group = plugin_opts.add_argument_group("plugins")
+    group.add_argument("-p", dest="plugin_flags", action="append", default=[], metavar="no:NAME",
+                       help="disable the plugin NAME (never imported); repeatable")
+    group.add_argument("--strict-plugins", action="store_true",
+                       help="a plugin that fails to import is an error, not a warning")
+    group.add_argument("--prefer", action="append", default=[], metavar="NAME=DIST",
+                       help="when several plugins give NAME, use the one from distribution DIST")
+
+    config_opts = argparse.ArgumentParser(add_help=False)
+    config_opts.add_argument("-c", "--config", required=True, help="YAML config (PaddleClas 2.x layout)")
+    config_opts.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                             help="override a config value (YAML scalar); '+KEY=VALUE' adds a new key; repeatable")
+
+    for verb, (_, help_text, needs_config) in VERBS.items():
+        parents = [plugin_opts, config_opts] if needs_config else [plugin_opts]
+        verb_parser = sub.add_parser(verb, help=help_text, description=help_text, parents=parents)
+        _add_verb_arguments(verb, verb_parser)
+    return parser
+
+
+def _add_verb_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
+    if verb == "plugins":
+        parser.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+        parser.add_argument("name", nargs="?", help="component to show (bare or DIST:NAME)")
+        parser.add_argument("--kind", help="only this kind (backbone, loss, transform, ...)")
+    elif verb == "data":
+        from corolla.cli.data import add_arguments
+
+        add_arguments(parser)
+    elif verb in ("infer", "predict"):
+        parser.add_argument("--json", metavar="FILE", help="also write one JSON object per image to FILE")
+    elif verb == "quickstart":
+        parser.add_argument("--workdir", default="corolla_quickstart", help="folder for data, output and model (default: %(default)s)")
+        parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                            help="override a value of the shipped configs/quickstart.yaml; repeatable")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``corolla`` console script and ``python -m corolla``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag in args.plugin_flags:
+        if not flag.startswith("no:"):
+            parser.error(f"-p {flag}: expected no:NAME")
+    warnings.showwarning = _show_warning
+    run: Callable[[argparse.Namespace], int] = pkgutil.resolve_name(VERBS[args.verb][0])
+
+    from corolla.errors import CorollaError
+
+    try:
+        return run(args) or 0
+    except CorollaError as exc:
+        print(f"corolla {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"corolla {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The registry: every component that the installed plugins give, and where it came from."""
+from __future__ import annotations
+
+import contextvars
+import difflib
+import pkgutil
+import re
+import warnings
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import attrs
+
+from corolla.arguments import check_arguments
+from corolla.errors import PluginError, UnknownComponentError
+
+#: Component kind -> the registration hook that gives it.
+KINDS: dict[str, str] = {
+    "backbone": "corolla_backbones",
+    "loss": "corolla_losses",
+    "transform": "corolla_transforms",
+    "batch_transform": "corolla_batch_transforms",
+    "dataset": "corolla_datasets",
+    "metric": "corolla_metrics",
+    "optimizer": "corolla_optimizers",
+    "lr_schedule": "corolla_lr_schedules",
+    "callback": "corolla_callbacks",
+}
+
+_current: contextvars.ContextVar[Registry] = contextvars.ContextVar("corolla_registry")
+
+
+@attrs.frozen
+class Alias:
+    """A deprecated name that stands for ``target``, a component of the same kind."""
+
+    target: str
+
+
+@attrs.frozen
+class PluginInfo:
+    """A plugin: its entry-point name, the object it loads, and its distribution."""
+
+    name: str
+    value: str
+    dist: str
+    version: str
+
+    def describe(self) -> str:
+        return f"plugin {self.name!r} ({self.dist} {self.version})"
+
+
+@attrs.define(eq=False)
+class Component:
+    """One named component of one kind, as given by one plugin."""
+
+    kind: str
+    name: str
+    plugin: PluginInfo
+    target: Any  # a factory, a lazy "module:attr" reference, or an Alias
+    _loaded: Callable[..., Any] | None = attrs.field(default=None, init=False)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin.dist}:{self.name}"
+
+    @property
+    def is_alias(self) -> bool:
+        return isinstance(self.target, Alias)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name!r} from {self.plugin.describe()}"
+
+    def load(self) -> Callable[..., Any]:
+        """The factory, importing it first if the plugin gave a lazy reference."""
+        if self._loaded is None:
+            if isinstance(self.target, str):
+                try:
+                    self._loaded = pkgutil.resolve_name(self.target)
+                except Exception as exc:  # any import error belongs to the plugin
+                    raise PluginError(
+                        f"Error importing {self.describe()}: lazy reference "
+                        f"{self.target!r} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+            else:
+                self._loaded = self.target
+        return self._loaded
+
+
+@attrs.frozen
+class PluginFailure:
+    """A plugin that could not be imported or registered, and why."""
+
+    plugin: PluginInfo
+    error: str
+
+
+def _normalise_dist(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class Registry:
+    """Components by kind and name, with their plugin and distribution.
+
+    Built by :func:`corolla.discovery.load_registry`. ``prefer`` maps a bare
+    component name to the distribution that wins when several plugins give it.
+    """
+
+    def __init__(
+        self,
+        plugin_manager: Any,
+        plugins: Iterable[PluginInfo],
+        components: Iterable[Component],
+        *,
+        failures: Iterable[PluginFailure] = (),
+        disabled: Iterable[str] = (),
+        prefer: Mapping[str, str] | None = None,
+    ) -> None:
+        self.plugin_manager = plugin_manager
+        self.plugins = list(plugins)
+        self.failures = list(failures)
+        self.disabled = sorted(disabled)
+        self.prefer = dict(prefer or {})
+        self._by_kind: dict[str, dict[str, list[Component]]] = {kind: {} for kind in KINDS}
+        for component in components:
+            self._by_kind[component.kind].setdefault(component.name, []).append(component)
+
+    @property
+    def hook(self) -> Any:
+        """The lifecycle hooks, called as ``registry.hook.corolla_epoch_end(...)``."""
+        return self.plugin_manager.hook
+
+    def components(self, kind: str | None = None) -> Iterator[Component]:
+        """Every component (of one kind), sorted by kind then name."""
+        kinds = [kind] if kind else list(KINDS)
+        for k in kinds:
+            for name in sorted(self._by_kind[k], key=str.lower):
+                yield from self._by_kind[k][name]
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._by_kind[kind], key=str.lower)
+
+    def conflicts(self, kind: str, name: str) -> list[Component]:
+        """All components giving ``name`` when more than one plugin does, else []."""
+        found = self._by_kind[kind].get(name, [])
+        return found if len(found) > 1 else []
+
+    def resolve(self, kind: str, name: str, *, key_path: str = "") -> Component:
+        """The component that ``name`` (bare or ``dist:name``) means, aliases followed."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+        where = f"{key_path}: " if key_path else ""
+        dist, _, bare = name.rpartition(":")
+        candidates = self._by_kind[kind].get(bare, [])
+        if dist:
+            candidates = [c for c in candidates if _normalise_dist(c.plugin.dist) == _normalise_dist(dist)]
+        elif len(candidates) > 1 and bare in self.prefer:
+            wanted = _normalise_dist(self.prefer[bare])
+            candidates = [c for c in candidates if _normalise_dist(c.plugin.dist) == wanted]
+        if not candidates:
+            raise UnknownComponentError(where + self._unknown_message(kind, name))
+        if len(candidates) > 1:
+            listed = "; ".join(f"{c.qualified_name!r} from {c.plugin.describe()}" for c in candidates)
+            raise PluginError(
+                f"{where}{kind} {bare!r} is given by {len(candidates)} plugins: {listed}. "
+                f"Name one as 'DIST:{bare}', or say which wins with "
+                f"Global.plugins.prefer.{bare}=DIST (CLI: --prefer {bare}=DIST)."
+            )
+        component = candidates[0]
+        if component.is_alias:
+            target = component.target.target
+            warnings.warn(
+                f"{where}{kind} name {bare!r} is deprecated; use {target!r}.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            qualified = f"{component.plugin.dist}:{target}" if dist else target
+            return self.resolve(kind, qualified, key_path=key_path)
+        return component
+
+    def build(self, kind: str, name: str, params: Mapping[str, Any] | None = None, *, key_path: str = "") -> Any:
+        """Resolve ``name``, check ``params`` against its signature, and call it.
+
+        While the factory runs, :func:`current_registry` returns this registry,
+        so that a component can build its own sub-components (a
+        ``DistillationModel`` its teacher and student).
+        """
+        component = self.resolve(kind, name, key_path=key_path)
+        factory = component.load()
+        params = dict(params or {})
+        check_arguments(factory, params, component=component.describe(), key_path=key_path)
+        token = _current.set(self)
+        try:
+            return factory(**params)
+        finally:
+            _current.reset(token)
+
+    def _unknown_message(self, kind: str, name: str) -> str:
+        known = self.names(kind)
+        bare = name.rpartition(":")[2]
+        lowered = {n.lower(): n for n in known}
+        close = difflib.get_close_matches(bare, known, n=5, cutoff=0.6)
+        close += [lowered[m] for m in difflib.get_close_matches(bare.lower(), list(lowered), n=5, cutoff=0.6)]
+        close = list(dict.fromkeys(close))[:5]
+        dists = sorted({f"{p.dist} {p.version}" for p in self.plugins})
+        msg = f"unknown {kind} {name!r}."
+        if close:
+            msg += f" Close matches: {', '.join(close)}."
+        msg += (
+            f" Searched {len(known)} {kind} names from {len(self.plugins)} plugins "
+            f"of {len(dists)} distributions ({', '.join(dists) or 'none'})."
+        )
+        if self.failures:
+            msg += " Plugins that failed to load: " + ", ".join(f.plugin.describe() for f in self.failures) + "."
+        if self.disabled:
+            msg += " Disabled plugins: " + ", ".join(self.disabled) + "."
+        msg += " Run 'corolla plugins' to list what is installed."
+        return msg
+
+
+def current_registry() -> Registry:
+    """The registry building the current component (see :meth:`Registry.build`)."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("current_registry() is only available while Registry.build runs") from None
+
+
+def lazy(module: str, *names: str) -> dict[str, str]:
+    """``{name: "module:name"}`` lazy references for a plugin's registration hook."""
+    return {name: f"{module}:{name}" for name in names}

@@ -1,0 +1,116 @@
+"""The config sections the core itself reads, validated."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from corolla.schema import (
+    any_value,
+    boolean,
+    choice,
+    integer,
+    list_of,
+    mapping_of,
+    number,
+    optional,
+    section,
+    setting,
+    structure,
+    text,
+)
+
+
+@attrs.frozen
+class PluginSettings:
+    """``Global.plugins``: which plugins to skip, which wins a name clash, strictness."""
+
+    disable: list = setting(list, list_of(text), factory=True)
+    prefer: dict = setting(dict, mapping_of(text, text), factory=True)
+    strict: bool = setting(False, boolean)
+
+
+def _default_callbacks() -> list:
+    return [{"ConsoleLogger": None}, {"MetricsLog": None}, {"CurvePlot": None}]
+
+
+@attrs.frozen
+class GlobalSection:
+    """``Global``: the run's settings, with PaddleClas's names and defaults."""
+
+    epochs: int = setting(1, integer(1))
+    print_batch_step: int = setting(10, integer(1))
+    save_interval: int = setting(1, integer(1))
+    eval_during_train: bool = setting(True, boolean)
+    eval_interval: int = setting(1, integer(1))
+    start_eval_epoch: int = setting(0, integer(0))
+    output_dir: str = setting("./output/", text)
+    checkpoints: str | None = setting(None, optional(text))
+    pretrained_model: str | None = setting(None, optional(text))
+    device: str = setting("cpu", choice("cpu", "gpu"))
+    seed: int | None = setting(None, optional(integer(0)))
+    image_shape: list = setting(lambda: [3, 224, 224], list_of(integer(1), length=3), factory=True)
+    save_inference_dir: str = setting("./inference", text)
+    use_visualdl: bool = setting(False, boolean)
+    eval_mode: str = setting("classification", choice("classification"))
+    class_num: int | None = setting(None, optional(integer(1)))  # PaddleClas copies it to Arch.class_num
+    fp16: bool = setting(False, boolean)  # seed 002's flag: the same as an AMP section with level O1
+    scale_loss: float = setting(1.0, number(0.0))  # seed 002's loss scale for fp16
+    callbacks: list = setting(_default_callbacks, list_of(any_value), factory=True)
+    plugins: PluginSettings = section(PluginSettings)
+
+
+def read_global(config: Mapping[str, Any]) -> GlobalSection:
+    """Validate ``Global``. PaddleClas keys corolla does not use (``use_dali``,
+    ``to_static``, ...) are warnings, so PaddleClas configs run unchanged."""
+    return structure(GlobalSection, config.get("Global"), "Global", unknown="warn")
+
+
+@attrs.frozen
+class AmpSection:
+    """``AMP``: mixed-precision training (PaddleClas's keys). Paddle uses low-precision
+    kernels only on GPU (and XPU); on CPU the engine warns and trains in float32."""
+
+    use_amp: bool = setting(True, boolean)
+    scale_loss: float = setting(1.0, number(0.0))
+    use_dynamic_loss_scaling: bool = setting(False, boolean)
+    level: str = setting("O1", choice("O1", "O2"))
+    dtype: str | None = setting(None, optional(choice("float16", "bfloat16")))
+    use_fp16_test: bool = setting(False, boolean)
+    use_promote: bool = setting(False, boolean)
+
+
+def read_amp(config: Mapping[str, Any], settings: GlobalSection) -> AmpSection | None:
+    """The AMP settings, or None when mixed precision is off.
+
+    Seed 002's ``Global.fp16: true`` with ``Global.scale_loss: X`` means
+    ``AMP: {level: O1, scale_loss: X}``; an ``AMP`` section, when present, wins.
+    """
+    if config.get("AMP") is not None:
+        amp = structure(AmpSection, config["AMP"], "AMP")
+        return amp if amp.use_amp else None
+    if settings.fp16:
+        return AmpSection(scale_loss=settings.scale_loss, level="O1")
+    return None
+
+
+def _unit_interval(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ValueError("a number between 0 and 1 (exclusive)")
+    return float(value)
+
+
+@attrs.frozen
+class EmaSection:
+    """``EMA``: an exponential moving average of the weights, updated every step as
+    ``ema = decay * ema + (1 - decay) * weights``; evaluated beside the model and
+    saved as ``best_model_ema`` / ``<checkpoint>.pdema``."""
+
+    decay: float = setting(0.9999, _unit_interval)
+
+
+def read_ema(config: Mapping[str, Any]) -> EmaSection | None:
+    """The EMA settings, or None when the config has no ``EMA`` section."""
+    if config.get("EMA") is None:
+        return None
+    return structure(EmaSection, config["EMA"], "EMA")

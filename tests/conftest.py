@@ -1,0 +1,39 @@
+"""Shared fixtures: fake plugin distributions on sys.path, tiny images and list files."""
+from __future__ import annotations
+
+import itertools
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Make a distribution with ``corolla.plugins`` entry points, visible on sys.path.
+
+    ``fake_dist(name, {"ep_name": source_code}, version="1.0")`` writes each
+    source as its own uniquely named module, declares it as entry point
+    ``ep_name`` and returns the module-name prefix used.
+    """
+    root = tmp_path / f"site{next(_counter)}"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+
+    def make(dist: str, plugins: dict[str, str], version: str = "1.0") -> str:
+        prefix = f"fake_{dist.replace('-', '_')}_{next(_counter)}"
+        info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        lines = ["[corolla.plugins]"]
+        for ep_name, source in plugins.items():
+            module = f"{prefix}_{ep_name}"
+            (root / f"{module}.py").write_text(textwrap.dedent(source))
+            lines.append(f"{ep_name} = {module}")
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        return prefix
+
+    return make
