@@ -1,0 +1,51 @@
+"""Built-in backbones. Each family lives in its own module (which imports paddle);
+this plugin module registers them as lazy references, so that listing them is fast."""
+from __future__ import annotations
+
+from corolla import Alias, hookimpl, lazy
+
+_PACKAGE = __name__
+
+#: family module -> the names it builds (each a keyword-only builder in that module)
+_FAMILIES: dict[str, tuple[str, ...]] = {
+    "resnet": (
+        "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
+        "ResNet18_vd", "ResNet34_vd", "ResNet50_vd", "ResNet101_vd", "ResNet152_vd", "ResNet200_vd",
+        "ResNet50_vc",
+    ),
+    "resnext": ("ResNeXt50_32x4d", "ResNeXt101_64x4d", "ResNeXt101_vd_64x4d"),
+    "se_resnext": ("SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "SENet154_vd"),
+    "mobilenet_v1": ("MobileNetV1_x0_25", "MobileNetV1_x0_5", "MobileNetV1_x0_75", "MobileNetV1"),
+    "mobilenet_v2": (
+        "MobileNetV2_x0_25", "MobileNetV2_x0_5", "MobileNetV2_x0_75", "MobileNetV2",
+        "MobileNetV2_x1_5", "MobileNetV2_x2_0",
+    ),
+    "mobilenet_v3": tuple(
+        f"MobileNetV3_{size}_{scale}"
+        for size in ("small", "large")
+        for scale in ("x0_35", "x0_5", "x0_75", "x1_0", "x1_25")
+    ),
+    "pplcnet": tuple(f"PPLCNet_{s}" for s in ("x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5")),
+    "shufflenet_v2": tuple(f"ShuffleNetV2_{s}" for s in ("x0_25", "x0_33", "x0_5", "x1_0", "x1_5", "x2_0", "swish")),
+    "alexnet": ("AlexNet",),
+    "vgg": ("VGG11", "VGG13", "VGG16", "VGG19"),
+    "googlenet": ("GoogLeNet",),
+    "inception_v4": ("InceptionV4",),
+    "distillation": ("DistillationModel",),
+}
+
+#: older names (seed 002's model zoo) -> current name
+_ALIASES: dict[str, str] = {
+    "SE154_vd": "SENet154_vd",
+    "GoogleNet": "GoogLeNet",
+    "ShuffleNetV2": "ShuffleNetV2_x1_0",
+}
+
+
+@hookimpl
+def corolla_backbones() -> dict:
+    table: dict = {}
+    for family, names in _FAMILIES.items():
+        table.update(lazy(f"{_PACKAGE}.{family}", *names))
+    table.update({old: Alias(new) for old, new in _ALIASES.items()})
+    return table

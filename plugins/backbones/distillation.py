@@ -1,0 +1,152 @@
+"""DistillationModel: several registered backbones (teachers, students) run on the same batch.
+
+::
+
+    Arch:
+      name: DistillationModel
+      freeze_params_list: [True, False]
+      infer_model_name: Student
+      models:
+        - Teacher: {name: ResNet50_vd, class_num: 102, pretrained: ./teacher.pdparams}
+        - Student: {name: MobileNetV3_large_x1_0, class_num: 102, return_stages: [3]}
+
+Each sub-model is built through the registry (any backbone, third-party ones included)
+and loads its own ``pretrained``. Its parameters are named ``<ModelName>.<param>``, as in
+PaddleClas, so PaddleClas distillation checkpoints load. ``forward`` returns
+``{model_name: output}`` (a :class:`corolla.outputs.ModelOutputs`); an output is a dict of
+named feature maps when that sub-model is given ``return_stages``.
+
+A frozen sub-model (``freeze_params_list``) has no trainable parameters and always runs in
+eval mode, without recording gradients. PaddleClas leaves frozen teachers in train mode, so
+their BatchNorm statistics drift towards the student's training batches (augmented, mixed
+with unlabeled images) and the teacher being distilled is not the teacher that was trained.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import paddle
+
+from corolla.errors import ConfigError
+from corolla.outputs import ModelOutputs
+from corolla.registry import current_registry
+from corolla.specs import ComponentSpec, item_spec, named_spec
+
+_ARCH = "Arch"
+
+
+class DistillationModel(paddle.nn.Layer):
+    """Teacher and student backbones side by side; outputs keyed by model name.
+
+    ``models``: a list of single-key items ``{ModelName: {name: BACKBONE, ...its arguments}}``.
+    ``freeze_params_list``: one bool per model (frozen: no training, eval mode).
+    ``infer_model_name``: the model that predicts, exports and is evaluated by plain
+    losses and metrics (default ``Student`` when there is one, else the first unfrozen).
+    ``pretrained_list``: one ``pretrained`` value (or null) per model, the PaddleClas way
+    to give what each model's own ``pretrained`` key can give.
+    ``class_num``: given to every model whose config does not set its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        models: list,
+        freeze_params_list: list | None = None,
+        infer_model_name: str | None = None,
+        pretrained_list: list | None = None,
+        class_num: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(models, list) or not models:
+            raise ConfigError(f"{_ARCH}.models: expected a list of models like [{{Teacher: {{name: ResNet50_vd}}}}, ...], found {models!r}")
+        frozen = _per_model(freeze_params_list, len(models), "freeze_params_list", False)
+        pretrained = _per_model(pretrained_list, len(models), "pretrained_list", None)
+        registry = current_registry()
+        self.model_names: list[str] = []
+        self.frozen: dict[str, bool] = {}
+        for index, item in enumerate(models):
+            model_name, backbone = _model_spec(item, index, class_num, pretrained[index])
+            if model_name in self.frozen:
+                raise ConfigError(f"{_ARCH}.models.{index}: model name {model_name!r} is used twice; each model needs its own name")
+            model = registry.build("backbone", backbone.name, backbone.params, key_path=backbone.key_path)
+            if not isinstance(model, paddle.nn.Layer):
+                raise ConfigError(f"{backbone.key_path}: backbone {backbone.name!r} built a {type(model).__name__}, not a paddle.nn.Layer")
+            if frozen[index]:
+                for param in model.parameters():
+                    param.trainable = False
+            self.add_sublayer(model_name, model)
+            self.model_names.append(model_name)
+            self.frozen[model_name] = bool(frozen[index])
+        self.infer_model_name = self._choose_infer_model(infer_model_name)
+        self._keep_frozen_in_eval()
+
+    def forward(self, x: paddle.Tensor) -> ModelOutputs:
+        self._keep_frozen_in_eval()  # also when a wrapper (DataParallel) switched modes
+        outputs = {}
+        for name in self.model_names:
+            model = self._sub_layers[name]
+            if self.frozen[name]:
+                with paddle.no_grad():
+                    outputs[name] = model(x)
+            else:
+                outputs[name] = model(x)
+        return ModelOutputs(outputs, primary=self.infer_model_name)
+
+    def train(self, mode: bool = True) -> DistillationModel:
+        """Switch modes like any layer, except that frozen models stay in eval mode."""
+        super().train(mode)
+        self._keep_frozen_in_eval()
+        return self
+
+    def inference_model(self) -> paddle.nn.Layer:
+        """The ``infer_model_name`` model: what ``export``, ``infer`` and ``predict`` run."""
+        return self._sub_layers[self.infer_model_name]
+
+    def _keep_frozen_in_eval(self) -> None:
+        for name in self.model_names:
+            if self.frozen[name]:
+                model = self._sub_layers[name]
+                # set the flags directly: Layer.eval() would also switch the global tracer
+                for layer in [model, *model.sublayers()]:
+                    layer.training = False
+
+    def _choose_infer_model(self, infer_model_name: str | None) -> str:
+        if infer_model_name is None:
+            if "Student" in self.frozen:
+                return "Student"
+            unfrozen = [n for n in self.model_names if not self.frozen[n]]
+            return (unfrozen or self.model_names)[0]
+        if infer_model_name not in self.frozen:
+            raise ConfigError(
+                f"{_ARCH}.infer_model_name: expected one of the model names {', '.join(self.model_names)}, "
+                f"found {infer_model_name!r}"
+            )
+        return infer_model_name
+
+
+def _per_model(value: Any, count: int, key: str, default: Any) -> list:
+    if value is None:
+        return [default] * count
+    if not isinstance(value, list) or len(value) != count:
+        raise ConfigError(f"{_ARCH}.{key}: expected null or a list with one entry per model ({count}), found {value!r}")
+    if key == "freeze_params_list" and not all(isinstance(v, bool) for v in value):
+        raise ConfigError(f"{_ARCH}.{key}: expected true/false for each model, found {value!r}")
+    return value
+
+
+def _model_spec(item: Any, index: int, class_num: int | None, pretrained: Any) -> tuple[str, ComponentSpec]:
+    """``(model name, backbone spec)`` of one ``models`` item, with the Arch-level defaults applied."""
+    model = item_spec(item, f"{_ARCH}.models.{index}")
+    if not model.params:
+        raise ConfigError(f"{model.key_path}: expected the model's settings, like {{name: ResNet50_vd, class_num: 10}}, found nothing")
+    backbone = named_spec(model.params, model.key_path)
+    params = dict(backbone.params)
+    if class_num is not None:
+        params.setdefault("class_num", class_num)
+    if pretrained is not None:
+        if params.get("pretrained"):
+            raise ConfigError(
+                f"{_ARCH}.pretrained_list.{index}: {model.key_path}.pretrained is also set; give the weights in one place"
+            )
+        params["pretrained"] = pretrained
+    return model.name, ComponentSpec(backbone.name, params, backbone.key_path)

@@ -1,0 +1,245 @@
+"""Inception-v4 (Szegedy et al. 2016), as PaddleClas 2.6 builds it (model_zoo/inception_v4.py),
+with its parameter names. Trained at 299x299; any input from 75x75 runs."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import paddle
+from paddle import nn
+
+from corolla.plugins.backbones._layers import (
+    ZooConvBN,
+    resolve_lr_mult_list,
+    resolve_return_stages,
+    run_stages,
+    with_features,
+)
+from corolla.plugins.backbones._mobile import make_builder
+from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
+
+LR_GROUPS = ("stem", "stage0", "stage1", "stage2")
+
+
+# --- building blocks ---------------------------------------------------------------------
+
+
+class _Module(nn.Layer):
+    """Base of the Inception modules: ``_unit`` makes their conv-BN-ReLU units."""
+
+    def __init__(self, lr_mult: float) -> None:
+        super().__init__()
+        self._lr_mult = lr_mult
+
+    def _unit(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1, padding=0) -> ZooConvBN:
+        return ZooConvBN(in_channels, out_channels, kernel_size, stride=stride, padding=padding, act="relu", lr_mult=self._lr_mult)
+
+
+def _cat(*branches: paddle.Tensor) -> paddle.Tensor:
+    return paddle.concat(branches, axis=1)
+
+
+class InceptionStem(_Module):
+    """299x299x3 -> 35x35x384 through three convolutions and three two-branch splits."""
+
+    def __init__(self, lr_mult: float) -> None:
+        super().__init__(lr_mult)
+        u = self._unit
+        self._conv_1 = u(3, 32, 3, stride=2)
+        self._conv_2 = u(32, 32, 3)
+        self._conv_3 = u(32, 64, 3, padding=1)
+        self._pool = nn.MaxPool2D(3, stride=2)
+        self._conv2 = u(64, 96, 3, stride=2)
+        self._conv1_1 = u(160, 64, 1)
+        self._conv1_2 = u(64, 96, 3)
+        self._conv2_1 = u(160, 64, 1)
+        self._conv2_2 = u(64, 64, (7, 1), padding=(3, 0))
+        self._conv2_3 = u(64, 64, (1, 7), padding=(0, 3))
+        self._conv2_4 = u(64, 96, 3)
+        self._conv3 = u(192, 192, 3, stride=2)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self._conv_3(self._conv_2(self._conv_1(x)))
+        x = _cat(self._pool(x), self._conv2(x))
+        x = _cat(
+            self._conv1_2(self._conv1_1(x)),
+            self._conv2_4(self._conv2_3(self._conv2_2(self._conv2_1(x)))),
+        )
+        return _cat(self._conv3(x), self._pool(x))
+
+
+class InceptionA(_Module):
+    """35x35x384 -> 35x35x384."""
+
+    def __init__(self, lr_mult: float) -> None:
+        super().__init__(lr_mult)
+        u = self._unit
+        self._pool = nn.AvgPool2D(3, stride=1, padding=1)
+        self._conv1 = u(384, 96, 1)
+        self._conv2 = u(384, 96, 1)
+        self._conv3_1 = u(384, 64, 1)
+        self._conv3_2 = u(64, 96, 3, padding=1)
+        self._conv4_1 = u(384, 64, 1)
+        self._conv4_2 = u(64, 96, 3, padding=1)
+        self._conv4_3 = u(96, 96, 3, padding=1)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return _cat(
+            self._conv1(self._pool(x)),
+            self._conv2(x),
+            self._conv3_2(self._conv3_1(x)),
+            self._conv4_3(self._conv4_2(self._conv4_1(x))),
+        )
+
+
+class ReductionA(_Module):
+    """35x35x384 -> 17x17x1024."""
+
+    def __init__(self, lr_mult: float) -> None:
+        super().__init__(lr_mult)
+        u = self._unit
+        self._pool = nn.MaxPool2D(3, stride=2)
+        self._conv2 = u(384, 384, 3, stride=2)
+        self._conv3_1 = u(384, 192, 1)
+        self._conv3_2 = u(192, 224, 3, padding=1)
+        self._conv3_3 = u(224, 256, 3, stride=2)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return _cat(self._pool(x), self._conv2(x), self._conv3_3(self._conv3_2(self._conv3_1(x))))
+
+
+class InceptionB(_Module):
+    """17x17x1024 -> 17x17x1024, with factorised 7x7 convolutions."""
+
+    def __init__(self, lr_mult: float) -> None:
+        super().__init__(lr_mult)
+        u = self._unit
+        self._pool = nn.AvgPool2D(3, stride=1, padding=1)
+        self._conv1 = u(1024, 128, 1)
+        self._conv2 = u(1024, 384, 1)
+        self._conv3_1 = u(1024, 192, 1)
+        self._conv3_2 = u(192, 224, (1, 7), padding=(0, 3))
+        self._conv3_3 = u(224, 256, (7, 1), padding=(3, 0))
+        self._conv4_1 = u(1024, 192, 1)
+        self._conv4_2 = u(192, 192, (1, 7), padding=(0, 3))
+        self._conv4_3 = u(192, 224, (7, 1), padding=(3, 0))
+        self._conv4_4 = u(224, 224, (1, 7), padding=(0, 3))
+        self._conv4_5 = u(224, 256, (7, 1), padding=(3, 0))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return _cat(
+            self._conv1(self._pool(x)),
+            self._conv2(x),
+            self._conv3_3(self._conv3_2(self._conv3_1(x))),
+            self._conv4_5(self._conv4_4(self._conv4_3(self._conv4_2(self._conv4_1(x))))),
+        )
+
+
+class ReductionB(_Module):
+    """17x17x1024 -> 8x8x1536."""
+
+    def __init__(self, lr_mult: float) -> None:
+        super().__init__(lr_mult)
+        u = self._unit
+        self._pool = nn.MaxPool2D(3, stride=2)
+        self._conv2_1 = u(1024, 192, 1)
+        self._conv2_2 = u(192, 192, 3, stride=2)
+        self._conv3_1 = u(1024, 256, 1)
+        self._conv3_2 = u(256, 256, (1, 7), padding=(0, 3))
+        self._conv3_3 = u(256, 320, (7, 1), padding=(3, 0))
+        self._conv3_4 = u(320, 320, 3, stride=2)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return _cat(
+            self._pool(x),
+            self._conv2_2(self._conv2_1(x)),
+            self._conv3_4(self._conv3_3(self._conv3_2(self._conv3_1(x)))),
+        )
+
+
+class InceptionC(_Module):
+    """8x8x1536 -> 8x8x1536, with split 1x3 / 3x1 branches."""
+
+    def __init__(self, lr_mult: float) -> None:
+        super().__init__(lr_mult)
+        u = self._unit
+        self._pool = nn.AvgPool2D(3, stride=1, padding=1)
+        self._conv1 = u(1536, 256, 1)
+        self._conv2 = u(1536, 256, 1)
+        self._conv3_0 = u(1536, 384, 1)
+        self._conv3_1 = u(384, 256, (1, 3), padding=(0, 1))
+        self._conv3_2 = u(384, 256, (3, 1), padding=(1, 0))
+        self._conv4_0 = u(1536, 384, 1)
+        self._conv4_00 = u(384, 448, (1, 3), padding=(0, 1))
+        self._conv4_000 = u(448, 512, (3, 1), padding=(1, 0))
+        self._conv4_1 = u(512, 256, (1, 3), padding=(0, 1))
+        self._conv4_2 = u(512, 256, (3, 1), padding=(1, 0))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        branch3 = self._conv3_0(x)
+        branch4 = self._conv4_000(self._conv4_00(self._conv4_0(x)))
+        return _cat(
+            self._conv1(self._pool(x)),
+            self._conv2(x),
+            self._conv3_1(branch3),
+            self._conv3_2(branch3),
+            self._conv4_1(branch4),
+            self._conv4_2(branch4),
+        )
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+class InceptionV4Model(nn.Layer):
+    """Stem; 4 x A; reduction A + 7 x B; reduction B + 3 x C (the 3 stages); pool,
+    dropout 0.2, ``out``. ``lr_mult_list`` has 4 values (stem, stages 0-2)."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "InceptionV4",
+        class_num: int = 1000,
+        lr_mult_list: Sequence[float] | None = None,
+        return_stages: bool | int | Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, LR_GROUPS)
+        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(LR_GROUPS) - 1))
+        stem, lr_a, lr_b, lr_c = self.lr_mult_list
+        self._inception_stem = InceptionStem(stem)
+        stage_a = [self.add_sublayer(f"_inceptionA_{i}", InceptionA(lr_a)) for i in range(1, 5)]
+        stage_b = [self.add_sublayer("_reductionA", ReductionA(lr_b))]
+        stage_b += [self.add_sublayer(f"_inceptionB_{i}", InceptionB(lr_b)) for i in range(1, 8)]
+        stage_c = [self.add_sublayer("_reductionB", ReductionB(lr_c))]
+        stage_c += [self.add_sublayer(f"_inceptionC_{i}", InceptionC(lr_c)) for i in range(1, 4)]
+        self._stages = [stage_a, stage_b, stage_c]
+        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        self._drop = nn.Dropout(p=0.2, mode="downscale_in_infer")
+        bound = 1.0 / math.sqrt(1536)
+        self.out = nn.Linear(1536, class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
+        features: dict[str, paddle.Tensor] = {}
+        x = run_stages(self._stages, self._inception_stem(x), self._wanted, features)
+        logits = self.out(self._drop(self.avg_pool(x).flatten(1)))
+        return with_features(logits, features, bool(self._wanted))
+
+
+# --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------
+
+WEIGHTS: dict[str, PretrainedWeights] = {
+    "InceptionV4": PretrainedWeights(MODEL_ZOO_URL + "InceptionV4_pretrained.pdparams", 0.8077, 299),
+}
+
+
+# --- builders ---------------------------------------------------------------------------------
+
+
+InceptionV4 = make_builder(
+    "InceptionV4",
+    InceptionV4Model,
+    WEIGHTS,
+    "Inception-v4 (trained at 299x299).\n\n"
+    "  lr_mult_list: 4 values: stem, stage0 (A), stage1 (reduction A, B), stage2 (reduction B, C).",
+)

@@ -1,0 +1,173 @@
+"""ShuffleNetV2 (Ma et al. 2018, https://arxiv.org/abs/1807.11164), weight-compatible with
+PaddleClas 2.6's ``ShuffleNetV2_x*`` (its ``model_zoo`` version; any number of instances)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import paddle
+from paddle import nn
+
+from corolla.errors import ComponentArgumentError
+from corolla.plugins.backbones._layers import (
+    ZooConvBN,
+    resolve_lr_mult_list,
+    resolve_return_stages,
+    run_stages,
+    with_features,
+)
+from corolla.plugins.backbones._mobile import (
+    kaiming_init_conv_bn,
+    make_builder,
+    set_lr_mults,
+    split_stages,
+    weights_table,
+)
+from corolla.weights import MODEL_ZOO_URL
+
+# --- building blocks -----------------------------------------------------------
+
+
+class InvertedResidual(nn.Layer):
+    """Stride-1 unit: half the channels pass through, the other half go through
+    1x1 -> 3x3 depthwise -> 1x1; the halves are concatenated and shuffled."""
+
+    def __init__(self, channels: int, *, act: str) -> None:
+        super().__init__()
+        half = channels // 2
+        self._conv_pw = ZooConvBN(half, half, 1, act=act)
+        self._conv_dw = ZooConvBN(half, half, 3, groups=half)
+        self._conv_linear = ZooConvBN(half, half, 1, act=act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        kept, branch = paddle.split(x, 2, axis=1)
+        branch = self._conv_linear(self._conv_dw(self._conv_pw(branch)))
+        return nn.functional.channel_shuffle(paddle.concat([kept, branch], axis=1), 2)
+
+
+class InvertedResidualDS(nn.Layer):
+    """Down-sampling unit: two strided branches, each producing half the output channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int, act: str) -> None:
+        super().__init__()
+        half = out_channels // 2
+        self._conv_dw_1 = ZooConvBN(in_channels, in_channels, 3, stride=stride, groups=in_channels)
+        self._conv_linear_1 = ZooConvBN(in_channels, half, 1, act=act)
+        self._conv_pw_2 = ZooConvBN(in_channels, half, 1, act=act)
+        self._conv_dw_2 = ZooConvBN(half, half, 3, stride=stride, groups=half)
+        self._conv_linear_2 = ZooConvBN(half, half, 1, act=act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        left = self._conv_linear_1(self._conv_dw_1(x))
+        right = self._conv_linear_2(self._conv_dw_2(self._conv_pw_2(x)))
+        return nn.functional.channel_shuffle(paddle.concat([left, right], axis=1), 2)
+
+
+# --- the model ---------------------------------------------------------------------
+
+#: scale -> channels of (stem, stage 2, stage 3, stage 4, last conv); PaddleClas's table
+CHANNELS: dict[float, tuple[int, int, int, int, int]] = {
+    0.25: (24, 24, 48, 96, 512),
+    0.33: (24, 32, 64, 128, 512),
+    0.5: (24, 48, 96, 192, 1024),
+    1.0: (24, 116, 232, 464, 1024),
+    1.5: (24, 176, 352, 704, 1024),
+    2.0: (24, 244, 488, 976, 2048),
+}
+#: units per stage (stages 2, 3 and 4; each starts with a down-sampling unit)
+REPEATS = (4, 8, 4)
+#: index of the last unit of each stage in the flat unit list
+STAGE_ENDS = tuple(sum(REPEATS[: i + 1]) - 1 for i in range(len(REPEATS)))
+#: corolla numbers the paper's stages 2, 3 and 4 as stage0..stage2
+LR_GROUPS = ("stem", "stage0", "stage1", "stage2")
+ACTIVATIONS = ("relu", "swish")
+
+
+class ShuffleNetV2(nn.Layer):
+    """Stem ``_conv1`` + max pool, the units ``2_1 .. 4_4`` of stages 2-4, a 1x1 ``_last_conv``,
+    global pooling and the classifier ``_fc``. ``scale`` is a key of ``CHANNELS``.
+
+    ``lr_mult_list`` has 4 values: the stem, then stages 2, 3 and 4 (the head keeps the base
+    rate); ``return_stages`` picks stages 0-2, which are the paper's stages 2, 3 and 4.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        scale: float,
+        class_num: int = 1000,
+        act: str = "relu",
+        lr_mult_list: Sequence[float] | None = None,
+        return_stages: bool | int | Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        if act not in ACTIVATIONS:
+            raise ComponentArgumentError(f"{name}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, LR_GROUPS)
+        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(REPEATS)))
+        stem, *stage_channels, last = CHANNELS[scale]
+
+        self._conv1 = ZooConvBN(3, stem, 3, stride=2, act=act)
+        self._max_pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
+        units = []
+        in_channels = stem
+        for stage, (repeats, channels) in enumerate(zip(REPEATS, stage_channels, strict=True), start=2):
+            for i in range(1, repeats + 1):
+                unit = (
+                    InvertedResidualDS(in_channels, channels, stride=2, act=act)
+                    if i == 1
+                    else InvertedResidual(channels, act=act)
+                )
+                units.append(self.add_sublayer(f"{stage}_{i}", unit))
+            in_channels = channels
+        self._stages = split_stages(units, STAGE_ENDS)
+        self._last_conv = ZooConvBN(in_channels, last, 1, act=act)
+        self._pool2d_avg = nn.AdaptiveAvgPool2D(1)
+        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
+        self._fc = nn.Linear(last, class_num)
+
+        kaiming_init_conv_bn(self)
+        set_lr_mults([[self._conv1], *self._stages], self.lr_mult_list)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
+        features: dict[str, paddle.Tensor] = {}
+        x = run_stages(self._stages, self._max_pool(self._conv1(x)), self._wanted, features)
+        x = self._pool2d_avg(self._last_conv(x))
+        return with_features(self._fc(self.flatten(x)), features, bool(self._wanted))
+
+
+# --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------
+
+WEIGHTS = weights_table(
+    MODEL_ZOO_URL + "{}_pretrained.pdparams",
+    {
+        "ShuffleNetV2_x0_25": 0.4990,
+        "ShuffleNetV2_x0_33": 0.5373,
+        "ShuffleNetV2_x0_5": 0.6032,
+        "ShuffleNetV2_x1_0": 0.6880,
+        "ShuffleNetV2_x1_5": 0.7163,
+        "ShuffleNetV2_x2_0": 0.7315,
+        "ShuffleNetV2_swish": 0.7003,
+    },
+)
+
+# --- builders ---------------------------------------------------------------------------------
+
+
+def _builder(name: str, scale: float, **fixed: str):
+    activations = f"{fixed['act']} activations" if "act" in fixed else "act (relu or swish)"
+    summary = (
+        f"ShuffleNetV2 at width {scale}, {activations}. lr_mult_list groups: stem, "
+        "stage0..stage2 (the paper's stages 2-4); return_stages 0-2."
+    )
+    return make_builder(name, ShuffleNetV2, WEIGHTS, summary, scale=scale, **fixed)
+
+
+ShuffleNetV2_x0_25 = _builder("ShuffleNetV2_x0_25", 0.25)
+ShuffleNetV2_x0_33 = _builder("ShuffleNetV2_x0_33", 0.33)
+ShuffleNetV2_x0_5 = _builder("ShuffleNetV2_x0_5", 0.5)
+ShuffleNetV2_x1_0 = _builder("ShuffleNetV2_x1_0", 1.0)
+ShuffleNetV2_x1_5 = _builder("ShuffleNetV2_x1_5", 1.5)
+ShuffleNetV2_x2_0 = _builder("ShuffleNetV2_x2_0", 2.0)
+# seed 002's "ShuffleNetV2" (70.03% top-1, "uses swish") is this model
+ShuffleNetV2_swish = _builder("ShuffleNetV2_swish", 1.0, act="swish")

@@ -1,0 +1,72 @@
+"""Parity with PaddleClas 2.6: for every backbone corolla registers, PaddleClas's model
+of the same name has the same parameter names and shapes, and with its state dict
+loaded corolla's model gives the same logits.
+
+Freshly initialised nets give degenerate eval-mode logits, so each BatchNorm's
+running statistics are first set from a batch (one train-mode forward with
+momentum 0); logits are compared relative to their largest magnitude.
+"""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+from _backbone_cases import NAMES, REGISTRY, batch_size, input_size, paddleclas, release_memory
+
+from corolla.weights import apply_state_dict
+
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def paddleclas_backbones():
+    return vars(paddleclas().arch.backbone)
+
+
+def _shapes(model: paddle.nn.Layer) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
+
+
+def _set_batchnorm_statistics(model: paddle.nn.Layer, images: paddle.Tensor) -> None:
+    norms = [
+        layer for layer in model.sublayers() if isinstance(layer, (paddle.nn.BatchNorm, paddle.nn.layer.norm._BatchNormBase))
+    ]
+    for layer in norms:
+        layer._momentum = 0.0  # running statistics := this batch's statistics
+    if norms:
+        model.train()
+        with paddle.no_grad():
+            model(images)
+
+
+def _logits(output) -> paddle.Tensor:
+    # PaddleClas's GoogLeNet returns [main, auxiliary 1, auxiliary 2]
+    return output[0] if isinstance(output, (list, tuple)) else output
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_parameters_and_logits_as_paddleclas(name, paddleclas_backbones):
+    assert name in paddleclas_backbones, f"PaddleClas 2.6 has no backbone {name!r}"
+    # PaddleClas names some parameters explicitly ("fc6_weights"), which Paddle
+    # allows once per name scope: give each of its models a fresh scope.
+    with paddle.utils.unique_name.guard():
+        theirs = paddleclas_backbones[name]()
+    ours = REGISTRY.build("backbone", name)
+    assert _shapes(ours) == _shapes(theirs)
+
+    size = input_size(name)
+    batch = batch_size(name)
+    images = paddle.to_tensor(np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32))
+    _set_batchnorm_statistics(theirs, images)
+    apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name=name, source="PaddleClas")
+    theirs.eval()
+    ours.eval()
+    with paddle.no_grad():
+        expected = _logits(theirs(images)).numpy()
+        got = ours(images).numpy()
+    scale = np.abs(expected).max()
+    assert got.shape == expected.shape == (batch, 1000)
+    assert scale > 0 and np.isfinite(scale)
+    np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=ATOL)
+    del theirs, ours
+    release_memory()
