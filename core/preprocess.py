@@ -1,0 +1,187 @@
+"""The one preprocessing implementation: a ``transform_ops`` list turned into a pipeline.
+
+Train and eval datasets, infer, export and predict all build their
+preprocessing with :func:`build_pipeline`, so the same ops with the same
+parameters give the same array everywhere. A pipeline maps an image path or
+encoded bytes to a float32 CHW array::
+
+    pipeline = build_pipeline(config["Infer"]["transforms"], registry, "Infer.transforms")
+    chw = pipeline("flower.jpg")
+
+The loader splits the same work in two to go faster without changing the
+result: :meth:`Pipeline.sample` runs the per-image ops (samples stay uint8
+HWC), and :meth:`Pipeline.finish` stacks a batch and runs the trailing ops
+that can work on whole batches (NormalizeImage, ToCHWImage, RandomErasing,
+...) once, vectorised. ``pipeline(x)`` is exactly ``finish([sample(x)])[0]``.
+
+Ops are callables ``op(sample) -> sample`` (see :mod:`corolla.hookspecs`).
+Optional attributes let an op take part in the fast paths:
+
+- ``decodes = True``: the op turns encoded bytes into an image; it must be
+  first. With ``can_defer`` true it offers ``open(bytes) -> PIL.Image``
+  (header only) and ``finish(PIL.Image) -> ndarray``.
+- ``takes_undecoded`` and ``on_decode(image) -> PIL.Image``: the op right
+  after the decoder works on the opened image, e.g. to decode a JPEG at a
+  reduced scale when it only needs a much smaller picture.
+- ``apply_batch(batch) -> batch``: the op runs on a batch (N first) with the
+  same result as image by image.
+- ``layout = "hwc"`` or ``"chw"``: the input layout the op needs;
+  ``output_layout``: the layout it produces (otherwise unchanged).
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from corolla.errors import ComponentArgumentError, ConfigError, CorollaError, DataError
+from corolla.registry import Registry
+from corolla.specs import ComponentSpec, item_specs
+
+
+class UnreadableImageError(DataError):
+    """An image file is missing, unreadable or cannot be decoded."""
+
+
+def read_image_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of an image file; a missing or unreadable file is an :class:`UnreadableImageError`."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise UnreadableImageError(f"image not found: {path}") from None
+    except OSError as exc:
+        raise UnreadableImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+
+
+class Pipeline:
+    """Built ops of one ``transform_ops`` list; see the module docstring."""
+
+    def __init__(self, ops: Sequence[Callable[[Any], Any]], specs: Sequence[ComponentSpec], key_path: str) -> None:
+        self.ops = list(ops)
+        self.specs = list(specs)
+        self.key_path = key_path
+        self.output_layout = self._check_layouts()
+        self._fused = (
+            len(self.ops) >= 2
+            and getattr(self.ops[0], "can_defer", False)
+            and getattr(self.ops[1], "takes_undecoded", False)
+        )
+        split = len(self.ops)
+        while split > 1 and callable(getattr(self.ops[split - 1], "apply_batch", None)):
+            split -= 1
+        self.split = split  # ops[:split] run per image, ops[split:] per batch
+
+    def __call__(self, source: str | os.PathLike | bytes) -> np.ndarray:
+        """Preprocess one image file (or its encoded bytes) into a float32 CHW array."""
+        if isinstance(source, (bytes, bytearray)):
+            return self.finish([self.sample(source)])[0]
+        data = read_image_bytes(source)
+        try:
+            return self.finish([self.sample(data)])[0]
+        except CorollaError as exc:
+            raise type(exc)(f"{source}: {exc}") from None
+
+    def sample(self, data: Any) -> np.ndarray:
+        """Run the per-image ops on encoded bytes; usually returns uint8 HWC."""
+        index = 0
+        if self._fused and isinstance(data, (bytes, bytearray, memoryview)):
+            decoder, op = self.ops[0], self.ops[1]
+            data = self._run(0, decoder.open, data)
+            data = self._run(1, op.on_decode, data)
+            data = self._run(0, decoder.finish, data)
+            index = 2
+        for i in range(index, self.split):
+            data = self._run(i, self.ops[i], data)
+        return np.asarray(data)
+
+    def finish(self, samples: Sequence[np.ndarray]) -> np.ndarray:
+        """Stack samples of equal shape and run the batch ops: a float32 (or float16) NCHW batch."""
+        shapes = {np.shape(s) for s in samples}
+        if len(shapes) > 1:
+            raise DataError(
+                f"{self.key_path}: images of one batch differ in shape ({', '.join(sorted(map(str, shapes)))}); "
+                "end the transforms with a fixed-size op (RandCropImage, CropImage or ResizeImage with size)"
+            )
+        batch = np.stack(samples)
+        for i in range(self.split, len(self.ops)):
+            batch = self._run(i, self.ops[i].apply_batch, batch)
+        if batch.ndim != 4:
+            raise DataError(f"{self.key_path}: expected images with 3 dimensions, found shape {batch.shape[1:]}")
+        if self.output_layout == "hwc":
+            batch = batch.transpose(0, 3, 1, 2)
+        if batch.dtype not in (np.float32, np.float16):
+            batch = batch.astype(np.float32)
+        return np.ascontiguousarray(batch)
+
+    def _run(self, index: int, function: Callable[[Any], Any], data: Any) -> Any:
+        try:
+            return function(data)
+        except CorollaError as exc:
+            if isinstance(exc, UnreadableImageError):
+                raise
+            raise type(exc)(f"{self.specs[index].key_path}: {exc}") from exc
+        except Exception as exc:
+            raise DataError(f"{self.specs[index].key_path}: {type(exc).__name__}: {exc}") from exc
+
+    def _check_layouts(self) -> str:
+        """Follow the image layout through the ops; an op given the wrong layout is a config error."""
+        if not self.ops:
+            raise ConfigError(f"{self.key_path}: no transforms; the list must start with DecodeImage")
+        if not getattr(self.ops[0], "decodes", False):
+            raise ConfigError(f"{self.key_path}.0: the first transform must decode the image (DecodeImage), "
+                              f"found {self.specs[0].name}")
+        layout = "hwc"
+        for op, spec in zip(self.ops, self.specs):
+            needs = getattr(op, "layout", None)
+            if needs is not None and needs != layout:
+                hint = (" Set its order: '' (HWC), as PaddleClas configs do." if spec.name == "NormalizeImage"
+                        else " Move it before ToCHWImage.")
+                raise ConfigError(f"{spec.key_path}: works on {needs.upper()} images, but the image is "
+                                  f"{layout.upper()} at this point.{hint}")
+            layout = getattr(op, "output_layout", layout)
+        return layout
+
+
+def build_pipeline(specs_node: Any, registry: Registry, key_path: str) -> Pipeline:
+    """Build the pipeline of a ``transform_ops`` (or ``Infer.transforms``) list."""
+    specs = item_specs(specs_node, key_path)
+    ops = [_build(registry, "transform", spec.name, spec.params, spec.key_path) for spec in specs]
+    return Pipeline(ops, specs, key_path)
+
+
+def build_batch_transforms(specs_node: Any, registry: Registry, key_path: str, *,
+                           class_num: int | None = None) -> list[Callable[..., Any]]:
+    """Build a ``batch_transform_ops`` list, passing ``class_num`` to the ops that take it."""
+    return [build_batch_transform(registry, spec.name, spec.params, spec.key_path, class_num=class_num)
+            for spec in item_specs(specs_node, key_path)]
+
+
+def build_batch_transform(registry: Registry, name: str, params: dict, key_path: str, *,
+                          class_num: int | None = None) -> Callable[..., Any]:
+    """One batch transform; ``class_num`` fills its ``class_num`` argument unless the config sets it."""
+    params = dict(params)
+    if class_num is not None and "class_num" not in params:
+        factory = registry.resolve("batch_transform", name, key_path=key_path).load()
+        if _takes(factory, "class_num"):
+            params["class_num"] = class_num
+    return _build(registry, "batch_transform", name, params, key_path)
+
+
+def _build(registry: Registry, kind: str, name: str, params: dict, key_path: str) -> Any:
+    try:
+        return registry.build(kind, name, params, key_path=key_path)
+    except CorollaError:
+        raise
+    except (ValueError, TypeError) as exc:  # a factory rejecting a parameter value
+        raise ComponentArgumentError(f"{key_path}: {exc}") from exc
+
+
+def _takes(factory: Callable[..., Any], argument: str) -> bool:
+    try:
+        return argument in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+

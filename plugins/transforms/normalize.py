@@ -1,0 +1,76 @@
+"""NormalizeImage and ToCHWImage: the last steps, which also run vectorised on whole batches."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from corolla.plugins.transforms._params import channel_values, choice, number
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class NormalizeImage:
+    """``(img * scale - mean) / std`` per channel, as float32 (float16 with ``output_fp16``).
+
+    ``order`` is the layout of the input: ``"chw"`` (PaddleClas's default) or
+    ``""``/``"hwc"``, which PaddleClas configs use after DecodeImage.
+    ``channel_num: 4`` appends a zero channel. ``scale`` may be a fraction
+    string such as ``"1.0/255.0"``. Computed as ``img * (scale / std) -
+    mean / std`` in float32, the same arithmetic for one image and for a
+    batch, so both give identical arrays.
+    """
+
+    def __init__(self, scale: Any = None, mean: Any = None, std: Any = None, order: str = "chw",
+                 output_fp16: bool = False, channel_num: int = 3) -> None:
+        scale_value = number(scale, "scale") if scale is not None else 1.0 / 255.0
+        mean_values = np.array(channel_values(mean if mean is not None else IMAGENET_MEAN, "mean"), dtype=np.float64)
+        std_values = np.array(channel_values(std if std is not None else IMAGENET_STD, "std"), dtype=np.float64)
+        if np.any(std_values == 0):
+            raise ValueError(f"std: expected non-zero values, found {std!r}")
+        self.order = choice(order, "order", ("chw", "hwc", ""))
+        self.channel_num = choice(channel_num, "channel_num", (3, 4))
+        self.dtype = np.float16 if output_fp16 else np.float32
+        self.layout = "chw" if self.order == "chw" else "hwc"
+        self._gain = (scale_value / std_values).astype(np.float32)
+        self._offset = (-mean_values / std_values).astype(np.float32)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self.apply_batch(img[None])[0]
+
+    def apply_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Normalise ``N`` images at once (NHWC or NCHW, as ``order`` says).
+
+        Channel by channel into a channel-first buffer: broadcasting over a
+        trailing axis of 3 is several times slower in NumPy. For HWC input
+        the result is an NHWC view of that buffer, so the final move to NCHW
+        costs no copy.
+        """
+        channel_axis = 1 if self.layout == "chw" else 3
+        if batch.ndim != 4 or batch.shape[channel_axis] != 3:
+            raise ValueError(f"expected {self.layout.upper()} images with 3 channels, found shape {batch.shape[1:]}")
+        height, width = (batch.shape[2:4] if self.layout == "chw" else batch.shape[1:3])
+        out = np.empty((len(batch), self.channel_num, height, width), np.float32)
+        for c in range(3):
+            channel = batch[:, c] if self.layout == "chw" else batch[..., c]
+            np.multiply(channel, self._gain[c], out=out[:, c], dtype=np.float32)
+            out[:, c] += self._offset[c]
+        if self.channel_num == 4:
+            out[:, 3] = 0.0
+        if self.layout == "hwc":
+            out = out.transpose(0, 2, 3, 1)
+        return out.astype(self.dtype, copy=False)
+
+
+class ToCHWImage:
+    """HWC -> CHW."""
+
+    layout = "hwc"
+    output_layout = "chw"
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return img.transpose(2, 0, 1)
+
+    def apply_batch(self, batch: np.ndarray) -> np.ndarray:
+        return batch.transpose(0, 3, 1, 2)
