@@ -1,0 +1,127 @@
+"""Evaluation: loss and metrics over a whole loader, exact under data parallelism."""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Sequence
+
+import paddle
+
+from corolla.config import get_path
+from corolla.engine.builders import build_metrics, build_trained_model
+from corolla.engine.distributed import gather_outputs, select_rows
+from corolla.engine.environment import setup_environment
+from corolla.engine.formatting import progress
+from corolla.engine.precision import Precision
+from corolla.loader import build_dataloader
+from corolla.loss import build_loss
+from corolla.registry import Registry
+from corolla.sections import GlobalSection, read_amp
+
+
+def sample_count(loader: Any) -> int | None:
+    """How many distinct samples a loader's dataset has (None when it does not say)."""
+    dataset = getattr(loader, "dataset", None)
+    try:
+        return len(dataset) if dataset is not None else None
+    except TypeError:
+        return None
+
+
+def real_rows(start: int, count: int, *, rank: int, world_size: int, size: int) -> paddle.Tensor:
+    """Which of this rank's ``count`` samples from its ``start``-th on are real, not
+    the repeats that even out the ranks: corolla's loader deals sample ``i`` of
+    the padded epoch order to rank ``i % world_size``, so local sample ``j`` is
+    sample ``j * world_size + rank`` and real when that is below ``size``."""
+    local = paddle.arange(start, start + count, dtype="int64")
+    return (local * world_size + rank < size).astype("int64")
+
+
+@paddle.no_grad()
+def evaluate(
+    model: paddle.nn.Layer,
+    loader: Any,
+    *,
+    metrics: Sequence[Any],
+    loss_fn: Any = None,
+    precision: Precision | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    show_progress: bool = True,
+) -> dict[str, float]:
+    """``loss`` and each loss term (sample-weighted means), every metric's
+    ``result()``, and ``images_per_sec``.
+
+    With several processes, every batch's outputs and labels are gathered from
+    all ranks, so each rank computes the metrics over the whole set, without
+    the samples the loader repeats to give all ranks the same number.
+    """
+    was_training = model.training
+    model.eval()
+    for metric in metrics:
+        metric.reset()
+    precision = precision or Precision(None, "cpu")
+    # a loader that does not split the data (sampler BatchSampler) gives every rank the whole set
+    world_size = getattr(getattr(loader, "sampler", None), "world_size", world_size)
+    size = sample_count(loader) if world_size > 1 else None
+    if world_size > 1 and size is None:
+        warnings.warn("evaluation: the loader does not tell its dataset size; repeated padding samples are counted")
+    sums: dict[str, float] = {}
+    seen = local = 0
+    started = time.perf_counter()
+    try:
+        for images, labels in progress(loader, total=_length(loader), desc="eval", enabled=show_progress):
+            with precision.autocast(training=False):
+                outputs = model(images)
+            if world_size > 1:
+                count = int(labels.shape[0])
+                keep = real_rows(local, count, rank=rank, world_size=world_size, size=size if size is not None else 2**62)
+                local += count
+                outputs, labels = gather_outputs(outputs, world_size), gather_outputs(labels, world_size)
+                rows = paddle.nonzero(gather_outputs(keep, world_size)).flatten()
+                outputs, labels = select_rows(outputs, rows), select_rows(labels, rows)
+            count = int(labels.shape[0])
+            if count == 0:
+                continue
+            if loss_fn is not None:
+                for name, value in loss_fn(outputs, labels).items():
+                    sums[name] = sums.get(name, 0.0) + float(value.item()) * count
+            for metric in metrics:
+                metric.update(outputs, labels)
+            seen += count
+    finally:
+        model.train(was_training)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    results = {name: total / max(seen, 1) for name, total in sums.items()}
+    for metric in metrics:
+        results.update(metric.result())
+    results["images_per_sec"] = seen / elapsed
+    return results
+
+
+def _length(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def evaluate_config(config: dict, registry: Registry, settings: GlobalSection) -> dict[str, float]:
+    """Run ``corolla eval``: ``Global.pretrained_model`` on ``DataLoader.Eval`` with
+    ``Loss.Eval`` and ``Metric.Eval`` (also under ``paddle.distributed.launch``)."""
+    env = setup_environment(settings.device, settings.seed)
+    model = build_trained_model(config, settings, registry)
+    loader = build_dataloader(config, "Eval", registry, seed=env.seed, rank=env.rank, world_size=env.world_size)
+    loss_node = get_path(config, "Loss.Eval")
+    results = evaluate(
+        model,
+        loader,
+        metrics=build_metrics(config, "Eval", registry),
+        loss_fn=build_loss(loss_node, registry, "Loss.Eval") if loss_node else None,
+        precision=Precision(read_amp(config, settings), env.device),
+        rank=env.rank,
+        world_size=env.world_size,
+        show_progress=env.is_main,
+    )
+    registry.hook.corolla_eval_end(run=None, epoch=0, metrics=results)
+    return results

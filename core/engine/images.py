@@ -1,0 +1,59 @@
+"""The images ``infer`` and ``predict`` run on: one file or a folder's images, in batches."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from corolla.config import get_path
+from corolla.engine.formatting import progress
+from corolla.engine.postprocess import Prediction, emit
+from corolla.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def list_images(path: str | Path | None, *, key_path: str = "Infer.infer_imgs") -> list[Path]:
+    """``path`` itself when it is a file, else the images directly in the folder, sorted."""
+    if not path:
+        raise ConfigError(f"{key_path}: missing; expected an image file or a folder of images")
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{key_path}: no such file or folder: {path}")
+    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise DataError(f"{key_path}: the folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images
+
+
+def batches(items: Sequence[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def infer_batch_size(config: Mapping[str, Any]) -> int:
+    """``Infer.batch_size`` (default 10, as PaddleClas)."""
+    size = get_path(config, "Infer.batch_size", 10)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"Infer.batch_size: expected an integer >= 1, found {size!r}")
+    return size
+
+
+def classify_images(
+    config: Mapping[str, Any],
+    classify: Callable[[list[Path]], list[Prediction]],
+    *,
+    desc: str,
+    json_path: str | Path | None,
+    echo: Callable[[str], Any],
+) -> list[Prediction]:
+    """Run ``classify`` over ``Infer.infer_imgs`` in batches of ``Infer.batch_size``,
+    print each prediction (and write JSON lines to ``json_path``)."""
+    files = list_images(get_path(config, "Infer.infer_imgs"))
+    size = infer_batch_size(config)
+    predictions: list[Prediction] = []
+    for group in progress(list(batches(files, size)), total=None, desc=desc, enabled=len(files) > size):
+        predictions.extend(classify(group))
+    emit(predictions, json_path=json_path, echo=echo)
+    return predictions

@@ -1,0 +1,77 @@
+"""``corolla predict``: an exported model run by Paddle Inference (oneDNN on CPU), batched."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import paddle
+import yaml
+from paddle import inference
+
+from corolla.config import get_path
+from corolla.engine.environment import cpu_thread_count
+from corolla.engine.export import MODEL_PREFIX, RECORD_NAME
+from corolla.engine.images import classify_images
+from corolla.engine.postprocess import Prediction, build_postprocess
+from corolla.errors import DataError
+from corolla.preprocess import build_pipeline
+from corolla.registry import Registry
+from corolla.sections import GlobalSection
+
+
+class Predictor:
+    """An exported model folder loaded for inference: preprocessing, network, post-process."""
+
+    def __init__(self, model_dir: str | Path, registry: Registry, *, device: str = "cpu", threads: int | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        record_path = self.model_dir / RECORD_NAME
+        program = self.model_dir / f"{MODEL_PREFIX}.json"
+        weights = self.model_dir / f"{MODEL_PREFIX}.pdiparams"
+        for needed in (record_path, program, weights):
+            if not needed.is_file():
+                raise DataError(
+                    f"Global.save_inference_dir: {needed} not found; run 'corolla export' with the same config first"
+                )
+        record = yaml.safe_load(record_path.read_text(encoding="utf-8"))
+        where = f"{record_path}: PreProcess.transform_ops"
+        self.pipeline = build_pipeline(get_path(record, "PreProcess.transform_ops"), registry, where)
+        self.postprocess = build_postprocess(record.get("PostProcess"), base_dir=self.model_dir, key_path=f"{record_path}: PostProcess")
+
+        config = inference.Config(str(program), str(weights))
+        if device == "gpu" and paddle.device.is_compiled_with_cuda():
+            config.enable_use_gpu(256, 0)
+        else:
+            config.disable_gpu()
+            config.enable_mkldnn()
+            config.set_cpu_math_library_num_threads(threads or cpu_thread_count())
+        config.switch_ir_optim(True)
+        config.disable_glog_info()
+        # enable_memory_optim() breaks create_predictor for PIR programs on Paddle 3.3 CPU
+        self.predictor = inference.create_predictor(config)
+        self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """The exported model's output for a float32 NCHW batch."""
+        self._input.reshape(list(images.shape))
+        self._input.copy_from_cpu(np.ascontiguousarray(images, dtype=np.float32))
+        self.predictor.run()
+        return self._output.copy_to_cpu()
+
+    def __call__(self, files: list[Path]) -> list[Prediction]:
+        batch = np.stack([self.pipeline(str(f)) for f in files])
+        return self.postprocess(self.scores(batch), [str(f) for f in files])
+
+
+def predict(
+    config: dict,
+    registry: Registry,
+    settings: GlobalSection,
+    *,
+    json_path: str | Path | None = None,
+    echo: Callable[[str], Any] = print,
+) -> list[Prediction]:
+    """Classify ``Infer.infer_imgs`` with the model exported to ``Global.save_inference_dir``."""
+    predictor = Predictor(settings.save_inference_dir, registry, device=settings.device)
+    return classify_images(config, predictor, desc="predict", json_path=json_path, echo=echo)

@@ -1,0 +1,335 @@
+"""The training loop: epochs of steps, evaluation, checkpoints, lifecycle hooks."""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import paddle
+
+import corolla
+from corolla.config import get_path
+from corolla.engine.builders import (
+    Trainable,
+    arch_spec,
+    build_callbacks,
+    build_metrics,
+    build_model,
+    build_optimizer,
+)
+from corolla.engine.checkpoint import (
+    TEMP_SUFFIX,
+    apply_weights,
+    checkpoint_file,
+    flatten,
+    load_optimizer_arrays,
+    load_weights,
+    model_arrays,
+    optimizer_arrays,
+    read_arrays,
+    unflatten,
+    write_checkpoint,
+)
+from corolla.engine.distributed import mean_over_ranks, sum_over_ranks
+from corolla.engine.ema import ModelEMA
+from corolla.engine.environment import Environment, epoch_seed, seed_everything, setup_environment
+from corolla.engine.evaluate import evaluate
+from corolla.engine.manifest import build_manifest, write_manifest
+from corolla.engine.precision import Precision
+from corolla.engine.state import Run
+from corolla.errors import CorollaError, DataError
+from corolla.loader import build_dataloader
+from corolla.loss import build_loss
+from corolla.registry import Registry
+from corolla.sections import GlobalSection, read_amp, read_ema, read_global
+from corolla.validate import validate_components
+
+
+class TrainingDiverged(CorollaError):
+    """The loss became NaN or infinite."""
+
+
+class _Job:
+    """Everything one training run builds, and the loop over it."""
+
+    def __init__(self, config: dict, registry: Registry, settings: GlobalSection, *, distributed: bool) -> None:
+        validate_components(config, registry)
+        self.config = config
+        self.registry = registry
+        self.settings = settings
+        resume_states = _read_states(settings.checkpoints) if settings.checkpoints else None
+        seed = settings.seed if settings.seed is not None else (resume_states or {}).get("seed")
+        self.env: Environment = setup_environment(settings.device, seed, distributed=distributed)
+
+        model_name, _ = arch_spec(config, settings)
+        self.model = _sync_batch_norm(build_model(config, settings, registry), config, self.env)
+        if settings.pretrained_model and not settings.checkpoints:
+            load_weights(self.model, settings.pretrained_model, key_path="Global.pretrained_model")
+
+        where = {"seed": self.env.seed, "rank": self.env.rank, "world_size": self.env.world_size}
+        self.train_loader = build_dataloader(config, "Train", registry, **where)
+        steps_per_epoch = len(self.train_loader)
+        if steps_per_epoch == 0:
+            raise DataError("DataLoader.Train: the training set gives no batch (empty list file, or drop_last with too few samples)")
+        self.eval_loader = (
+            build_dataloader(config, "Eval", registry, **where)
+            if settings.eval_during_train and get_path(config, "DataLoader.Eval") is not None
+            else None
+        )
+        self.train_loss = build_loss(get_path(config, "Loss.Train"), registry, "Loss.Train")
+        eval_loss_node = get_path(config, "Loss.Eval")
+        self.eval_loss = build_loss(eval_loss_node, registry, "Loss.Eval") if eval_loss_node else None
+        self.train_metrics = build_metrics(config, "Train", registry)
+        self.eval_metrics = build_metrics(config, "Eval", registry)
+
+        self.trainable = Trainable(self.model, self.train_loss)
+        optimizer, self.schedule = build_optimizer(
+            config, self.trainable, registry, epochs=settings.epochs, steps_per_epoch=steps_per_epoch
+        )
+        self.precision = Precision(read_amp(config, settings), self.env.device)
+        self.model, self.optimizer = self.precision.decorate(self.model, optimizer)
+        ema_settings = read_ema(config)
+        self.ema = ModelEMA(self.model, ema_settings.decay) if ema_settings else None
+        self.forward_model = paddle.DataParallel(self.model) if self.env.distributed else self.model
+        self.best_ema: float | None = None
+
+        self.run = Run(
+            config=config,
+            settings=settings,
+            output_dir=Path(settings.output_dir) / model_name,
+            is_main=self.env.is_main,
+            rank=self.env.rank,
+            world_size=self.env.world_size,
+            seed=self.env.seed,
+            model=self.model,
+            optimizer=self.optimizer,
+            lr_schedule=self.schedule,
+            epochs=settings.epochs,
+            steps_per_epoch=steps_per_epoch,
+            ema=self.ema,
+        )
+        if resume_states is not None:
+            self._resume(Path(settings.checkpoints), resume_states)
+
+    # --- the loop ---------------------------------------------------------------
+
+    def fit(self) -> Run:
+        run, hook = self.run, self.registry.hook
+        callbacks = build_callbacks(self.settings, self.registry)
+        for callback in callbacks:
+            self.registry.plugin_manager.register(callback)
+        try:
+            if run.is_main:
+                for stale in run.output_dir.glob(f".tmp-*{TEMP_SUFFIX}"):  # left by a killed run
+                    stale.unlink()
+                write_manifest(run.output_dir, build_manifest(
+                    self.config, self.registry, job="train", seed=run.seed, world_size=run.world_size,
+                    device=self.env.device, resumed_from=run.resumed_from,
+                ))
+            hook.corolla_train_start(run=run)
+            for epoch in range(run.start_epoch, run.epochs + 1):
+                run.epoch = epoch
+                seed_everything(epoch_seed(run.seed, epoch, run.rank))
+                self.train_loader.set_epoch(epoch)
+                hook.corolla_epoch_start(run=run, epoch=epoch)
+                logs = self._train_epoch(epoch)
+                if self.schedule.by_epoch:
+                    self.schedule.step()
+                logs.update({f"eval_{k}": v for k, v in self._maybe_evaluate(epoch).items()})
+                self._save_epoch(epoch)
+                hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
+                if run.stop_training:
+                    break
+            hook.corolla_train_end(run=run)
+        finally:
+            for callback in callbacks:
+                self.registry.plugin_manager.unregister(callback)
+        return run
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        run, hook = self.run, self.registry.hook
+        self.forward_model.train()
+        for metric in self.train_metrics:
+            metric.reset()
+        sums: dict[str, float] = {}
+        samples = 0
+        last = time.perf_counter()
+        for step, (images, labels) in enumerate(self.train_loader, start=1):
+            lr = float(self.optimizer.get_lr())
+            with self.precision.autocast():
+                outputs = self.forward_model(images)
+                losses = self.train_loss(outputs, labels)
+            values = self._loss_values(losses, epoch, step, lr)
+            self.precision.backward_and_step(losses["loss"], self.optimizer)
+            if not self.schedule.by_epoch:
+                self.schedule.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            batch = int(labels.shape[0])
+            for metric in self.train_metrics:
+                values.update(metric.update(outputs, labels))
+            del outputs, losses  # the graph of this step must not outlive it
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value * batch
+            samples += batch
+            run.global_step += 1
+            now = time.perf_counter()
+            logs = {**values, "lr": lr, "batch_size": float(batch),
+                    "images_per_sec": batch * run.world_size / max(now - last, 1e-9)}
+            last = now
+            hook.corolla_step_end(run=run, epoch=epoch, step=step, logs=logs)
+            if run.stop_training:
+                break
+        averages = {name: total / max(samples, 1) for name, total in sums.items()}
+        for metric in self.train_metrics:
+            averages.update(metric.result())
+        averages = mean_over_ranks(averages, run.world_size)
+        averages["lr"] = float(self.optimizer.get_lr())
+        return averages
+
+    def _loss_values(self, losses: Mapping[str, paddle.Tensor], epoch: int, step: int, lr: float) -> dict[str, float]:
+        """Plain floats of the loss terms (averaged over ranks); stop on NaN or inf."""
+        names = list(losses)
+        stacked = paddle.stack([losses[n].detach().astype("float32").reshape([]) for n in names])
+        averaged = sum_over_ranks(stacked, self.run.world_size).numpy() / self.run.world_size
+        values = dict(zip(names, (float(v) for v in averaged)))
+        if not math.isfinite(values["loss"]):
+            last = self.run.last_checkpoint
+            resume = (f"the last good checkpoint is {last} (resume with -o Global.checkpoints={last})"
+                      if last else "no checkpoint was written yet")
+            raise TrainingDiverged(
+                f"the loss became {values['loss']} at epoch {epoch}, step {step} "
+                f"(global step {self.run.global_step + 1}) with lr {lr:.6g}; training stopped: {resume}. "
+                f"A lower Optimizer.lr.learning_rate or gradient clipping (Optimizer.clip_norm) usually helps."
+            )
+        return values
+
+    def _maybe_evaluate(self, epoch: int) -> dict[str, float]:
+        run, settings = self.run, self.settings
+        due = self.eval_loader is not None and epoch % settings.eval_interval == 0 and epoch > settings.start_eval_epoch
+        if not due:
+            return {}
+        kwargs = dict(metrics=self.eval_metrics, loss_fn=self.eval_loss, precision=self.precision,
+                      rank=run.rank, world_size=run.world_size, show_progress=run.is_main)
+        metrics = evaluate(self.forward_model, self.eval_loader, **kwargs)
+        key = _best_key(metrics, self.eval_metrics)
+        if key is not None and (run.best_metric is None or metrics[key] > run.best_metric):
+            run.best_metric, run.best_metric_name, run.best_epoch = metrics[key], key, epoch
+            self._save("best_model", epoch)
+        if self.ema is not None:
+            with self.ema.applied(self.model):
+                ema_metrics = evaluate(self.forward_model, self.eval_loader, **kwargs)
+            metrics.update({f"ema_{k}": v for k, v in ema_metrics.items()})
+            if key is not None and (self.best_ema is None or ema_metrics[key] > self.best_ema):
+                self.best_ema = ema_metrics[key]
+                self._save("best_model_ema", epoch, weights=self.ema.arrays(), full=False)
+        self.registry.hook.corolla_eval_end(run=run, epoch=epoch, metrics=metrics)
+        return metrics
+
+    # --- checkpoints ------------------------------------------------------------
+
+    def _save_epoch(self, epoch: int) -> None:
+        if epoch % self.settings.save_interval == 0:
+            self._save(f"epoch_{epoch}", epoch)
+        self._save("latest", epoch)
+        self.run.last_checkpoint = self.run.output_dir / "latest"
+
+    def _save(self, name: str, epoch: int, *, weights: Mapping[str, np.ndarray] | None = None, full: bool = True) -> None:
+        """Write checkpoint ``name`` (main process only); ``full`` adds what resuming needs."""
+        if not self.run.is_main:
+            return
+        files = {".pdparams": weights if weights is not None else model_arrays(self.model)}
+        if full:
+            files[".pdopt"] = optimizer_arrays(self.optimizer, self.trainable)
+            files[".pdstates"] = flatten(self._states(epoch))
+            if self.ema is not None:
+                files[".pdema"] = self.ema.arrays()
+        write_checkpoint(self.run.output_dir / name, files)
+
+    def _states(self, epoch: int) -> dict[str, Any]:
+        run = self.run
+        return {
+            "epoch": epoch,
+            "global_step": run.global_step,
+            "best_metric": run.best_metric,
+            "best_metric_name": run.best_metric_name,
+            "best_epoch": run.best_epoch,
+            "best_metric_ema": self.best_ema,
+            "seed": run.seed,
+            "world_size": run.world_size,
+            "lr_schedule": self.schedule.state_dict(),
+            "loss_scaler": self.precision.state(),
+            "corolla_version": corolla.__version__,
+        }
+
+    def _resume(self, prefix: Path, states: Mapping[str, Any]) -> None:
+        run = self.run
+        weights = read_arrays(checkpoint_file(prefix, ".pdparams"), "Global.checkpoints")
+        missing = sorted(set(self.model.state_dict()) - set(weights))
+        if missing:
+            raise DataError(
+                f"Global.checkpoints: {checkpoint_file(prefix)} lacks {len(missing)} of the model's entries "
+                f"(e.g. {missing[:3]}); is it a checkpoint of another Arch?"
+            )
+        apply_weights(self.model, weights, source=f"Global.checkpoints ({prefix})")
+        with warnings.catch_warnings():  # Paddle's LinearWarmup warns about its own nested state
+            warnings.filterwarnings("ignore", message="There are some unused values in state_dict")
+            load_optimizer_arrays(
+                self.optimizer, self.trainable, read_arrays(checkpoint_file(prefix, ".pdopt"), "Global.checkpoints")
+            )
+            self.schedule.set_state_dict(states["lr_schedule"])
+        self.precision.load_state(states.get("loss_scaler") or {})
+        if self.ema is not None:
+            self.ema.load_arrays(read_arrays(checkpoint_file(prefix, ".pdema"), "Global.checkpoints (EMA is on)"))
+        run.start_epoch = int(states["epoch"]) + 1
+        run.epoch = int(states["epoch"])
+        run.global_step = int(states.get("global_step", 0))
+        run.best_metric = states.get("best_metric")
+        run.best_metric_name = states.get("best_metric_name")
+        run.best_epoch = states.get("best_epoch")
+        self.best_ema = states.get("best_metric_ema")
+        run.resumed_from = prefix
+        run.last_checkpoint = prefix
+
+
+def _sync_batch_norm(model: paddle.nn.Layer, config: Mapping[str, Any], env: Environment) -> paddle.nn.Layer:
+    """PaddleClas's ``Arch.use_sync_bn``: BatchNorm statistics over all GPUs of a
+    multi-process run (Paddle has no SyncBatchNorm on CPU)."""
+    if not get_path(config, "Arch.use_sync_bn") or not env.distributed:
+        return model
+    if env.device == "gpu":
+        return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    warnings.warn(
+        "Arch.use_sync_bn: Paddle has no SyncBatchNorm on CPU; each process keeps its own BatchNorm statistics",
+        UserWarning,
+        stacklevel=2,
+    )
+    return model
+
+
+def _read_states(prefix: str) -> dict[str, Any]:
+    states = unflatten(read_arrays(checkpoint_file(prefix, ".pdstates"), "Global.checkpoints"))
+    if "epoch" not in states or "lr_schedule" not in states:
+        raise DataError(
+            f"Global.checkpoints: {checkpoint_file(prefix, '.pdstates')} is not a corolla training state "
+            f"(found keys {sorted(states)}); to start from weights only, use Global.pretrained_model"
+        )
+    return states
+
+
+def _best_key(metrics: Mapping[str, float], eval_metrics: list) -> str | None:
+    """The value that decides ``best_model``: the first value of the first
+    ``Metric.Eval`` entry (PaddleClas's rule), else the top-1 accuracy."""
+    for metric in eval_metrics:
+        for key in metric.result():
+            return key
+    return "top1" if "top1" in metrics else None
+
+
+def train(config: dict, registry: Registry, settings: GlobalSection | None = None, *, distributed: bool = True) -> Run:
+    """Run ``corolla train``: build everything from ``config``, resume if
+    ``Global.checkpoints`` is set, and train for ``Global.epochs``."""
+    return _Job(config, registry, settings or read_global(config), distributed=distributed).fit()

@@ -1,0 +1,12 @@
+"""Built-in callbacks (console log, metrics file, curves, VisualDL), registered lazily."""
+from corolla import hookimpl
+
+
+@hookimpl
+def corolla_callbacks() -> dict:
+    return {
+        "ConsoleLogger": f"{__name__}.console:ConsoleLogger",
+        "MetricsLog": f"{__name__}.metrics_log:MetricsLog",
+        "CurvePlot": f"{__name__}.curves:CurvePlot",
+        "VisualDL": f"{__name__}.visualdl:VisualDL",
+    }

@@ -1,0 +1,7 @@
+"""Built-in metrics, registered lazily so that listing them does not import paddle."""
+from corolla import hookimpl, lazy
+
+
+@hookimpl
+def corolla_metrics() -> dict:
+    return lazy(f"{__name__}.classification", "TopkAcc", "DistillationTopkAcc", "TprAtFpr")

@@ -1,0 +1,99 @@
+"""Checkpoints: atomic files, safe reading, optimizer state across processes; EMA."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import paddle
+import pytest
+
+from corolla.engine import checkpoint
+from corolla.engine.ema import ModelEMA
+from corolla.errors import DataError
+from corolla.weights import load_state_dict_file
+
+
+def small_net(classes: int = 3) -> paddle.nn.Layer:
+    return paddle.nn.Sequential(paddle.nn.Linear(4, 5), paddle.nn.BatchNorm1D(5), paddle.nn.Linear(5, classes))
+
+
+def test_nested_state_survives_flattening_as_plain_arrays(tmp_path):
+    state = {"epoch": 3, "best_metric": 0.75, "best_metric_name": "top1", "best_epoch": None,
+             "lr_schedule": {"last_epoch": 12, "LinearWarmup_LR": {"last_lr": 0.1}}, "flag": True}
+    checkpoint.write_checkpoint(tmp_path / "latest", {".pdstates": checkpoint.flatten(state)})
+    arrays = load_state_dict_file(tmp_path / "latest.pdstates")
+    assert all(isinstance(v, np.ndarray) for v in arrays.values())
+    restored = checkpoint.unflatten(arrays)
+    assert restored == {k: v for k, v in state.items() if v is not None}
+    assert type(restored["epoch"]) is int and type(restored["flag"]) is bool
+
+
+def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    prefix = tmp_path / "latest"
+    checkpoint.write_checkpoint(prefix, {".pdparams": {"w": np.zeros(3)}, ".pdstates": {"epoch": np.array(1)}})
+    calls = {"n": 0}
+    real_dump = pickle.dump
+
+    def dump_then_die(obj, stream, protocol=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            stream.write(b"partial")
+            raise KeyboardInterrupt  # a kill while the second file is written
+        real_dump(obj, stream, protocol=protocol)
+
+    monkeypatch.setattr(pickle, "dump", dump_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.write_checkpoint(prefix, {".pdparams": {"w": np.ones(3)}, ".pdstates": {"epoch": np.array(2)}})
+    monkeypatch.setattr(pickle, "dump", real_dump)
+    assert load_state_dict_file(tmp_path / "latest.pdparams")["w"].tolist() == [0, 0, 0]
+    assert load_state_dict_file(tmp_path / "latest.pdstates")["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pdparams", "latest.pdstates"]
+
+
+def test_optimizer_state_moves_between_differently_named_instances():
+    paddle.seed(1)
+    a = small_net()
+    b = small_net()  # another instance: other global parameter names
+    b.set_state_dict(a.state_dict())
+    assert [p.name for p in a.parameters()] != [p.name for p in b.parameters()]
+    x = paddle.randn([6, 4])
+    opt_a = paddle.optimizer.Adam(0.01, parameters=a.parameters())
+    a(x).sum().backward()
+    opt_a.step()
+    opt_a.clear_grad()
+    arrays = checkpoint.optimizer_arrays(opt_a, a)
+    assert any(k.startswith("0.weight_moment1") for k in arrays)
+    b.set_state_dict(a.state_dict())
+    opt_b = paddle.optimizer.Adam(0.01, parameters=b.parameters())
+    checkpoint.load_optimizer_arrays(opt_b, b, arrays)
+    for model, opt in ((a, opt_a), (b, opt_b)):
+        model(x).sum().backward()
+        opt.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        np.testing.assert_array_equal(pa.numpy(), pb.numpy(), err_msg=name)
+
+
+def test_weights_with_another_head_load_the_rest_and_say_what_was_skipped(tmp_path):
+    source, target = small_net(classes=3), small_net(classes=7)
+    checkpoint.write_checkpoint(tmp_path / "best_model", {".pdparams": checkpoint.model_arrays(source)})
+    with pytest.warns(UserWarning, match=r"kept the model's own 2 with another shape \(2.bias, 2.weight\)"):
+        checkpoint.load_weights(target, tmp_path / "best_model", key_path="Global.pretrained_model")
+    np.testing.assert_array_equal(target[0].weight.numpy(), source[0].weight.numpy())
+    with pytest.raises(DataError, match="none of its 1 entries match"):
+        checkpoint.apply_weights(target, {"other": np.zeros(2)}, source="x.pdparams")
+    with pytest.raises(DataError, match="Global.pretrained_model: file not found"):
+        checkpoint.load_weights(target, tmp_path / "missing", key_path="Global.pretrained_model")
+
+
+def test_ema_averages_every_entry_and_swaps_weights_in_and_out():
+    model = small_net()
+    start = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    ema = ModelEMA(model, decay=0.9)
+    for p in model.parameters():
+        p.set_value(p.numpy() + 1.0)
+    ema.update(model)
+    for name, value in ema.arrays().items():
+        np.testing.assert_allclose(value, 0.9 * start[name] + 0.1 * (start[name] + 1.0), rtol=1e-6)
+    with ema.applied(model):
+        np.testing.assert_allclose(model[0].weight.numpy(), ema.arrays()["0.weight"])
+    np.testing.assert_allclose(model[0].weight.numpy(), start["0.weight"] + 1.0)

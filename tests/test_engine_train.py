@@ -1,0 +1,174 @@
+"""Training end to end on generated data: outputs, resume, NaN stop, EMA/AMP, hooks;
+then eval, infer, export and predict of the trained model."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+import corolla
+import engine_support
+from corolla.engine.evaluate import evaluate_config
+from corolla.engine.export import export
+from corolla.engine.inference import infer
+from corolla.engine.predict import predict
+from corolla.engine.train import TrainingDiverged, train
+from corolla.errors import DataError
+from corolla.sections import read_global
+from corolla.synthetic import make_list_dataset
+from corolla.weights import load_state_dict_file
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_list_dataset(tmp_path_factory.mktemp("data"), num_classes=3, images_per_class=12, image_size=40, seed=3)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return corolla.load_registry(extra_plugins=[("engine_support", engine_support)])
+
+
+def run_training(config, registry):
+    return train(copy.deepcopy(config), registry, distributed=False)
+
+
+@pytest.fixture(scope="module")
+def trained(data, registry, tmp_path_factory):
+    """Two epochs of TinyNet; shared by the tests that read its outputs."""
+    out = tmp_path_factory.mktemp("run")
+    config = engine_support.tiny_config(data, out, epochs=2)
+    return config, run_training(config, registry)
+
+
+def test_training_writes_paddleclas_layout_logs_curves_and_manifest(trained, data):
+    config, run = trained
+    folder = run.output_dir
+    assert folder.name == "TinyNet" and run.epoch == 2 and run.global_step == 2 * run.steps_per_epoch
+    assert run.steps_per_epoch == -(-data.num_train // 8)
+    for prefix in ("latest", "best_model", "epoch_1", "epoch_2"):
+        for suffix in (".pdparams", ".pdopt", ".pdstates"):
+            assert (folder / f"{prefix}{suffix}").is_file(), prefix + suffix
+    states = load_state_dict_file(folder / "latest.pdstates")
+    assert int(states["epoch"]) == 2 and int(states["global_step"]) == run.global_step and int(states["seed"]) == 7
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["event"] == "eval"]
+    assert [r["epoch"] for r in evals] == [1, 2]
+    assert all(0.0 <= r["top1"] <= r["top2"] <= 1.0 and r["loss"] > 0 for r in evals)
+    assert run.best_metric_name == "top1" and run.best_metric == max(r["top1"] for r in evals)
+    assert len([r for r in records if r["event"] == "step"]) == run.global_step  # print_batch_step 1
+    assert (folder / "curves.png").read_bytes().startswith(b"\x89PNG")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["config"]["Arch"]["name"] == "TinyNet" and manifest["seed"] == 7
+    used = {c["name"]: c["distribution"] for c in manifest["components"]}
+    assert used["TinyNet"] == "<registered>" and used["Momentum"] == "corolla"
+    assert {p["name"] for p in manifest["plugins"]} >= {"backbones", "losses", "optim", "engine_support"}
+
+
+def test_resume_after_a_kill_gives_bitwise_the_same_weights(data, registry, tmp_path):
+    straight = engine_support.tiny_config(data, tmp_path / "straight", epochs=3)
+    straight["Arch"]["dropout"] = 0.3  # random numbers in the model too
+    run_training(straight, registry)
+
+    killed = copy.deepcopy(straight)
+    killed["Global"]["output_dir"] = str(tmp_path / "killed")
+    killed["Global"]["callbacks"] = [{"ConsoleLogger": None}, {"MetricsLog": None}, {"CrashAfterEpoch": {"epoch": 1}}]
+    with pytest.raises(KeyboardInterrupt):
+        run_training(killed, registry)
+    stale = tmp_path / "killed" / "TinyNet" / ".tmp-x1y2.ckpt"
+    stale.write_bytes(b"half a checkpoint")  # what a kill during a save leaves
+    resumed = copy.deepcopy(killed)
+    resumed["Global"]["callbacks"] = [{"ConsoleLogger": None}, {"MetricsLog": None}]
+    resumed["Global"]["checkpoints"] = str(tmp_path / "killed" / "TinyNet" / "latest")
+    run = run_training(resumed, registry)
+    assert run.resumed_from is not None and run.start_epoch == 2 and run.epoch == 3
+    assert not stale.exists()
+
+    a = load_state_dict_file(tmp_path / "straight" / "TinyNet" / "latest.pdparams")
+    b = load_state_dict_file(tmp_path / "killed" / "TinyNet" / "latest.pdparams")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    sa = load_state_dict_file(tmp_path / "straight" / "TinyNet" / "latest.pdstates")
+    sb = load_state_dict_file(tmp_path / "killed" / "TinyNet" / "latest.pdstates")
+    for key in ("global_step", "best_metric", "lr_schedule/last_epoch", "lr_schedule/last_lr"):
+        assert sa[key] == sb[key], key
+    records = [json.loads(l) for l in (tmp_path / "killed" / "TinyNet" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2, 3]
+
+
+def test_a_nan_loss_stops_with_step_lr_and_last_checkpoint(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=3)
+    steps = -(-data.num_train // 8)
+    config["Loss"]["Train"] = [{"NanAfterCalls": {"calls": steps + 2}}]
+    with pytest.raises(TrainingDiverged) as failure:
+        run_training(config, registry)
+    message = str(failure.value)
+    assert f"at epoch 2, step 2 (global step {steps + 2}) with lr " in message
+    assert f"the last good checkpoint is {tmp_path / 'TinyNet' / 'latest'}" in message
+    assert int(load_state_dict_file(tmp_path / "TinyNet" / "latest.pdstates")["epoch"]) == 1
+
+
+def test_ema_and_amp_sections_train_and_save_the_average(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=1)
+    config["EMA"] = {"decay": 0.9}
+    config["AMP"] = {"scale_loss": 128.0, "use_dynamic_loss_scaling": True, "level": "O1"}
+    with pytest.warns(UserWarning, match="AMP: Paddle has no float16/bfloat16 training kernels on CPU"):
+        run = run_training(config, registry)
+    ema = load_state_dict_file(tmp_path / "TinyNet" / "latest.pdema")
+    weights = load_state_dict_file(tmp_path / "TinyNet" / "latest.pdparams")
+    assert sorted(ema) == sorted(weights)
+    assert not np.array_equal(ema["fc.weight"], weights["fc.weight"])
+    assert (tmp_path / "TinyNet" / "best_model_ema.pdparams").is_file()
+    evals = [json.loads(l) for l in (tmp_path / "TinyNet" / "metrics.jsonl").read_text().splitlines()
+             if '"eval"' in l]
+    assert "ema_top1" in evals[0] and "top1" in evals[0]
+    assert run.epoch == 1
+
+
+def test_a_callback_can_stop_training(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=5)
+    config["Global"]["callbacks"] = [{"StopAfterSteps": {"steps": 3}}]
+    run = run_training(config, registry)
+    assert run.global_step == 3 and run.epoch == 1 and run.stop_training
+
+
+def test_resume_from_a_missing_checkpoint_names_the_file(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=1)
+    config["Global"]["checkpoints"] = str(tmp_path / "nowhere" / "latest")
+    with pytest.raises(DataError, match=r"Global.checkpoints: file not found: .*nowhere/latest.pdstates"):
+        run_training(config, registry)
+
+
+def test_eval_infer_export_predict_of_the_trained_model(trained, registry, data, tmp_path, capsys):
+    config, run = trained
+    config = copy.deepcopy(config)
+    config["Global"]["pretrained_model"] = str(run.output_dir / "best_model")
+    config["Global"]["save_inference_dir"] = str(tmp_path / "inference")
+    config["Infer"]["infer_imgs"] = str(data.root / "images" / data.class_names[1])
+    settings = read_global(config)
+
+    results = evaluate_config(config, registry, settings)
+    assert results["top1"] == pytest.approx(run.best_metric)
+    assert results["images_per_sec"] > 0 and results["loss"] > 0
+
+    capsys.readouterr()
+    inferred = infer(config, registry, settings, json_path=tmp_path / "infer.jsonl")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(inferred) == len(lines) == 12
+    first = inferred[0]
+    assert lines[0] == (f"{first.file.rsplit('/', 1)[1]}:\tclass id(s): {first.class_ids}, "
+                        f"score(s): [{first.scores[0]:.2f}, {first.scores[1]:.2f}], "
+                        f"label_name(s): {[data.class_names[i] for i in first.class_ids]}")
+    assert all(sum(p.scores) <= 1.0 + 1e-6 and p.scores[0] >= p.scores[1] for p in inferred)
+
+    folder = export(config, registry, settings)
+    assert sorted(p.name for p in folder.iterdir()) == ["inference.json", "inference.pdiparams", "inference.yml", "label_list.txt"]
+    predicted = predict(config, registry, settings, json_path=tmp_path / "predict.jsonl")
+    assert [p.file for p in predicted] == [p.file for p in inferred]
+    assert [p.class_ids[0] for p in predicted] == [p.class_ids[0] for p in inferred]
+    for a, b in zip(inferred, predicted):
+        np.testing.assert_allclose(b.scores, a.scores, atol=1e-4)
+    assert [json.loads(l)["class_ids"] for l in (tmp_path / "predict.jsonl").read_text().splitlines()] == [p.class_ids for p in predicted]
