@@ -1,0 +1,89 @@
+"""Build the weighted sum of the losses a ``Loss.Train`` / ``Loss.Eval`` list names.
+
+::
+
+    Loss:
+      Train:
+        - DistillationGTCELoss: {weight: 1.0, model_names: [Student]}
+        - DistillationDMLLoss: {weight: 2.0, model_name_pairs: [[Student, Teacher]]}
+
+Each item's ``weight`` (default 1.0) is taken out by the combiner and always applied, also
+when the list has a single item (PaddleClas ignores a lone item's weight and, for a lone
+item, counts only its first term; corolla counts every term of every item).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import paddle
+
+from corolla.errors import ConfigError
+from corolla.registry import Registry
+from corolla.specs import item_specs
+
+LossFn = Callable[[Any, Any], Mapping[str, paddle.Tensor]]
+
+
+class CombinedLoss(paddle.nn.Layer):
+    """Weighted losses; ``combined(outputs, labels)`` returns each weighted term and ``"loss"``.
+
+    A term whose name two losses share gets its item index appended (``CELoss_1``).
+    Losses that are ``paddle.nn.Layer`` objects become sublayers, so that their
+    parameters (if any) reach the optimizer through ``combined.parameters()``.
+    """
+
+    def __init__(self, terms: list[tuple[str, float, LossFn]]) -> None:
+        super().__init__()
+        self.terms = terms
+        for index, (_, _, fn) in enumerate(terms):
+            if isinstance(fn, paddle.nn.Layer):
+                self.add_sublayer(f"loss_{index}", fn)
+
+    def forward(self, outputs: Any, labels: Any) -> dict[str, paddle.Tensor]:
+        result: dict[str, paddle.Tensor] = {}
+        for index, (key_path, weight, fn) in enumerate(self.terms):
+            try:
+                values = fn(outputs, labels)
+            except ConfigError as exc:
+                raise ConfigError(f"{key_path}: {exc}") from None
+            if not isinstance(values, Mapping) or not values:
+                raise ConfigError(
+                    f"{key_path}: a loss must return a non-empty dict of named tensors, "
+                    f"found {type(values).__name__}"
+                )
+            for name, value in values.items():
+                if name == "loss":
+                    raise ConfigError(f"{key_path}: a loss may not name a term 'loss' (the combined sum uses it)")
+                if name in result:
+                    name = f"{name}_{index}"
+                result[name] = value * weight
+        result["loss"] = paddle.add_n(list(result.values()))
+        return result
+
+
+def build_loss(node: Any, registry: Registry, key_path: str) -> CombinedLoss:
+    """Build the losses listed at ``key_path`` (``Loss.Train``) through ``registry``.
+
+    Bad weights, unknown losses and bad loss arguments raise errors naming the item's
+    key path (``Loss.Train.1.DistillationDMLLoss.weight``).
+    """
+    specs = item_specs(node, key_path)
+    if not specs:
+        raise ConfigError(f"{key_path}: expected a list of at least one loss, found {node!r}")
+    terms = []
+    for spec in specs:
+        params = dict(spec.params)
+        weight = _weight(params.pop("weight", 1.0), f"{spec.key_path}.weight")
+        try:
+            fn = registry.build("loss", spec.name, params, key_path=spec.key_path)
+        except ValueError as exc:  # a loss rejecting a parameter value
+            raise ConfigError(f"{spec.key_path}: {exc}") from None
+        terms.append((spec.key_path, weight, fn))
+    return CombinedLoss(terms)
+
+
+def _weight(value: Any, key_path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{key_path}: expected a finite number >= 0, found {value!r} ({type(value).__name__})")
+    return float(value)

@@ -1,0 +1,13 @@
+"""Built-in losses plugin: registers its components lazily, so listing them imports nothing heavy."""
+from corolla import hookimpl, lazy
+
+_PACKAGE = __name__
+
+
+@hookimpl
+def corolla_losses() -> dict:
+    return {
+        **lazy(f"{_PACKAGE}.celoss", "CELoss", "DistillationGTCELoss", "DistillationCELoss"),
+        **lazy(f"{_PACKAGE}.divergence", "DistillationKLDivLoss", "DistillationDMLLoss", "DistillationDKDLoss"),
+        **lazy(f"{_PACKAGE}.distance", "DistillationDistanceLoss", "DistillationL2Loss", "DistillationFSPLoss"),
+    }
