@@ -88,7 +88,7 @@ def test_pip_installed_plugin_is_found_and_used_from_a_config(tmp_path):
     (project / "corolla_tinynet").mkdir(parents=True)
     (project / "pyproject.toml").write_text(textwrap.dedent("""
         [build-system]
-        requires = ["setuptools>=68"]
+        requires = ["setuptools>=70.1"]
         build-backend = "setuptools.build_meta"
         [project]
         name = "corolla-tinynet"
