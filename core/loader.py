@@ -42,6 +42,7 @@ import numpy as np
 
 from corolla.config import get_path
 from corolla.errors import ConfigError, CorollaError, DataError
+from corolla.launcher import launched_rank, launched_world_size
 from corolla.preprocess import Pipeline, UnreadableImageError, build_batch_transforms, build_pipeline
 from corolla.randomness import reseed
 from corolla.registry import Registry
@@ -122,9 +123,7 @@ def build_dataloader(config: Mapping[str, Any], mode: str, registry: Registry, *
                                        f"DataLoader.{mode}.dataset.batch_transform_ops", class_num=class_num)
     summary = describe_check(dataset, class_num, skip_bad_images=loader_settings.skip_bad_images)
     if rank is None or world_size is None:
-        import paddle.distributed as dist
-
-        rank, world_size = dist.get_rank(), dist.get_world_size()
+        rank, world_size = launched_rank(), launched_world_size()
     if sampler_settings.name == "BatchSampler":
         rank, world_size = 0, 1
     if seed is None:

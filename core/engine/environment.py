@@ -11,6 +11,7 @@ import paddle
 
 from corolla.engine import USER_OMP_THREADS
 from corolla.errors import ConfigError
+from corolla.launcher import launched_rank, launched_world_size
 
 
 @attrs.frozen
@@ -34,12 +35,7 @@ class Environment:
 
 def is_main_process() -> bool:
     """Whether this is rank 0 of ``paddle.distributed.launch`` (or no launcher at all)."""
-    return os.environ.get("PADDLE_TRAINER_ID", "0") == "0"
-
-
-def launched_world_size() -> int:
-    """How many processes ``paddle.distributed.launch`` started (1 when not launched)."""
-    return int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+    return launched_rank() == 0
 
 
 def setup_environment(device: str, seed: int | None, *, distributed: bool = True) -> Environment:
