@@ -32,6 +32,8 @@ Lifecycle hooks
     - ``model``, ``optimizer``: the paddle objects being trained,
     - ``epoch`` (1-based) and ``global_step`` (steps done so far),
     - ``epochs`` and ``steps_per_epoch``: the run's length,
+    - ``data_summaries``: per loader mode (``"Train"``, ``"Eval"``), the line
+      that describes its checked list (images, classes, missing files),
     - ``best_metric``: the best evaluation metric so far (or ``None``), with
       ``best_metric_name`` and ``best_epoch``,
     - ``stop_training``: set it to ``True`` to end training after this step

@@ -25,7 +25,8 @@ def fake_run(tmp_path: Path, **extra) -> FakeRun:
     settings = read_global({"Global": {"print_batch_step": 2}})
     values = dict(config={"Arch": {"name": "TinyNet"}}, settings=settings, output_dir=tmp_path, is_main=True,
                   epochs=2, steps_per_epoch=3, global_step=0, world_size=1, resumed_from=None, start_epoch=1,
-                  best_metric=None, best_metric_name=None, best_epoch=None, epoch=0, model=None)
+                  best_metric=None, best_metric_name=None, best_epoch=None, epoch=0, model=None,
+                  data_summaries={"Train": "train.txt: 24 images"})
     values.update(extra)
     return FakeRun(**values)
 
@@ -58,6 +59,7 @@ def drive(callback, run: FakeRun) -> None:
 def test_console_logger_prints_a_line_every_print_batch_step_and_at_epoch_end(tmp_path, capsys):
     drive(ConsoleLogger(progress_bar=False), fake_run(tmp_path))
     lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "[Data] Train: train.txt: 24 images"
     step_lines = [l for l in lines if "[Iter" in l]
     assert [l.split("[Iter ")[1].split("]")[0] for l in step_lines] == ["2/3", "3/3", "2/3", "3/3"]
     assert step_lines[0].startswith("[Train][Epoch 1/2][Iter 2/3] lr: 0.010000, CELoss: 0.5000, loss: 0.5000, top1: 0.2000")

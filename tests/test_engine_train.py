@@ -128,6 +128,26 @@ def test_ema_and_amp_sections_train_and_save_the_average(data, registry, tmp_pat
     assert run.epoch == 1
 
 
+def test_evaluation_starts_at_start_eval_epoch_and_follows_eval_interval(data, registry, tmp_path):
+    """As in PaddleClas: epochs are counted from 1 and epoch ``start_eval_epoch`` itself is evaluated."""
+    config = engine_support.tiny_config(data, tmp_path, epochs=5)
+    config["Global"].update(start_eval_epoch=2, eval_interval=2)
+    run = run_training(config, registry)
+    records = [json.loads(line) for line in (run.output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "eval"] == [2, 4]
+
+
+def test_training_prints_the_data_check_of_both_lists_first(data, registry, tmp_path, capsys):
+    run_training(engine_support.tiny_config(data, tmp_path, epochs=1), registry)
+    lines = capsys.readouterr().out.splitlines()
+    data_lines = [line for line in lines if line.startswith("[Data]")]
+    assert data_lines == [
+        f"[Data] Train: {data.train_list}: {data.num_train} images, 3 classes (labels 0..2), all files present",
+        f"[Data] Eval: {data.val_list}: {data.num_val} images, 3 classes (labels 0..2), all files present",
+    ]
+    assert lines.index(data_lines[0]) < min(i for i, line in enumerate(lines) if "Iter" in line)
+
+
 def test_a_callback_can_stop_training(data, registry, tmp_path):
     config = engine_support.tiny_config(data, tmp_path, epochs=5)
     config["Global"]["callbacks"] = [{"StopAfterSteps": {"steps": 3}}]

@@ -28,6 +28,7 @@ class Run:
     lr_schedule: Any
     epochs: int
     steps_per_epoch: int
+    data_summaries: dict[str, str] = attrs.Factory(dict)
     epoch: int = 0
     global_step: int = 0
     start_epoch: int = 1

@@ -109,6 +109,7 @@ class _Job:
             lr_schedule=self.schedule,
             epochs=settings.epochs,
             steps_per_epoch=steps_per_epoch,
+            data_summaries={loader.mode: loader.summary for loader in (self.train_loader, self.eval_loader) if loader is not None},
             ema=self.ema,
         )
         if resume_states is not None:
@@ -209,7 +210,7 @@ class _Job:
 
     def _maybe_evaluate(self, epoch: int) -> dict[str, float]:
         run, settings = self.run, self.settings
-        due = self.eval_loader is not None and epoch % settings.eval_interval == 0 and epoch > settings.start_eval_epoch
+        due = self.eval_loader is not None and epoch % settings.eval_interval == 0 and epoch >= settings.start_eval_epoch
         if not due:
             return {}
         kwargs = dict(metrics=self.eval_metrics, loss_fn=self.eval_loss, precision=self.precision,

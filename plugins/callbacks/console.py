@@ -44,6 +44,8 @@ class ConsoleLogger:
                 f"[Train] {run.config['Arch']['name']}: {run.epochs} epochs x {run.steps_per_epoch} steps, "
                 f"{run.world_size} process(es), {where}output in {run.output_dir}"
             )
+            for mode, summary in run.data_summaries.items():
+                self._say(f"[Data] {mode}: {summary}")
 
     @hookimpl
     def corolla_epoch_start(self, run: Any, epoch: int) -> None:
