@@ -42,6 +42,15 @@ def test_piecewise_boundaries_are_epochs():
     np.testing.assert_allclose(lrs(s, 6), [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
+def test_piecewise_accepts_the_learning_rate_key_of_paddleclas_configs():
+    same = schedules.Piecewise(epochs=2, step_each_epoch=1, decay_epochs=[1], values=[0.1, 0.01], learning_rate=0.1)
+    np.testing.assert_allclose(lrs(same, 2), [0.1, 0.01])
+    with pytest.warns(UserWarning, match=r"learning_rate=0.5 is ignored by Piecewise: it starts at values\[0\]=0.1"):
+        other = schedules.Piecewise(epochs=2, step_each_epoch=1, decay_epochs=[1], values=[0.1, 0.01],
+                                    learning_rate=0.5)
+    np.testing.assert_allclose(lrs(other, 2), [0.1, 0.01])
+
+
 def test_piecewise_needs_one_more_value_than_boundaries():
     with pytest.raises(ConfigError, match=r"Optimizer.lr.values: expected 3 values .* found 2"):
         schedules.Piecewise(epochs=3, step_each_epoch=2, decay_epochs=[1, 2], values=[0.1, 0.01])

@@ -189,8 +189,20 @@ def Piecewise(
     warmup_start_lr: float = 0.0,
     last_epoch: int = -1,
     by_epoch: bool = False,
+    learning_rate: float | None = None,
 ) -> paddle_lr.LRScheduler:
-    """``values[i]`` from epoch ``decay_epochs[i-1]`` on (``values[0]`` before the first)."""
+    """``values[i]`` from epoch ``decay_epochs[i-1]`` on (``values[0]`` before the first).
+
+    ``learning_rate``, which many PaddleClas configs give here too, is not used:
+    ``values[0]`` is the starting rate (a warning says so when the two differ).
+    """
+    if learning_rate is not None and learning_rate != values[0]:
+        warnings.warn(
+            f"Optimizer.lr.learning_rate={learning_rate} is ignored by Piecewise: "
+            f"it starts at values[0]={values[0]}",
+            UserWarning,
+            stacklevel=2,
+        )
     if len(values) != len(decay_epochs) + 1:
         raise ConfigError(
             f"Optimizer.lr.values: expected {len(decay_epochs) + 1} values (one more than decay_epochs "
