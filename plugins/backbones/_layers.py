@@ -8,13 +8,14 @@ PP-LCNet) call a conv-BN pair ``conv``/``bn`` (:class:`ConvBN`), the older
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable, Container, Mapping, Sequence, TypeVar
 
 import paddle
 from paddle import nn
 
 from corolla.errors import ComponentArgumentError
-from corolla.weights import PretrainedWeights, describe_weights
+from corolla.weights import PretrainedWeights, describe_weights, load_pretrained
 
 #: activation name (as PaddleClas spells it) -> layer
 ACTIVATIONS: dict[str, Callable[[], nn.Layer]] = {
@@ -198,3 +199,35 @@ def finish_builder(build: _Builder, name: str, summary: str, table: Mapping[str,
     build.__doc__ = f"{summary}\n\n{COMMON_ARGS_DOC}"
     build.corolla_details = functools.partial(describe_weights, name, table)
     return build
+
+
+def weights_table(url_pattern: str, top1: Mapping[str, float]) -> dict[str, PretrainedWeights]:
+    """PaddleClas's published files: name -> ``url_pattern.format(name)`` with its ImageNet top-1."""
+    return {name: PretrainedWeights(url_pattern.format(name), accuracy) for name, accuracy in top1.items()}
+
+
+def make_builder(
+    name: str, model_class: type[nn.Layer], table: Mapping[str, PretrainedWeights], summary: str, **architecture: Any
+) -> Callable[..., nn.Layer]:
+    """The registered builder of ``name``: ``model_class(name=name, **architecture, ...)``
+    with the weights of ``table`` loaded.
+
+    Its keyword arguments are ``class_num``, ``pretrained``, ``use_ssld``, then the other
+    arguments of ``model_class`` that ``architecture`` does not fix; its signature says so,
+    which is what config validation and ``corolla plugins show`` read.
+    """
+
+    def build(*, pretrained: bool | str = False, use_ssld: bool = False, **options: Any) -> nn.Layer:
+        model = model_class(name=name, **architecture, **options)
+        return load_pretrained(model, pretrained, name=name, table=table, use_ssld=use_ssld)
+
+    options = [
+        param.replace(kind=param.KEYWORD_ONLY)
+        for param in inspect.signature(model_class).parameters.values()
+        if param.name not in {"name", *architecture}
+    ]
+    class_num = [param for param in options if param.name == "class_num"]
+    loading = list(inspect.signature(build).parameters.values())[:2]  # pretrained, use_ssld
+    others = [param for param in options if param.name != "class_num"]
+    build.__signature__ = inspect.Signature(class_num + loading + others, return_annotation=model_class.__name__)
+    return finish_builder(build, name, summary, table)

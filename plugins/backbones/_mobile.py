@@ -1,21 +1,16 @@
 """Pieces the mobile families (MobileNetV1/V2/V3, PP-LCNet, ShuffleNetV2) share beyond
 :mod:`._layers`: channel rounding, the squeeze-excitation gate, stage splitting, and the
-training details PaddleClas sets per parameter (initialisation, decay, learning rate).
-
-Also :func:`make_builder` and :func:`weights_table`, which every backbone family now uses:
-registered builders whose keyword arguments are those of the family's model class."""
+training details PaddleClas sets per parameter (initialisation, decay, learning rate)."""
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import paddle
 from paddle import nn
 from paddle.nn.initializer import KaimingNormal
 from paddle.regularizer import L2Decay
 
-from corolla.plugins.backbones._layers import ConvBN, ZooConvBN, finish_builder
-from corolla.weights import PretrainedWeights, load_pretrained
+from corolla.plugins.backbones._layers import ConvBN, ZooConvBN
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -80,38 +75,3 @@ def exempt_norms_from_decay(model: nn.Layer) -> None:
         if isinstance(layer, nn.BatchNorm2D):
             layer.weight.regularizer = L2Decay(0.0)
             layer.bias.regularizer = L2Decay(0.0)
-
-
-# --- weights tables and builders --------------------------------------------------------------
-
-
-def weights_table(url_pattern: str, top1: Mapping[str, float]) -> dict[str, PretrainedWeights]:
-    """PaddleClas's published files: name -> ``url_pattern.format(name)`` with its ImageNet top-1."""
-    return {name: PretrainedWeights(url_pattern.format(name), accuracy) for name, accuracy in top1.items()}
-
-
-def make_builder(
-    name: str, model_class: type[nn.Layer], table: Mapping[str, PretrainedWeights], summary: str, **architecture: Any
-) -> Callable[..., nn.Layer]:
-    """The registered builder of ``name``: ``model_class(name=name, **architecture, ...)``
-    with the weights of ``table`` loaded.
-
-    Its keyword arguments are ``class_num``, ``pretrained``, ``use_ssld``, then the other
-    arguments of ``model_class`` that ``architecture`` does not fix; its signature says so,
-    which is what config validation and ``corolla plugins show`` read.
-    """
-
-    def build(*, pretrained: bool | str = False, use_ssld: bool = False, **options: Any) -> nn.Layer:
-        model = model_class(name=name, **architecture, **options)
-        return load_pretrained(model, pretrained, name=name, table=table, use_ssld=use_ssld)
-
-    options = [
-        param.replace(kind=param.KEYWORD_ONLY)
-        for param in inspect.signature(model_class).parameters.values()
-        if param.name not in {"name", *architecture}
-    ]
-    class_num = [param for param in options if param.name == "class_num"]
-    loading = list(inspect.signature(build).parameters.values())[:2]  # pretrained, use_ssld
-    others = [param for param in options if param.name != "class_num"]
-    build.__signature__ = inspect.Signature(class_num + loading + others, return_annotation=model_class.__name__)
-    return finish_builder(build, name, summary, table)

@@ -10,8 +10,13 @@ from typing import Sequence
 import paddle
 from paddle import nn
 
-from corolla.plugins.backbones._layers import resolve_lr_mult_list, resolve_return_stages, run_stages, with_features
-from corolla.plugins.backbones._mobile import make_builder
+from corolla.plugins.backbones._layers import (
+    make_builder,
+    resolve_lr_mult_list,
+    resolve_return_stages,
+    run_stages,
+    with_features,
+)
 from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
 
 LR_GROUPS = ("stage0", "stage1", "stage2")

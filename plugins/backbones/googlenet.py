@@ -13,8 +13,7 @@ from typing import Sequence
 import paddle
 from paddle import nn
 
-from corolla.plugins.backbones._layers import resolve_lr_mult_list, resolve_return_stages
-from corolla.plugins.backbones._mobile import make_builder
+from corolla.plugins.backbones._layers import make_builder, resolve_lr_mult_list, resolve_return_stages
 from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
 
 LR_GROUPS = ("stem", "stage0", "stage1", "stage2")

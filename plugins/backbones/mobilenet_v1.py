@@ -10,18 +10,14 @@ from paddle.nn.initializer import KaimingNormal
 
 from corolla.plugins.backbones._layers import (
     ConvBN,
+    make_builder,
     resolve_lr_mult_list,
     resolve_return_stages,
     run_stages,
+    weights_table,
     with_features,
 )
-from corolla.plugins.backbones._mobile import (
-    kaiming_init_conv_bn,
-    make_builder,
-    set_lr_mults,
-    split_stages,
-    weights_table,
-)
+from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, set_lr_mults, split_stages
 from corolla.weights import MODEL_ZOO_URL
 
 # --- building blocks -----------------------------------------------------------

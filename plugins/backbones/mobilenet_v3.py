@@ -10,19 +10,19 @@ from paddle import nn
 from corolla.plugins.backbones._layers import (
     ConvBN,
     activation,
+    make_builder,
     resolve_lr_mult_list,
     resolve_return_stages,
     run_stages,
+    weights_table,
     with_features,
 )
 from corolla.plugins.backbones._mobile import (
     SqueezeExcite,
     exempt_norms_from_decay,
-    make_builder,
     make_divisible,
     set_lr_mults,
     split_stages,
-    weights_table,
 )
 from corolla.weights import MODEL_ZOO_URL
 

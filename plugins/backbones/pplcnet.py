@@ -11,19 +11,19 @@ from corolla.errors import ComponentArgumentError
 from corolla.plugins.backbones._layers import (
     ConvBN,
     activation,
+    make_builder,
     resolve_lr_mult_list,
     resolve_return_stages,
     run_stages,
+    weights_table,
     with_features,
 )
 from corolla.plugins.backbones._mobile import (
     SqueezeExcite,
     exempt_norms_from_decay,
     kaiming_init_conv_bn,
-    make_builder,
     make_divisible,
     set_lr_mults,
-    weights_table,
 )
 from corolla.weights import MODEL_ZOO_URL
 

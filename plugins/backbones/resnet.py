@@ -16,12 +16,12 @@ from paddle import nn
 from corolla.errors import ComponentArgumentError
 from corolla.plugins.backbones._layers import (
     ConvBN,
+    make_builder,
     resolve_lr_mult_list,
     resolve_return_stages,
     run_stages,
     with_features,
 )
-from corolla.plugins.backbones._mobile import make_builder
 from corolla.plugins.backbones.resnext import ResNeXt
 from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
 

@@ -16,12 +16,12 @@ from paddle import nn
 
 from corolla.plugins.backbones._layers import (
     ZooConvBN,
+    make_builder,
     resolve_lr_mult_list,
     resolve_return_stages,
     run_stages,
     with_features,
 )
-from corolla.plugins.backbones._mobile import make_builder
 from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
 
 #: depth -> bottleneck blocks per stage

@@ -5,7 +5,7 @@ are those of PaddleClas 2.6 (model_zoo/se_resnext.py, se_resnext_vd.py).
 """
 from __future__ import annotations
 
-from corolla.plugins.backbones._mobile import make_builder
+from corolla.plugins.backbones._layers import make_builder
 from corolla.plugins.backbones.resnext import ResNeXt
 from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
 

@@ -10,18 +10,14 @@ from paddle import nn
 from corolla.errors import ComponentArgumentError
 from corolla.plugins.backbones._layers import (
     ZooConvBN,
+    make_builder,
     resolve_lr_mult_list,
     resolve_return_stages,
     run_stages,
+    weights_table,
     with_features,
 )
-from corolla.plugins.backbones._mobile import (
-    kaiming_init_conv_bn,
-    make_builder,
-    set_lr_mults,
-    split_stages,
-    weights_table,
-)
+from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, set_lr_mults, split_stages
 from corolla.weights import MODEL_ZOO_URL
 
 # --- building blocks -----------------------------------------------------------

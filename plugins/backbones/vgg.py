@@ -12,8 +12,13 @@ import paddle
 from paddle import nn
 
 from corolla.errors import ComponentArgumentError
-from corolla.plugins.backbones._layers import resolve_lr_mult_list, resolve_return_stages, run_stages, with_features
-from corolla.plugins.backbones._mobile import make_builder
+from corolla.plugins.backbones._layers import (
+    make_builder,
+    resolve_lr_mult_list,
+    resolve_return_stages,
+    run_stages,
+    with_features,
+)
 from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
 
 #: depth -> convolutions per block
