@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not flag.startswith("no:"):
             parser.error(f"-p {flag}: expected no:NAME")
     warnings.showwarning = _show_warning
+    # Paddle's C++-extension helper warns on import; corolla builds no extensions.
+    warnings.filterwarnings("ignore", message="No ccache found")
     run: Callable[[argparse.Namespace], int] = pkgutil.resolve_name(VERBS[args.verb][0])
 
     from corolla.errors import CorollaError
