@@ -127,14 +127,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             registry = corolla.load_registry()
             results: dict[str, float] = {}
             rows = []
-            teacher_cfg = single(data, workdir / "teacher", args, args.teacher)
-            top1, minutes = fit_and_score(teacher_cfg, registry)
-            rows.append((f"teacher {args.teacher}", "labeled", top1, minutes))
+
+            def run(name: str, images: str, config: dict) -> None:
+                print(f"training {name} on {images} images ...", flush=True)
+                top1, minutes = fit_and_score(config, registry)
+                print(f"  top-1 {top1:.4f} after {minutes:.1f} min", flush=True)
+                rows.append((name, images, top1, minutes))
+
+            run(f"teacher {args.teacher}", "labeled", single(data, workdir / "teacher", args, args.teacher))
             teacher_weights = workdir / "teacher" / args.teacher / "latest"
-            top1, minutes = fit_and_score(single(data, workdir / "student", args, args.student), registry)
-            rows.append((f"student {args.student} alone", "labeled", top1, minutes))
-            top1, minutes = fit_and_score(distilled(data, workdir / "distilled", args, teacher_weights), registry)
-            rows.append((f"student {args.student} distilled (DML)", "labeled + unlabeled", top1, minutes))
+            run(f"student {args.student} alone", "labeled", single(data, workdir / "student", args, args.student))
+            run(f"student {args.student} distilled (DML)", "labeled + unlabeled",
+                distilled(data, workdir / "distilled", args, teacher_weights))
     print(f"\n{'run':<44} {'training images':<20} {'top-1':>6} {'minutes':>8}")
     for name, images, top1, minutes in rows:
         print(f"{name:<44} {images:<20} {top1:>6.4f} {minutes:>8.1f}")
