@@ -10,14 +10,17 @@ cluttered, noisy backgrounds) with few labeled images and more unlabeled ones, i
 
 all three with the same optimiser, schedule and epochs, through the ordinary ``corolla train``
 engine, and prints the top-1 accuracy of each on the validation images (last epoch's weights).
+With so few images one run says little, so it repeats all of it for several seeds (each seed
+generates its own data set) and prints the mean and every seed's figure.
 
-    .venv/bin/python examples/distillation_experiment.py            # about 10-15 minutes on 2 cores
+    .venv/bin/python examples/distillation_experiment.py            # about 15 minutes on 2 idle cores
     .venv/bin/python examples/distillation_experiment.py --help     # sizes, epochs, models
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import tempfile
 import time
 import warnings
@@ -40,7 +43,7 @@ def transform_ops(image_size: int, crop: int, *, train: bool) -> list:
     return ops
 
 
-def base_config(data: SyntheticDataset, out: Path, args: argparse.Namespace, *, train_list: Path) -> dict:
+def base_config(data: SyntheticDataset, out: Path, args: argparse.Namespace, *, train_list: Path, seed: int) -> dict:
     """What the three runs share: data, optimiser, schedule, epochs, metrics."""
 
     def loader(list_file: Path, *, training: bool) -> dict:
@@ -52,7 +55,7 @@ def base_config(data: SyntheticDataset, out: Path, args: argparse.Namespace, *, 
         }
 
     return {
-        "Global": {"epochs": args.epochs, "output_dir": str(out), "seed": args.seed, "device": "cpu",
+        "Global": {"epochs": args.epochs, "output_dir": str(out), "seed": seed, "device": "cpu",
                    "print_batch_step": 10_000, "eval_during_train": False, "save_interval": args.epochs,
                    "image_shape": [3, args.crop, args.crop], "callbacks": [{"MetricsLog": None}]},
         "Loss": {"Eval": [{"CELoss": None}]},
@@ -64,15 +67,15 @@ def base_config(data: SyntheticDataset, out: Path, args: argparse.Namespace, *, 
     }
 
 
-def single(data: SyntheticDataset, out: Path, args: argparse.Namespace, model: str) -> dict:
-    config = base_config(data, out, args, train_list=data.train_list)
+def single(data: SyntheticDataset, out: Path, args: argparse.Namespace, model: str, seed: int) -> dict:
+    config = base_config(data, out, args, train_list=data.train_list, seed=seed)
     config["Arch"] = {"name": model, "class_num": data.num_classes}
     config["Loss"]["Train"] = [{"CELoss": None}]
     return config
 
 
-def distilled(data: SyntheticDataset, out: Path, args: argparse.Namespace, teacher_weights: Path) -> dict:
-    config = base_config(data, out, args, train_list=data.train_extra_list)
+def distilled(data: SyntheticDataset, out: Path, args: argparse.Namespace, teacher_weights: Path, seed: int) -> dict:
+    config = base_config(data, out, args, train_list=data.train_extra_list, seed=seed)
     config["Arch"] = {
         "name": "DistillationModel",
         "class_num": data.num_classes,
@@ -111,39 +114,47 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--teacher", default="ResNet18_vd")
     parser.add_argument("--student", default="PPLCNet_x0_25")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2",
+                        help="comma-separated; each seed generates its own data set and trains all three")
     args = parser.parse_args(argv)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="corolla-distill-") as scratch:
-        workdir = args.workdir or Path(scratch)
-        per_class = args.labeled + args.val
-        data = make_list_dataset(workdir / "data", num_classes=args.classes, images_per_class=per_class,
-                                 image_size=args.image_size, val_fraction=args.val / per_class,
-                                 unlabeled=args.unlabeled, seed=args.seed)
-        print(f"data: {data.num_classes} classes, {data.num_train} labeled + {data.num_extra} unlabeled training images, "
-              f"{data.num_val} validation images, {args.image_size}px (crop {args.crop}); {args.epochs} epochs each", flush=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            registry = corolla.load_registry()
-            results: dict[str, float] = {}
-            rows = []
-
-            def run(name: str, images: str, config: dict) -> None:
-                print(f"training {name} on {images} images ...", flush=True)
-                top1, minutes = fit_and_score(config, registry)
-                print(f"  top-1 {top1:.4f} after {minutes:.1f} min", flush=True)
-                rows.append((name, images, top1, minutes))
-
-            run(f"teacher {args.teacher}", "labeled", single(data, workdir / "teacher", args, args.teacher))
+    runs = (f"teacher {args.teacher}", f"student {args.student} alone", f"student {args.student} distilled (DML)")
+    images = dict(zip(runs, ("labeled", "labeled", "labeled + unlabeled")))
+    top1s: dict[str, list[float]] = {name: [] for name in runs}
+    minutes = 0.0
+    with tempfile.TemporaryDirectory(prefix="corolla-distill-") as scratch, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        registry = corolla.load_registry()
+        for seed in seeds:
+            workdir = (args.workdir or Path(scratch)) / f"seed{seed}"
+            data = make_data(workdir, args, seed)
+            print(f"seed {seed}: {data.num_classes} classes, {data.num_train} labeled + {data.num_extra} unlabeled "
+                  f"training images, {data.num_val} validation images, {args.image_size}px (crop {args.crop}); "
+                  f"{args.epochs} epochs each", flush=True)
             teacher_weights = workdir / "teacher" / args.teacher / "latest"
-            run(f"student {args.student} alone", "labeled", single(data, workdir / "student", args, args.student))
-            run(f"student {args.student} distilled (DML)", "labeled + unlabeled",
-                distilled(data, workdir / "distilled", args, teacher_weights))
-    print(f"\n{'run':<44} {'training images':<20} {'top-1':>6} {'minutes':>8}")
-    for name, images, top1, minutes in rows:
-        print(f"{name:<44} {images:<20} {top1:>6.4f} {minutes:>8.1f}")
-        results[name] = top1
-    return results
+            configs = (single(data, workdir / "teacher", args, args.teacher, seed),
+                       single(data, workdir / "student", args, args.student, seed),
+                       distilled(data, workdir / "distilled", args, teacher_weights, seed))
+            for name, config in zip(runs, configs):
+                top1, spent = fit_and_score(config, registry)
+                print(f"  {name}: top-1 {top1:.4f} ({spent:.1f} min)", flush=True)
+                top1s[name].append(top1)
+                minutes += spent
+
+    print(f"\n{'run':<44} {'training images':<20} {'mean top-1':>10}   per seed ({args.seeds})")
+    for name in runs:
+        each = " ".join(f"{value:.4f}" for value in top1s[name])
+        print(f"{name:<44} {images[name]:<20} {statistics.mean(top1s[name]):>10.4f}   {each}")
+    print(f"training and evaluation: {minutes:.1f} min")
+    return {name: statistics.mean(values) for name, values in top1s.items()}
+
+
+def make_data(workdir: Path, args: argparse.Namespace, seed: int) -> SyntheticDataset:
+    per_class = args.labeled + args.val
+    return make_list_dataset(workdir / "data", num_classes=args.classes, images_per_class=per_class,
+                             image_size=args.image_size, val_fraction=args.val / per_class,
+                             unlabeled=args.unlabeled, seed=seed)
 
 
 if __name__ == "__main__":

@@ -162,11 +162,13 @@ def test_the_distillation_experiment_runs_its_three_trainings(tmp_path, capsys):
     script = Path(__file__).resolve().parents[1] / "examples" / "distillation_experiment.py"
     main = runpy.run_path(str(script))["main"]
     results = main(["--workdir", str(tmp_path), "--classes", "3", "--labeled", "4", "--val", "2", "--unlabeled", "6",
-                    "--epochs", "1", "--teacher", "PPLCNet_x0_25", "--student", "PPLCNet_x0_25"])
+                    "--epochs", "1", "--teacher", "PPLCNet_x0_25", "--student", "PPLCNet_x0_25", "--seeds", "0,1"])
     assert len(results) == 3 and all(0.0 <= top1 <= 1.0 for top1 in results.values())
     table = capsys.readouterr().out
     assert "student PPLCNet_x0_25 distilled (DML)" in table and "labeled + unlabeled" in table
-    assert (tmp_path / "distilled" / "DistillationModel" / "latest.pdparams").is_file()
+    assert "per seed (0,1)" in table and table.count(": top-1 ") == 6
+    for seed in (0, 1):
+        assert (tmp_path / f"seed{seed}" / "distilled" / "DistillationModel" / "latest.pdparams").is_file()
 
 
 def test_distillation_under_paddles_launcher_with_two_processes(fake_dist, tmp_path, data):
