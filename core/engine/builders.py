@@ -48,7 +48,7 @@ def build_trained_model(config: Mapping[str, Any], settings: GlobalSection, regi
             UserWarning,
             stacklevel=2,
         )
-    model.eval()
+    model.train(False)
     return model
 
 

@@ -57,7 +57,7 @@ def evaluate(
     the samples the loader repeats to give all ranks the same number.
     """
     was_training = model.training
-    model.eval()
+    model.train(False)
     for metric in metrics:
         metric.reset()
     precision = precision or Precision(None, "cpu")

@@ -59,7 +59,7 @@ def export(config: dict, registry: Registry, settings: GlobalSection) -> Path:
         if step == "build":
             net = inference_model(build_trained_model(config, settings, registry))
             exported = ExportedModel(net, adds_softmax(config))
-            exported.eval()
+            exported.train(False)
         elif step == "trace and save":
             spec = paddle.static.InputSpec([None, *settings.image_shape], "float32", name="x")
             static = paddle.jit.to_static(exported, input_spec=[spec], full_graph=True)

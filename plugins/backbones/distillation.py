@@ -78,10 +78,10 @@ class DistillationModel(paddle.nn.Layer):
             self.model_names.append(model_name)
             self.frozen[model_name] = bool(frozen[index])
         self.infer_model_name = self._choose_infer_model(infer_model_name)
-        self._keep_frozen_in_eval()
+        self._keep_frozen_models_inferring()
 
     def forward(self, x: paddle.Tensor) -> ModelOutputs:
-        self._keep_frozen_in_eval()  # also when a wrapper (DataParallel) switched modes
+        self._keep_frozen_models_inferring()  # also when a wrapper (DataParallel) switched modes
         outputs = {}
         for name in self.model_names:
             model = self._sub_layers[name]
@@ -95,18 +95,18 @@ class DistillationModel(paddle.nn.Layer):
     def train(self, mode: bool = True) -> DistillationModel:
         """Switch modes like any layer, except that frozen models stay in eval mode."""
         super().train(mode)
-        self._keep_frozen_in_eval()
+        self._keep_frozen_models_inferring()
         return self
 
     def inference_model(self) -> paddle.nn.Layer:
         """The ``infer_model_name`` model: what ``export``, ``infer`` and ``predict`` run."""
         return self._sub_layers[self.infer_model_name]
 
-    def _keep_frozen_in_eval(self) -> None:
+    def _keep_frozen_models_inferring(self) -> None:
         for name in self.model_names:
             if self.frozen[name]:
                 model = self._sub_layers[name]
-                # set the flags directly: Layer.eval() would also switch the global tracer
+                # set the flags directly: Layer.train(False) would also switch the global tracer
                 for layer in [model, *model.sublayers()]:
                     layer.training = False
 
