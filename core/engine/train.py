@@ -109,7 +109,8 @@ class _Job:
             lr_schedule=self.schedule,
             epochs=settings.epochs,
             steps_per_epoch=steps_per_epoch,
-            data_summaries={loader.mode: loader.summary for loader in (self.train_loader, self.eval_loader) if loader is not None},
+            data_summaries={loader.mode: loader.summary
+                            for loader in (self.train_loader, self.eval_loader) if loader is not None},
             ema=self.ema,
         )
         if resume_states is not None:
