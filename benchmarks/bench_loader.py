@@ -11,7 +11,7 @@ generated JPEGs, so the ratios compare like with like on this machine:
   ``ToTensor()``, ``Normalize(mean, std)`` per image, batches stacked;
 - ``corolla``: DecodeImage, RandCropImage 224, RandFlipImage, NormalizeImage
   through :func:`corolla.preprocess.build_pipeline` (uint8 per image,
-  normalised per batch), with and without reduced-scale JPEG decoding;
+  normalised into the batch), with and without reduced-scale JPEG decoding;
 - ``... DataLoader`` rows: the same through ``paddle.io.DataLoader``
   (num_workers 0) and ``corolla.loader.build_dataloader`` (num_workers 0),
   yielding paddle Tensors. Both prepare batches in one background thread

@@ -25,6 +25,9 @@ Optional attributes let an op take part in the fast paths:
   reduced scale when it only needs a much smaller picture.
 - ``apply_batch(batch) -> batch``: the op runs on a batch (N first) with the
   same result as image by image.
+- ``takes_samples = True``: ``apply_batch`` also accepts the list of
+  per-image results (all of one shape) and stacks them itself, which saves
+  a copy when it is the first batch op.
 - ``layout = "hwc"`` or ``"chw"``: the input layout the op needs;
   ``output_layout``: the layout it produces (otherwise unchanged).
 """
@@ -105,8 +108,13 @@ class Pipeline:
                 f"{self.key_path}: images of one batch differ in shape ({', '.join(sorted(map(str, shapes)))}); "
                 "end the transforms with a fixed-size op (RandCropImage, CropImage or ResizeImage with size)"
             )
-        batch = np.stack(samples)
-        for i in range(self.split, len(self.ops)):
+        first = self.split
+        if first < len(self.ops) and getattr(self.ops[first], "takes_samples", False):
+            batch = self._run(first, self.ops[first].apply_batch, list(samples))
+            first += 1
+        else:
+            batch = np.stack(samples)
+        for i in range(first, len(self.ops)):
             batch = self._run(i, self.ops[i].apply_batch, batch)
         if batch.ndim != 4:
             raise DataError(f"{self.key_path}: expected images with 3 dimensions, found shape {batch.shape[1:]}")

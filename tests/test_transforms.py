@@ -222,7 +222,14 @@ def test_normalize_matches_hand_computation(registry) -> None:
 def test_normalize_batch_equals_one_by_one(registry) -> None:
     op = build(registry, "NormalizeImage", order="")
     batch = np.stack([rgb(seed=i) for i in range(4)])
-    assert np.array_equal(op.apply_batch(batch), np.stack([op(img) for img in batch]))
+    one_by_one = np.stack([op(img) for img in batch])
+    assert np.array_equal(op.apply_batch(batch), one_by_one)
+    flipped = [img[:, ::-1] for img in batch]  # views, as RandFlipImage hands them on
+    assert np.array_equal(op.apply_batch(flipped), one_by_one[:, :, ::-1])
+    chw = build(registry, "NormalizeImage")
+    assert np.array_equal(chw.apply_batch([img.transpose(2, 0, 1) for img in batch]), one_by_one.transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match="3 channels"):
+        op.apply_batch([rgb()[:, :, :2]])
 
 
 def test_normalize_rejects_bad_values(registry) -> None:
@@ -384,6 +391,16 @@ def test_pipeline_splits_per_image_and_per_batch_work(registry) -> None:
     assert whole.shape == (3, 24, 24) and whole.dtype == np.float32
     assert pipeline.sample(data).dtype == np.uint8
     assert pipeline.sample(rgb(40, 48)).shape == (24, 24, 3)  # an already decoded image is accepted too
+
+
+def test_pipeline_batches_flipped_samples_like_single_images(registry) -> None:
+    pipeline = build_pipeline(TRAIN_OPS[:4], registry, "T")  # NormalizeImage stacks the samples itself
+    reseed(4)
+    samples = [pipeline.sample(encode(rgb(40, 48, seed=i))) for i in range(8)]
+    assert any(s.strides[1] < 0 for s in samples)  # some were flipped (views)
+    batch = pipeline.finish(samples)
+    assert batch.flags.c_contiguous and batch.shape == (8, 3, 24, 24)
+    assert np.array_equal(batch, np.stack([pipeline.finish([s])[0] for s in samples]))
 
 
 def test_pipeline_without_normalisation_still_gives_float_chw(registry) -> None:

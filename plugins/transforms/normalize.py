@@ -1,7 +1,7 @@
 """NormalizeImage and ToCHWImage: the last steps, which also run vectorised on whole batches."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,29 +33,36 @@ class NormalizeImage:
         self.channel_num = choice(channel_num, "channel_num", (3, 4))
         self.dtype = np.float16 if output_fp16 else np.float32
         self.layout = "chw" if self.order == "chw" else "hwc"
-        self._gain = (scale_value / std_values).astype(np.float32)
-        self._offset = (-mean_values / std_values).astype(np.float32)
+        self._gain = (scale_value / std_values).astype(np.float32)[:, None, None]
+        self._offset = (-mean_values / std_values).astype(np.float32)[:, None, None]
+
+    #: apply_batch also takes the list of per-image results and stacks them itself (one copy fewer)
+    takes_samples = True
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        return self.apply_batch(img[None])[0]
+        return self.apply_batch([img])[0]
 
-    def apply_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Normalise ``N`` images at once (NHWC or NCHW, as ``order`` says).
+    def apply_batch(self, batch: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Normalise ``N`` images at once: an NHWC or NCHW array (as ``order`` says), or a list of same-shape images.
 
-        Channel by channel into a channel-first buffer: broadcasting over a
-        trailing axis of 3 is several times slower in NumPy. For HWC input
+        Image by image into one channel-first float32 buffer: the cast, the
+        scale and the shift of one image all run while it is in cache, about
+        twice as fast as three passes over the whole batch. Flipped or
+        cropped views are read in place, never copied first. For HWC input
         the result is an NHWC view of that buffer, so the final move to NCHW
         costs no copy.
         """
-        channel_axis = 1 if self.layout == "chw" else 3
-        if batch.ndim != 4 or batch.shape[channel_axis] != 3:
-            raise ValueError(f"expected {self.layout.upper()} images with 3 channels, found shape {batch.shape[1:]}")
-        height, width = (batch.shape[2:4] if self.layout == "chw" else batch.shape[1:3])
+        channel_axis = 0 if self.layout == "chw" else 2
+        shape = np.shape(batch[0]) if len(batch) else ()
+        if len(shape) != 3 or shape[channel_axis] != 3:
+            raise ValueError(f"expected {self.layout.upper()} images with 3 channels, found shape {shape}")
+        height, width = shape[1:] if self.layout == "chw" else shape[:2]
         out = np.empty((len(batch), self.channel_num, height, width), np.float32)
-        for c in range(3):
-            channel = batch[:, c] if self.layout == "chw" else batch[..., c]
-            np.multiply(channel, self._gain[c], out=out[:, c], dtype=np.float32)
-            out[:, c] += self._offset[c]
+        for image, target in zip(batch, out):
+            rgb = target[:3]
+            rgb[...] = image if self.layout == "chw" else image.transpose(2, 0, 1)
+            rgb *= self._gain
+            rgb += self._offset
         if self.channel_num == 4:
             out[:, 3] = 0.0
         if self.layout == "hwc":
