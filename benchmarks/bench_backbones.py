@@ -26,7 +26,7 @@ import numpy as np
 import paddle
 
 from corolla import load_registry
-from corolla.weights import apply_state_dict
+from corolla.engine.weights import apply_state_dict
 
 DEFAULT_MODELS = (
     "ResNet50_vd",

@@ -73,10 +73,10 @@ def main() -> None:
     import paddle.vision.transforms as T
 
     from corolla import load_registry
-    from corolla.loader import build_dataloader
-    from corolla.preprocess import build_pipeline, read_image_bytes
-    from corolla.randomness import reseed
-    from corolla.synthetic import make_list_dataset
+    from corolla.data.loader import build_dataloader
+    from corolla.data.pipeline import build_pipeline, read_image_bytes
+    from corolla.data.randomness import reseed
+    from corolla.testing.images import make_list_dataset
 
     paddle.base.core.set_num_threads(1)
     reseed(0)

@@ -45,12 +45,12 @@ from PIL import Image
 
 import corolla
 from corolla.engine.builders import build_metrics, build_model
-from corolla.engine.environment import cpu_thread_count, set_cpu_threads
+from corolla.data.placement import cpu_thread_count, set_cpu_threads
 from corolla.engine.evaluate import evaluate
 from corolla.engine.train import train
-from corolla.loader import build_dataloader
-from corolla.sections import read_global
-from corolla.synthetic import make_list_dataset
+from corolla.data.loader import build_dataloader
+from corolla.config.sections import read_global
+from corolla.testing.images import make_list_dataset
 
 MODELS = ("PPLCNet_x1_0", "MobileNetV3_large_x1_0", "ResNet50_vd")
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

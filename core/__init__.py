@@ -1,13 +1,13 @@
 """corolla: a pluggable image-classification toolkit on PaddlePaddle.
 
 The names a plugin author or script needs; everything else lives in modules
-with one job each (``corolla.hookspecs`` is the plugin contract).
+with one job each (``corolla.plugin.hookspecs`` is the plugin contract).
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from corolla.config import load_config
-from corolla.discovery import load_registry
-from corolla.errors import (
+from corolla.config.load import load_config
+from corolla.plugin.discovery import load_registry
+from corolla.plugin.errors import (
     ComponentArgumentError,
     ConfigError,
     CorollaError,
@@ -15,8 +15,8 @@ from corolla.errors import (
     PluginError,
     UnknownComponentError,
 )
-from corolla.markers import hookimpl, hookspec
-from corolla.registry import Alias, Registry, current_registry, lazy
+from corolla.plugin.markers import hookimpl, hookspec
+from corolla.plugin.registry import Alias, Registry, current_registry, lazy
 
 try:
     __version__ = version("corolla")

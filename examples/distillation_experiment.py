@@ -1,6 +1,6 @@
 """Does distillation with unlabeled images help a small student? A small offline experiment.
 
-On a generated, real-looking data set (``corolla.synthetic``: shapes, hues and textures over
+On a generated, real-looking data set (``corolla.testing.images``: shapes, hues and textures over
 cluttered, noisy backgrounds) with few labeled images and more unlabeled ones, it trains
 
 1. a teacher (ResNet18_vd) on the labeled images,
@@ -29,8 +29,8 @@ from pathlib import Path
 import corolla
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.train import train
-from corolla.sections import read_global
-from corolla.synthetic import SyntheticDataset, make_list_dataset
+from corolla.config.sections import read_global
+from corolla.testing.images import SyntheticDataset, make_list_dataset
 
 
 def transform_ops(image_size: int, crop: int, *, train: bool) -> list:

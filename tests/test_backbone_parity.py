@@ -13,7 +13,7 @@ import paddle
 import pytest
 from _backbone_cases import NAMES, REGISTRY, batch_size, input_size, paddleclas, release_memory
 
-from corolla.weights import apply_state_dict
+from corolla.engine.weights import apply_state_dict
 
 ATOL = 1e-4
 

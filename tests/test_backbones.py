@@ -13,7 +13,7 @@ import paddle
 import pytest
 from _backbone_cases import NAMES, REGISTRY, batch_size, input_size, release_memory
 
-from corolla.errors import ComponentArgumentError
+from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones._layers import LeanBatchNorm2D, resolve_lr_mult_list, resolve_return_stages
 
 

@@ -126,7 +126,7 @@ def test_pip_installed_plugin_is_found_and_used_from_a_config(tmp_path):
     build = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(f"""
             import corolla
-            from corolla.specs import named_spec
+            from corolla.config.specs import named_spec
             spec = named_spec(corolla.load_config({str(config)!r})["Arch"], "Arch")
             print(corolla.load_registry(strict=True).build("backbone", spec.name, spec.params, key_path="Arch"))
         """)],

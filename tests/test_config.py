@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from corolla.config import apply_override, dump_config, load_config
-from corolla.errors import ConfigError
-from corolla.sections import read_global
+from corolla.config.load import apply_override, dump_config, load_config
+from corolla.plugin.errors import ConfigError
+from corolla.config.sections import read_global
 
 SEED_001 = """
 Global:

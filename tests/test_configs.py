@@ -9,14 +9,14 @@ import pytest
 
 import corolla
 import engine_support
-from corolla.config import load_config
+from corolla.config.load import load_config
 from corolla.engine.export import export
 from corolla.engine.inference import infer
 from corolla.engine.predict import predict
 from corolla.engine.train import train
-from corolla.sections import read_global
-from corolla.synthetic import make_list_dataset
-from corolla.validate import validate_components
+from corolla.config.sections import read_global
+from corolla.testing.images import make_list_dataset
+from corolla.config.plan import validate_components
 
 CONFIGS = Path(corolla.__file__).parent / "configs"
 SEED_000 = [

@@ -12,9 +12,9 @@ from scipy.io import savemat
 
 from corolla import ComponentArgumentError, DataError, load_registry
 from corolla.cli.main import main
-from corolla.flowers102 import write_flowers102_lists
-from corolla.preprocess import UnreadableImageError, build_pipeline
-from corolla.synthetic import make_flowers102, make_image_folder, make_list_dataset
+from corolla.data.flowers102 import write_flowers102_lists
+from corolla.data.pipeline import UnreadableImageError, build_pipeline
+from corolla.testing.images import make_flowers102, make_image_folder, make_list_dataset
 
 DECODE = [{"DecodeImage": None}]
 
@@ -217,6 +217,6 @@ def test_data_cli(tmp_path, capsys, data) -> None:
 
 def test_plugins_do_not_import_paddle() -> None:
     code = ("import sys; import corolla.plugins.datasets.imagenet, corolla.plugins.datasets.multilabel, "
-            "corolla.plugins.datasets.folder, corolla.plugins.transforms.batch, corolla.preprocess, "
+            "corolla.plugins.datasets.folder, corolla.plugins.transforms.batch, corolla.data.pipeline, "
             "corolla.plugins.transforms.timm_autoaugment; assert 'paddle' not in sys.modules, 'paddle imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,8 +7,8 @@ import warnings
 import pytest
 
 from corolla import load_registry
-from corolla.discovery import PluginImportWarning
-from corolla.errors import PluginError, UnknownComponentError
+from corolla.plugin.discovery import PluginImportWarning
+from corolla.plugin.errors import PluginError, UnknownComponentError
 
 NET_PLUGIN = """
 from corolla import hookimpl

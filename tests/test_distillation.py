@@ -10,9 +10,9 @@ import paddle
 import pytest
 
 from corolla import load_registry
-from corolla.errors import ComponentArgumentError, ConfigError, UnknownComponentError
-from corolla.loss import build_loss
-from corolla.outputs import ModelOutputs
+from corolla.plugin.errors import ComponentArgumentError, ConfigError, UnknownComponentError
+from corolla.engine.loss import build_loss
+from corolla.plugin.outputs import ModelOutputs
 
 TINY_NET = """
 import paddle

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 import corolla
-from corolla.config import load_config
+from corolla.config.load import load_config
 from corolla.engine.checkpoint import model_arrays, write_checkpoint
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.train import train
-from corolla.sections import read_global
-from corolla.synthetic import make_list_dataset
-from corolla.validate import validate_components
-from corolla.weights import load_state_dict_file
+from corolla.config.sections import read_global
+from corolla.testing.images import make_list_dataset
+from corolla.config.plan import validate_components
+from corolla.engine.weights import load_state_dict_file
 
 CONFIGS = Path(corolla.__file__).parent / "configs" / "distillation"
 EVAL_SIZES = ["DataLoader.Eval.dataset.transform_ops.1.ResizeImage.resize_short=36",

@@ -23,9 +23,9 @@ from corolla.engine.checkpoint import write_checkpoint
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.engine.train import train
-from corolla.sections import read_global
-from corolla.synthetic import make_list_dataset
-from corolla.weights import load_state_dict_file
+from corolla.config.sections import read_global
+from corolla.testing.images import make_list_dataset
+from corolla.engine.weights import load_state_dict_file
 
 SCALED_LOSS = """
 import paddle.nn.functional as F

@@ -10,11 +10,11 @@ import pytest
 
 import corolla
 from corolla.engine.builders import build_callbacks
-from corolla.errors import ConfigError
+from corolla.plugin.errors import ConfigError
 from corolla.plugins.callbacks.console import ConsoleLogger
 from corolla.plugins.callbacks.curves import CurvePlot
 from corolla.plugins.callbacks.metrics_log import MetricsLog
-from corolla.sections import read_global
+from corolla.config.sections import read_global
 
 
 class FakeRun(types.SimpleNamespace):

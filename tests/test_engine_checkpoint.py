@@ -9,8 +9,8 @@ import pytest
 
 from corolla.engine import checkpoint
 from corolla.engine.ema import ModelEMA
-from corolla.errors import DataError
-from corolla.weights import load_state_dict_file
+from corolla.plugin.errors import DataError
+from corolla.engine.weights import load_state_dict_file
 
 
 def small_net(classes: int = 3) -> paddle.nn.Layer:

@@ -5,7 +5,7 @@ import numpy as np
 import paddle
 import pytest
 
-from corolla.outputs import ModelOutputs
+from corolla.plugin.outputs import ModelOutputs
 from corolla.plugins.metrics.classification import DistillationTopkAcc, TopkAcc, TprAtFpr
 
 LOGITS = np.array([

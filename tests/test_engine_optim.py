@@ -9,9 +9,9 @@ import pytest
 
 import corolla
 from corolla.engine.builders import build_optimizer
-from corolla.errors import ComponentArgumentError, ConfigError
+from corolla.plugin.errors import ComponentArgumentError, ConfigError
 from corolla.plugins.optim import optimizers, schedules
-from corolla.validate import validate_components
+from corolla.config.plan import validate_components
 
 
 def lrs(schedule, n: int) -> list[float]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from corolla.errors import ConfigError
-from corolla.sections import AmpSection, read_amp, read_ema, read_global
+from corolla.plugin.errors import ConfigError
+from corolla.config.sections import AmpSection, read_amp, read_ema, read_global
 
 
 def amp_of(config: dict) -> AmpSection | None:

@@ -15,10 +15,10 @@ from corolla.engine.export import export
 from corolla.engine.inference import infer
 from corolla.engine.predict import predict
 from corolla.engine.train import TrainingDiverged, train
-from corolla.errors import DataError
-from corolla.sections import read_global
-from corolla.synthetic import make_list_dataset
-from corolla.weights import load_state_dict_file
+from corolla.plugin.errors import DataError
+from corolla.config.sections import read_global
+from corolla.testing.images import make_list_dataset
+from corolla.engine.weights import load_state_dict_file
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import paddle
 import pytest
 
 from corolla import load_registry
-from corolla.errors import ComponentArgumentError, ConfigError, DataError, UnknownComponentError
-from corolla.loss import build_loss
-from corolla.outputs import ModelOutputs
+from corolla.plugin.errors import ComponentArgumentError, ConfigError, DataError, UnknownComponentError
+from corolla.engine.loss import build_loss
+from corolla.plugin.outputs import ModelOutputs
 
 RNG = np.random.default_rng(7)
 N, C = 6, 5

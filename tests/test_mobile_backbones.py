@@ -9,7 +9,7 @@ import paddle
 import pytest
 
 from corolla import load_registry
-from corolla.errors import ComponentArgumentError
+from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones import (
     _FAMILIES,
     _mobile,
@@ -19,7 +19,7 @@ from corolla.plugins.backbones import (
     pplcnet,
     shufflenet_v2,
 )
-from corolla.weights import MODEL_ZOO_URL
+from corolla.engine.weights import MODEL_ZOO_URL
 
 REGISTRY = load_registry()
 

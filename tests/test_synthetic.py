@@ -1,4 +1,4 @@
-"""corolla.synthetic: generated datasets are well-formed, deterministic and learnable."""
+"""corolla.testing.images: generated datasets are well-formed, deterministic and learnable."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from corolla.synthetic import class_looks, make_flowers102, make_image_folder, make_list_dataset
+from corolla.testing.images import class_looks, make_flowers102, make_image_folder, make_list_dataset
 
 
 def _lines(path: Path) -> list[str]:

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from corolla import ComponentArgumentError, ConfigError, DataError, load_registry
-from corolla.preprocess import UnreadableImageError, build_batch_transforms, build_pipeline
-from corolla.randomness import generator, reseed
+from corolla.data.pipeline import UnreadableImageError, build_batch_transforms, build_pipeline
+from corolla.data.randomness import generator, reseed
 
 REQUIRED = {"ResizeImage": {"size": 32}, "CropImage": {"size": 16}, "RandCropImage": {"size": 24},
             "RandomRotation": {"degrees": 20}, "GridMask": {"d1": 4, "d2": 12}, "NormalizeImage": {"order": ""}}
@@ -558,7 +558,7 @@ def test_math_helpers_do_not_eval() -> None:
 
 def test_eda_fragment_probabilities_are_override_keys(registry) -> None:
     import corolla
-    from corolla.config import load_config
+    from corolla.config.load import load_config
 
     fragment = Path(corolla.__file__).parent / "configs" / "fragments" / "eda.yaml"
     ops_path = "DataLoader.Train.dataset.transform_ops"

@@ -1,4 +1,4 @@
-"""corolla.weights: safe .pdparams reading, pretrained loading, the download cache."""
+"""corolla.engine.weights: safe .pdparams reading, pretrained loading, the download cache."""
 from __future__ import annotations
 
 import functools
@@ -14,8 +14,8 @@ import numpy as np
 import paddle
 import pytest
 
-from corolla.errors import ComponentArgumentError, WeightsError
-from corolla.weights import (
+from corolla.plugin.errors import ComponentArgumentError, WeightsError
+from corolla.engine.weights import (
     PretrainedWeights,
     cache_path,
     describe_weights,
@@ -205,7 +205,7 @@ def test_other_class_num_loads_all_but_the_classifier(saved, caplog):
     path, arrays = saved
     model = Tiny(classes=3)
     fresh_head = model.fc.weight.numpy().copy()
-    with caplog.at_level(logging.WARNING, logger="corolla.weights"):
+    with caplog.at_level(logging.WARNING, logger="corolla.engine.weights"):
         load_pretrained(model, path, name="Tiny", table={})
     loaded = _arrays(model)
     for key in ("conv.weight", "conv.bias", "bn.weight", "bn._mean", "bn._variance"):
@@ -238,7 +238,7 @@ def test_keys_the_model_lacks_are_logged_and_ignored(saved, tmp_path, caplog):
     state = load_state_dict_file(path)
     state["extra.weight"] = np.ones(3, np.float32)
     paddle.save(state, str(tmp_path / "extra.pdparams"))
-    with caplog.at_level(logging.WARNING, logger="corolla.weights"):
+    with caplog.at_level(logging.WARNING, logger="corolla.engine.weights"):
         model = load_pretrained(Tiny(), tmp_path / "extra.pdparams", name="Tiny", table={})
     np.testing.assert_array_equal(model.fc.weight.numpy(), arrays["fc.weight"])
     assert "ignored 1 keys" in caplog.text and "extra.weight" in caplog.text

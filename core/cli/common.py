@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from corolla.config import load_config
-from corolla.discovery import load_registry
-from corolla.errors import ConfigError
-from corolla.registry import Registry
-from corolla.sections import GlobalSection, read_global
+from corolla.config.load import load_config
+from corolla.plugin.discovery import load_registry
+from corolla.plugin.errors import ConfigError
+from corolla.plugin.registry import Registry
+from corolla.config.sections import GlobalSection, read_global
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], GlobalSection]:

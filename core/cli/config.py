@@ -6,8 +6,8 @@ import argparse
 import attrs
 
 from corolla.cli.common import config_from_args, registry_from_args
-from corolla.config import dump_config
-from corolla.validate import validate_components
+from corolla.config.load import dump_config
+from corolla.config.plan import validate_components
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from corolla.errors import ConfigError
+from corolla.plugin.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _flowers102(args: argparse.Namespace) -> int:
-    from corolla.flowers102 import write_flowers102_lists
+    from corolla.data.flowers102 import write_flowers102_lists
 
     if not args.root:
         raise ConfigError("data flowers102: give ROOT, the folder with jpg/, imagelabels.mat and setid.mat")
@@ -36,7 +36,7 @@ def _flowers102(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from corolla.cli.common import config_from_args, registry_from_args
-    from corolla.loader import build_dataset, class_num_of, describe_check
+    from corolla.data.loader import build_dataset, class_num_of, describe_check
 
     if not args.config:
         raise ConfigError("data check: give the config with -c CONFIG")

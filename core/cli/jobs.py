@@ -26,7 +26,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from corolla.engine.environment import is_main_process
+    from corolla.data.placement import is_main_process
     from corolla.engine.evaluate import evaluate_config
     from corolla.engine.formatting import format_values
 

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No ccache found")
     run: Callable[[argparse.Namespace], int] = pkgutil.resolve_name(VERBS[args.verb][0])
 
-    from corolla.errors import CorollaError
+    from corolla.plugin.errors import CorollaError
 
     try:
         return run(args) or 0

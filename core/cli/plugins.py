@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from corolla.arguments import signature_of
+from corolla.plugin.arguments import signature_of
 from corolla.cli.common import registry_from_args
-from corolla.errors import UnknownComponentError
-from corolla.registry import KINDS, Component, Registry
+from corolla.plugin.errors import UnknownComponentError
+from corolla.plugin.registry import KINDS, Component, Registry
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """``corolla quickstart``: the main job, offline, in a few minutes on a laptop CPU.
 
-Generates a small real-looking image dataset (:mod:`corolla.synthetic`), trains
+Generates a small real-looking image dataset (:mod:`corolla.testing.images`), trains
 the small backbone of the shipped ``configs/quickstart.yaml`` on it, evaluates
 the best checkpoint, exports it, predicts two validation images with the
 exported model, and says where the curves, logs and model are.
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from corolla.cli.common import registry_from_args
-from corolla.config import load_config
-from corolla.sections import read_global
+from corolla.config.load import load_config
+from corolla.config.sections import read_global
 
 #: the shipped config of the main job
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from corolla.engine.formatting import format_values
     from corolla.engine.predict import Predictor
     from corolla.engine.train import train
-    from corolla.synthetic import make_list_dataset
+    from corolla.testing.images import make_list_dataset
 
     started = time.perf_counter()
     workdir = Path(args.workdir).resolve()

@@ -8,13 +8,13 @@ from typing import Any, Mapping
 
 import paddle
 
-from corolla.config import get_path
+from corolla.config.load import get_path
 from corolla.engine.checkpoint import load_weights
-from corolla.errors import ConfigError
-from corolla.registry import Registry
-from corolla.sections import GlobalSection
-from corolla.specs import item_specs, named_spec
-from corolla.validate import ARCH_ENGINE_KEYS
+from corolla.plugin.errors import ConfigError
+from corolla.plugin.registry import Registry
+from corolla.config.sections import GlobalSection
+from corolla.config.specs import item_specs, named_spec
+from corolla.config.plan import ARCH_ENGINE_KEYS
 
 
 def arch_spec(config: Mapping[str, Any], settings: GlobalSection) -> tuple[str, dict]:

@@ -27,8 +27,8 @@ from typing import Any, Mapping
 import numpy as np
 import paddle
 
-from corolla.errors import DataError
-from corolla.weights import load_state_dict_file
+from corolla.plugin.errors import DataError
+from corolla.engine.weights import load_state_dict_file
 
 SUFFIXES = (".pdparams", ".pdopt", ".pdstates", ".pdema")
 #: the ending of a checkpoint file still being written (``.tmp-XXXX.ckpt``)

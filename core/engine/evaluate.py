@@ -7,16 +7,16 @@ from typing import Any, Sequence
 
 import paddle
 
-from corolla.config import get_path
+from corolla.config.load import get_path
 from corolla.engine.builders import build_metrics, build_trained_model
-from corolla.engine.distributed import gather_outputs, select_rows
-from corolla.engine.environment import setup_environment
+from corolla.engine.collectives import gather_outputs, select_rows
+from corolla.data.placement import setup_environment
 from corolla.engine.formatting import progress
 from corolla.engine.precision import Precision
-from corolla.loader import build_dataloader
-from corolla.loss import build_loss
-from corolla.registry import Registry
-from corolla.sections import GlobalSection, read_amp
+from corolla.data.loader import build_dataloader
+from corolla.engine.loss import build_loss
+from corolla.plugin.registry import Registry
+from corolla.config.sections import GlobalSection, read_amp
 
 
 def sample_count(loader: Any) -> int | None:

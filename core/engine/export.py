@@ -15,14 +15,14 @@ import paddle
 import yaml
 
 import corolla
-from corolla.config import get_path
+from corolla.config.load import get_path
 from corolla.engine.builders import arch_spec, build_trained_model, inference_model
-from corolla.engine.environment import setup_environment
+from corolla.data.placement import setup_environment
 from corolla.engine.formatting import progress
 from corolla.engine.inference import adds_softmax
-from corolla.errors import ConfigError
-from corolla.registry import Registry
-from corolla.sections import GlobalSection
+from corolla.plugin.errors import ConfigError
+from corolla.plugin.registry import Registry
+from corolla.config.sections import GlobalSection
 
 MODEL_PREFIX = "inference"
 RECORD_NAME = "inference.yml"

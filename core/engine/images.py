@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from corolla.config import get_path
+from corolla.config.load import get_path
 from corolla.engine.formatting import progress
 from corolla.engine.postprocess import Prediction, emit
-from corolla.errors import ConfigError, DataError
+from corolla.plugin.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

@@ -7,15 +7,15 @@ from typing import Any, Callable
 import numpy as np
 import paddle
 
-from corolla.config import get_path
+from corolla.config.load import get_path
 from corolla.engine.builders import build_trained_model, inference_model
-from corolla.engine.environment import setup_environment
+from corolla.data.placement import setup_environment
 from corolla.engine.images import classify_images, list_images
 from corolla.engine.postprocess import Prediction, build_postprocess
-from corolla.outputs import pick_output
-from corolla.preprocess import build_pipeline
-from corolla.registry import Registry
-from corolla.sections import GlobalSection
+from corolla.plugin.outputs import pick_output
+from corolla.data.pipeline import build_pipeline
+from corolla.plugin.registry import Registry
+from corolla.config.sections import GlobalSection
 
 
 def adds_softmax(config: dict) -> bool:

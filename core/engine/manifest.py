@@ -11,8 +11,8 @@ from typing import Any, Mapping
 import paddle
 
 import corolla
-from corolla.registry import Registry
-from corolla.validate import config_components
+from corolla.plugin.registry import Registry
+from corolla.config.plan import config_components
 
 
 def build_manifest(config: Mapping[str, Any], registry: Registry, **facts: Any) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 import numpy as np
 
-from corolla.errors import ConfigError, DataError
-from corolla.specs import named_spec
+from corolla.plugin.errors import ConfigError, DataError
+from corolla.config.specs import named_spec
 
 
 @attrs.frozen

@@ -7,7 +7,7 @@ from typing import Any, ContextManager
 
 import paddle
 
-from corolla.sections import AmpSection
+from corolla.config.sections import AmpSection
 
 
 class Precision:

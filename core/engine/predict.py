@@ -9,15 +9,15 @@ import paddle
 import yaml
 from paddle import inference
 
-from corolla.config import get_path
-from corolla.engine.environment import cpu_thread_count
+from corolla.config.load import get_path
+from corolla.data.placement import cpu_thread_count
 from corolla.engine.export import MODEL_PREFIX, RECORD_NAME
 from corolla.engine.images import classify_images
 from corolla.engine.postprocess import Prediction, build_postprocess
-from corolla.errors import DataError
-from corolla.preprocess import build_pipeline
-from corolla.registry import Registry
-from corolla.sections import GlobalSection
+from corolla.plugin.errors import DataError
+from corolla.data.pipeline import build_pipeline
+from corolla.plugin.registry import Registry
+from corolla.config.sections import GlobalSection
 
 
 class Predictor:

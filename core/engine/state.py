@@ -6,12 +6,12 @@ from typing import Any
 
 import attrs
 
-from corolla.sections import GlobalSection
+from corolla.config.sections import GlobalSection
 
 
 @attrs.define(eq=False)
 class Run:
-    """What ``corolla_*`` lifecycle hooks receive as ``run`` (see ``corolla.hookspecs``).
+    """What ``corolla_*`` lifecycle hooks receive as ``run`` (see ``corolla.plugin.hookspecs``).
 
     Plugins read it and may set ``stop_training``; the engine owns the rest.
     """

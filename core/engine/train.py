@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 
 import corolla
-from corolla.config import get_path
+from corolla.config.load import get_path
 from corolla.engine.builders import (
     Trainable,
     arch_spec,
@@ -33,19 +33,19 @@ from corolla.engine.checkpoint import (
     unflatten,
     write_checkpoint,
 )
-from corolla.engine.distributed import mean_over_ranks, sum_over_ranks
+from corolla.engine.collectives import mean_over_ranks, sum_over_ranks
 from corolla.engine.ema import ModelEMA
-from corolla.engine.environment import Environment, epoch_seed, seed_everything, setup_environment
+from corolla.data.placement import Environment, epoch_seed, seed_everything, setup_environment
 from corolla.engine.evaluate import evaluate
 from corolla.engine.manifest import build_manifest, write_manifest
 from corolla.engine.precision import Precision
 from corolla.engine.state import Run
-from corolla.errors import CorollaError, DataError
-from corolla.loader import build_dataloader
-from corolla.loss import build_loss
-from corolla.registry import Registry
-from corolla.sections import GlobalSection, read_amp, read_ema, read_global
-from corolla.validate import validate_components
+from corolla.plugin.errors import CorollaError, DataError
+from corolla.data.loader import build_dataloader
+from corolla.engine.loss import build_loss
+from corolla.plugin.registry import Registry
+from corolla.config.sections import GlobalSection, read_amp, read_ema, read_global
+from corolla.config.plan import validate_components
 
 
 class TrainingDiverged(CorollaError):

@@ -14,8 +14,8 @@ from typing import Any, Callable, Container, Mapping, Sequence, TypeVar
 import paddle
 from paddle import nn
 
-from corolla.errors import ComponentArgumentError
-from corolla.weights import PretrainedWeights, describe_weights, load_pretrained
+from corolla.plugin.errors import ComponentArgumentError
+from corolla.engine.weights import PretrainedWeights, describe_weights, load_pretrained
 
 #: activation name (as PaddleClas spells it) -> layer
 ACTIVATIONS: dict[str, Callable[[], nn.Layer]] = {

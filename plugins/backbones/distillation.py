@@ -27,10 +27,10 @@ from typing import Any
 
 import paddle
 
-from corolla.errors import ConfigError
-from corolla.outputs import ModelOutputs
-from corolla.registry import current_registry
-from corolla.specs import ComponentSpec, item_spec, named_spec
+from corolla.plugin.errors import ConfigError
+from corolla.plugin.outputs import ModelOutputs
+from corolla.plugin.registry import current_registry
+from corolla.config.specs import ComponentSpec, item_spec, named_spec
 
 _ARCH = "Arch"
 

@@ -14,7 +14,7 @@ import paddle
 from paddle import nn
 
 from corolla.plugins.backbones._layers import make_builder, resolve_lr_mult_list, resolve_return_stages
-from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
 
 LR_GROUPS = ("stem", "stage0", "stage1", "stage2")
 

@@ -16,7 +16,7 @@ from corolla.plugins.backbones._layers import (
     run_stages,
     with_features,
 )
-from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
 
 LR_GROUPS = ("stem", "stage0", "stage1", "stage2")
 

@@ -18,7 +18,7 @@ from corolla.plugins.backbones._layers import (
     with_features,
 )
 from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, set_lr_mults, split_stages
-from corolla.weights import MODEL_ZOO_URL
+from corolla.engine.weights import MODEL_ZOO_URL
 
 # --- building blocks -----------------------------------------------------------
 

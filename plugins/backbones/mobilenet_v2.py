@@ -22,7 +22,7 @@ from corolla.plugins.backbones._layers import (
     with_features,
 )
 from corolla.plugins.backbones._mobile import set_lr_mults, split_stages
-from corolla.weights import MODEL_ZOO_URL
+from corolla.engine.weights import MODEL_ZOO_URL
 
 # --- building blocks -----------------------------------------------------------
 

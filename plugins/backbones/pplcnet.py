@@ -7,7 +7,7 @@ from typing import Sequence
 import paddle
 from paddle import nn
 
-from corolla.errors import ComponentArgumentError
+from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones._layers import (
     ConvBN,
     activation,
@@ -25,7 +25,7 @@ from corolla.plugins.backbones._mobile import (
     make_divisible,
     set_lr_mults,
 )
-from corolla.weights import MODEL_ZOO_URL
+from corolla.engine.weights import MODEL_ZOO_URL
 
 #: Paddle's default hard-sigmoid slope (``nn.Hardsigmoid``), which PP-LCNet's SE gate uses
 HARDSIGMOID_SLOPE = 0.1666667

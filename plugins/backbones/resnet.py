@@ -13,7 +13,7 @@ from typing import Sequence
 import paddle
 from paddle import nn
 
-from corolla.errors import ComponentArgumentError
+from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones._layers import (
     ConvBN,
     make_builder,
@@ -23,7 +23,7 @@ from corolla.plugins.backbones._layers import (
     with_features,
 )
 from corolla.plugins.backbones.resnext import ResNeXt
-from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
 
 LR_GROUPS = ("stem", "stage0", "stage1", "stage2", "stage3")
 STAGE_WIDTHS = (64, 128, 256, 512)

@@ -22,7 +22,7 @@ from corolla.plugins.backbones._layers import (
     run_stages,
     with_features,
 )
-from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
 
 #: depth -> bottleneck blocks per stage
 DEPTHS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}

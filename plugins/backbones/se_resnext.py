@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from corolla.plugins.backbones._layers import make_builder
 from corolla.plugins.backbones.resnext import ResNeXt
-from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
 
 SE_REDUCTION = 16
 _GROUPS_DOC = "\n\n  lr_mult_list: 5 values: stem, stage0-stage3."

@@ -11,7 +11,7 @@ from typing import Sequence
 import paddle
 from paddle import nn
 
-from corolla.errors import ComponentArgumentError
+from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones._layers import (
     make_builder,
     resolve_lr_mult_list,
@@ -19,7 +19,7 @@ from corolla.plugins.backbones._layers import (
     run_stages,
     with_features,
 )
-from corolla.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
 
 #: depth -> convolutions per block
 DEPTHS: dict[int, tuple[int, ...]] = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from corolla import hookimpl
-from corolla.errors import ConfigError
+from corolla.plugin.errors import ConfigError
 
 
 class VisualDL:

@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from corolla.errors import DataError
-from corolla.preprocess import Pipeline
+from corolla.plugin.errors import DataError
+from corolla.data.pipeline import Pipeline
 from corolla.plugins.datasets.base import ImageDataset, existing_root
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

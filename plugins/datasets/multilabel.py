@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from corolla.errors import DataError
-from corolla.preprocess import Pipeline
+from corolla.plugin.errors import DataError
+from corolla.data.pipeline import Pipeline
 from corolla.plugins.datasets.base import DataSummary, ImageDataset, existing_root
 from corolla.plugins.datasets.lists import multi_hot, parse_labels, read_list
 

@@ -7,7 +7,7 @@ from typing import Any
 import paddle
 
 from corolla.engine.checkpoint import write_checkpoint
-from corolla.weights import load_state_dict_file
+from corolla.engine.weights import load_state_dict_file
 
 BEST = "best_model"
 STUDENT_SUFFIX = "_student"

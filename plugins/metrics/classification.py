@@ -18,11 +18,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import paddle
 
-from corolla.outputs import pick_output
+from corolla.plugin.outputs import pick_output
 
 
 def _logits(outputs: Any) -> paddle.Tensor:
-    # a distillation model's outputs: its predicting model's logits (corolla.outputs)
+    # a distillation model's outputs: its predicting model's logits (corolla.plugin.outputs)
     return pick_output(outputs)
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from corolla.errors import DataError
+from corolla.plugin.errors import DataError
 from corolla.plugins.transforms._params import number, probability
-from corolla.preprocess import build_batch_transform
-from corolla.randomness import generator
-from corolla.registry import current_registry
+from corolla.data.pipeline import build_batch_transform
+from corolla.data.randomness import generator
+from corolla.plugin.registry import current_registry
 
 
 class _Mixer:

@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
 
-from corolla.arguments import check_arguments
-from corolla.errors import PluginError, UnknownComponentError
+from corolla.plugin.arguments import check_arguments
+from corolla.plugin.errors import PluginError, UnknownComponentError
 
 #: Component kind -> the registration hook that gives it.
 KINDS: dict[str, str] = {

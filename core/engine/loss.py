@@ -18,9 +18,9 @@ from typing import Any, Callable, Mapping
 
 import paddle
 
-from corolla.errors import ConfigError
-from corolla.registry import Registry
-from corolla.specs import item_specs
+from corolla.plugin.errors import ConfigError
+from corolla.plugin.registry import Registry
+from corolla.config.specs import item_specs
 
 LossFn = Callable[[Any, Any], Mapping[str, paddle.Tensor]]
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import attrs
 
-from corolla.errors import ConfigError
+from corolla.plugin.errors import ConfigError
 
 T = TypeVar("T")
 Check = Callable[[Any], Any]

@@ -7,10 +7,10 @@ from typing import Any, Iterable, Mapping
 
 import pluggy
 
-from corolla import hookspecs
-from corolla.errors import PluginError
-from corolla.markers import PROJECT
-from corolla.registry import KINDS, Alias, Component, PluginFailure, PluginInfo, Registry
+from corolla.plugin import hookspecs
+from corolla.plugin.errors import PluginError
+from corolla.plugin.markers import PROJECT
+from corolla.plugin.registry import KINDS, Alias, Component, PluginFailure, PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "corolla.plugins"
 

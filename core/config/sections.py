@@ -5,7 +5,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from corolla.schema import (
+from corolla.config.schema import (
     any_value,
     boolean,
     choice,

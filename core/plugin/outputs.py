@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from corolla.errors import ConfigError
+from corolla.plugin.errors import ConfigError
 
 
 class ModelOutputs(dict):

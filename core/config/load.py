@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 import attrs
 import yaml
 
-from corolla.errors import ConfigError
+from corolla.plugin.errors import ConfigError
 
 #: The sections of a PaddleClas 2.x config, plus the ones corolla adds.
 SECTIONS = ("Global", "Arch", "Loss", "Optimizer", "DataLoader", "Metric", "Infer", "AMP", "EMA")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from corolla.arguments import check_arguments
-from corolla.config import get_path
-from corolla.registry import Registry
-from corolla.specs import ComponentSpec, item_specs, named_spec
+from corolla.plugin.arguments import check_arguments
+from corolla.config.load import get_path
+from corolla.plugin.registry import Registry
+from corolla.config.specs import ComponentSpec, item_specs, named_spec
 
 #: (kind, key path, shape, check arguments).
 PLACES: tuple[tuple[str, str, str, bool], ...] = (
@@ -58,7 +58,7 @@ def config_components(config: Mapping[str, Any]) -> list[tuple[str, ComponentSpe
                 spec = ComponentSpec(spec.name, {k: v for k, v in spec.params.items() if k != "batch_transform_ops"}, spec.key_path)
             if kind == "backbone" and path == "Arch":
                 spec = ComponentSpec(spec.name, {k: v for k, v in spec.params.items() if k not in ARCH_ENGINE_KEYS}, spec.key_path)
-            if kind == "loss":  # the combiner (corolla.loss) takes each item's ``weight``
+            if kind == "loss":  # the combiner (corolla.engine.loss) takes each item's ``weight``
                 spec = ComponentSpec(spec.name, {k: v for k, v in spec.params.items() if k != "weight"}, spec.key_path)
             if kind == "optimizer":  # its ``lr`` is a component of its own
                 spec = ComponentSpec(spec.name, {k: v for k, v in spec.params.items() if k != "lr"}, spec.key_path)

@@ -13,7 +13,7 @@ Images come as float32 NCHW; labels as int64 ``[N]`` (-1 for unlabeled
 samples) or float32 ``[N, C]`` (multi-label, or soft labels after Mixup and
 Cutmix). Samples stay uint8 HWC until the batch is complete; then
 normalisation and the other batch-capable transforms run once, vectorised
-(:mod:`corolla.preprocess`).
+(:mod:`corolla.data.pipeline`).
 
 Shuffling is seeded by ``(seed, epoch)`` and augmentation by ``(seed, epoch,
 rank, worker)``, so an epoch is the same whether training ran straight or
@@ -40,14 +40,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import attrs
 import numpy as np
 
-from corolla.config import get_path
-from corolla.errors import ConfigError, CorollaError, DataError
-from corolla.launcher import launched_rank, launched_world_size
-from corolla.preprocess import Pipeline, UnreadableImageError, build_batch_transforms, build_pipeline
-from corolla.randomness import reseed
-from corolla.registry import Registry
-from corolla.schema import boolean, choice, integer, optional, setting, structure
-from corolla.specs import named_spec
+from corolla.config.load import get_path
+from corolla.plugin.errors import ConfigError, CorollaError, DataError
+from corolla.data.placement import launched_rank, launched_world_size
+from corolla.data.pipeline import Pipeline, UnreadableImageError, build_batch_transforms, build_pipeline
+from corolla.data.randomness import reseed
+from corolla.plugin.registry import Registry
+from corolla.config.schema import boolean, choice, integer, optional, setting, structure
+from corolla.config.specs import named_spec
 
 #: PaddleClas's sampler names; DistributedBatchSampler splits the data between processes
 SAMPLERS = ("DistributedBatchSampler", "BatchSampler")

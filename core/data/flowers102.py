@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corolla.errors import DataError
+from corolla.plugin.errors import DataError
 
 #: list file -> the setid.mat key it comes from
 SPLITS = {"train_list.txt": "trnid", "val_list.txt": "valid", "extra_list.txt": "tstid"}

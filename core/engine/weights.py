@@ -28,7 +28,7 @@ try:  # numpy 2 renamed numpy.core to numpy._core
 except ImportError:
     from numpy import core as _np_core
 
-from corolla.errors import ComponentArgumentError, WeightsError
+from corolla.plugin.errors import ComponentArgumentError, WeightsError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ HWC), and :meth:`Pipeline.finish` stacks a batch and runs the trailing ops
 that can work on whole batches (NormalizeImage, ToCHWImage, RandomErasing,
 ...) once, vectorised. ``pipeline(x)`` is exactly ``finish([sample(x)])[0]``.
 
-Ops are callables ``op(sample) -> sample`` (see :mod:`corolla.hookspecs`).
+Ops are callables ``op(sample) -> sample`` (see :mod:`corolla.plugin.hookspecs`).
 Optional attributes let an op take part in the fast paths:
 
 - ``decodes = True``: the op turns encoded bytes into an image; it must be
@@ -39,9 +39,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from corolla.errors import ComponentArgumentError, ConfigError, CorollaError, DataError
-from corolla.registry import Registry
-from corolla.specs import ComponentSpec, item_specs
+from corolla.plugin.errors import ComponentArgumentError, ConfigError, CorollaError, DataError
+from corolla.plugin.registry import Registry
+from corolla.config.specs import ComponentSpec, item_specs
 
 
 class UnreadableImageError(DataError):

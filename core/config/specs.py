@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from corolla.errors import ConfigError
+from corolla.plugin.errors import ConfigError
 
 
 @attrs.frozen

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Union
 
-from corolla.markers import hookspec
+from corolla.plugin.markers import hookspec
 
 #: What a registration hook returns: config name -> factory, lazy reference or Alias.
 Components = Mapping[str, Union[Callable[..., Any], str, Any]]

@@ -1,17 +1,35 @@
-"""Where a job runs: device, CPU threads, process rank and world size, and seeds."""
+"""Where a job runs: device, CPU threads, process rank and world size, and seeds.
+
+The rank and world size are read from the variables ``paddle.distributed.launch``
+sets (rank 0 of 1 when not launched), so that the answer never depends on what an
+earlier job in the same process initialised. Paddle is imported on use: the
+loader and the CLI read the rank without it.
+"""
 from __future__ import annotations
 
 import os
 import random
 import secrets
+import sys
 
 import attrs
 import numpy as np
-import paddle
 
-from corolla.engine import USER_OMP_THREADS
-from corolla.errors import ConfigError
-from corolla.launcher import launched_rank, launched_world_size
+from corolla.plugin.errors import ConfigError
+
+#: ``OMP_NUM_THREADS`` as the user set it, read before Paddle is imported
+#: (importing Paddle sets it to 1 when unset, so afterwards a 1 means nothing).
+USER_OMP_THREADS: str | None = None if "paddle" in sys.modules else os.environ.get("OMP_NUM_THREADS")
+
+
+def launched_rank() -> int:
+    """This process's rank (``PADDLE_TRAINER_ID``)."""
+    return int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+
+
+def launched_world_size() -> int:
+    """How many processes the launcher started (``PADDLE_TRAINERS_NUM``)."""
+    return int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
 
 
 @attrs.frozen
@@ -46,6 +64,8 @@ def setup_environment(device: str, seed: int | None, *, distributed: bool = True
     continues the same random streams). All ranks use the same seed here, so
     that they build identical models.
     """
+    import paddle
+
     if device == "gpu" and not paddle.device.is_compiled_with_cuda():
         raise ConfigError(
             "Global.device: found 'gpu', but this Paddle build has no CUDA support; "
@@ -76,6 +96,8 @@ def cpu_thread_count(processes_per_machine: int = 1) -> int:
 
 def set_cpu_threads(processes_per_machine: int = 1) -> int:
     """Size Paddle's CPU thread pool (Paddle runs single-threaded unless told otherwise)."""
+    import paddle
+
     threads = cpu_thread_count(processes_per_machine)
     paddle.base.core.set_num_threads(threads)
     return threads
@@ -83,6 +105,8 @@ def set_cpu_threads(processes_per_machine: int = 1) -> int:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and Paddle's generators."""
+    import paddle
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     paddle.seed(seed)
@@ -96,6 +120,8 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 
 def _shared_random_seed(world_size: int) -> int:
+    import paddle
+
     seed = secrets.randbits(31)
     if world_size > 1:  # every rank must agree: take rank 0's
         value = paddle.to_tensor([seed], dtype="int64")

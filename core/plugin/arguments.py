@@ -5,7 +5,7 @@ import difflib
 import inspect
 from typing import Any, Callable, Mapping
 
-from corolla.errors import ComponentArgumentError
+from corolla.plugin.errors import ComponentArgumentError
 
 
 def signature_of(factory: Callable[..., Any]) -> inspect.Signature | None:

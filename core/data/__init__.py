@@ -1,0 +1,2 @@
+"""Data: the preprocessing pipeline, the loader, augmentation randomness, where a
+process runs, and dataset tools (flowers102 lists)."""

@@ -1,0 +1,1 @@
+"""Tools for tests, the quickstart and plugin authors: generated image datasets."""
