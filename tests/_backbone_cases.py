@@ -1,15 +1,23 @@
-"""What the backbone tests share: the names they cover, read from the registry, and
-the smallest input each net accepts."""
+"""What the backbone tests share: the names they cover, read from the registry and
+grouped by family module; the smallest input each accepts; and PaddleClas for parity.
+
+The first variant of each family (the first key of its ``VARIANTS``) is the family's
+fast case; the other variants are marked ``slow``.
+"""
 from __future__ import annotations
 
 import gc
+import importlib
 import importlib.util
 import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from corolla import load_registry
+from corolla.api import PluginError, lazy_variants
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # a broken third-party plugin must not stop collection
@@ -19,40 +27,73 @@ with warnings.catch_warnings():
 #: class_num); their own tests cover them.
 COMPOSITE = {"DistillationModel"}
 
+
+def _variant_order(module: str) -> list[str]:
+    try:
+        return list(lazy_variants(module))
+    except PluginError:  # a module without VARIANTS
+        return []
+
+
+#: family module -> its backbone names, first the family's fast case
+FAMILIES: dict[str, list[str]] = {}
+for _component in REGISTRY.components("backbone"):
+    if _component.plugin.dist != "corolla" or _component.is_alias or _component.name in COMPOSITE:
+        continue
+    FAMILIES.setdefault(str(_component.target).partition(":")[0], []).append(_component.name)
+for _module, _names in FAMILIES.items():
+    _order = _variant_order(_module)
+    _names.sort(key=lambda name, order=_order: order.index(name) if name in order else len(order))
+
 #: every backbone corolla itself registers, aliases aside
-NAMES = [
-    c.name
-    for c in REGISTRY.components("backbone")
-    if c.plugin.dist == "corolla" and not c.is_alias and c.name not in COMPOSITE
-]
+NAMES = [name for names in FAMILIES.values() for name in names]
+#: the first variant of each family
+FAST = {names[0] for names in FAMILIES.values()}
+FAMILY_OF = {name: module for module, names in FAMILIES.items() for name in names}
+
+
+def cases(names=None) -> list:
+    """``names`` (default all) as pytest params, every one but a family's first marked slow."""
+    return [name if name in FAST else pytest.param(name, marks=pytest.mark.slow) for name in (names or NAMES)]
+
 
 #: nets whose classifier needs a fixed feature-map size: AlexNet and VGG flatten a
 #: 6x6 / 7x7 map, PaddleClas's GoogLeNet always runs its auxiliary heads on 14x14
-#: maps, InceptionV4's stem and reductions need 75 pixels. Every other net takes 32.
+#: maps, InceptionV4's stem and reductions need 75 pixels.
 INPUT_SIZE = {"AlexNet": 224, "VGG11": 224, "VGG13": 224, "VGG16": 224, "VGG19": 224, "GoogLeNet": 224, "InceptionV4": 75}
 
 
 def input_size(name: str) -> int:
-    return INPUT_SIZE.get(name, 32)
+    """The smallest square input ``name`` accepts: its family module's ``MIN_INPUT_SIZE``
+    (a model with fixed position embeddings needs its own size), else 32."""
+    if name in INPUT_SIZE:
+        return INPUT_SIZE[name]
+    module = importlib.import_module(FAMILY_OF[name])
+    size = getattr(module, "MIN_INPUT_SIZE", 32)
+    return size(name) if callable(size) else size
 
 
 def batch_size(name: str) -> int:
     """Two images where the last feature maps are 1x1, so that BatchNorm in training
     sees more than one value per channel; one image is enough at 224x224 and
-    halves the cost of the heavy VGGs."""
+    halves the cost of the heavy nets."""
     return 1 if input_size(name) >= 224 else 2
 
 
 def paddleclas() -> ModuleType:
-    """``ppcls`` from the paddleclas 2.6 wheel, which installs it under ``paddleclas/``."""
+    """``ppcls`` from the paddleclas 2.6 wheel (which installs it under ``paddleclas/``);
+    the test is skipped with the reason where it is not installed."""
     spec = importlib.util.find_spec("paddleclas")
-    assert spec is not None, "paddleclas 2.6.0 must be installed: pip install --no-deps paddleclas==2.6.0 (see README)"
+    if spec is None:
+        pytest.skip("PaddleClas 2.6 is not installed (pip install --no-deps paddleclas==2.6.0 and the parity extra)")
     root = str(Path(spec.submodule_search_locations[0]))
     if root not in sys.path:
         sys.path.append(root)
-    import ppcls.arch.backbone
-    from ppcls.utils import logger
-
+    try:
+        import ppcls.arch.backbone
+        from ppcls.utils import logger
+    except ImportError as exc:
+        pytest.skip(f"PaddleClas 2.6 does not import here ({exc}); install the parity extra")
     logger.init_logger()  # its deprecation warnings crash without a logger
     return ppcls
 

@@ -11,10 +11,11 @@ import inspect
 import numpy as np
 import paddle
 import pytest
-from _backbone_cases import NAMES, REGISTRY, batch_size, input_size, release_memory
+from _backbone_cases import NAMES, REGISTRY, batch_size, cases, input_size, release_memory
 
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones._layers import LeanBatchNorm2D, resolve_lr_mult_list, resolve_return_stages
+from corolla.plugins.backbones._base import resolve_lr_mult_list, resolve_return_stages
+from corolla.plugins.backbones._layers import LeanBatchNorm2D
 
 
 def _images(batch: int, size: int, seed: int) -> paddle.Tensor:
@@ -46,7 +47,7 @@ def test_seed_002_names_are_deprecated_aliases(old, new):
         assert REGISTRY.resolve("backbone", old).name == new
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", cases())
 def test_backbone_contract(name):
     size = input_size(name)
     base = REGISTRY.build("backbone", name)
@@ -145,6 +146,19 @@ def test_return_stages_subset_and_stride_list():
     assert output["stage3"].shape == [1, 512, 4, 4]  # the last stage no longer halves
     with pytest.raises(ComponentArgumentError, match=r"ResNet18: stride_list needs 5 positive strides"):
         REGISTRY.build("backbone", "ResNet18", {"stride_list": [2, 2]})
+
+
+def test_return_patterns_name_layers_as_paddleclas_writes_them():
+    model = REGISTRY.build("backbone", "PPLCNet_x0_25", {"return_patterns": ["blocks3", "blocks5[1]"], "class_num": 4})
+    model.eval()
+    with paddle.no_grad():
+        output = model(_images(1, 64, seed=3))
+        again = model(_images(1, 64, seed=3))
+    assert sorted(output) == ["blocks3", "blocks5[1]", "logits"]
+    assert output["blocks3"].shape == [1, 16, 16, 16] and output["blocks5[1]"].shape == [1, 64, 4, 4]
+    np.testing.assert_array_equal(output["blocks3"].numpy(), again["blocks3"].numpy())
+    with pytest.raises(ComponentArgumentError, match=r"PPLCNet_x0_25: return_patterns: no layer 'block3'; close: blocks3"):
+        REGISTRY.build("backbone", "PPLCNet_x0_25", {"return_patterns": ["block3"]})
 
 
 def test_googlenet_auxiliary_heads_in_training():

@@ -11,13 +11,14 @@ import pytest
 
 import corolla
 from corolla.config.load import load_config
-from corolla.engine.checkpoint import model_arrays, write_checkpoint
+from corolla.engine.checkpoint import model_arrays
+from corolla.engine.files import write_checkpoint
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.train import train
 from corolla.config.sections import read_global
 from corolla.testing.images import make_list_dataset
 from corolla.config.plan import validate_components
-from corolla.engine.weights import load_state_dict_file
+from corolla.engine.safe_pickle import load_state_dict_file
 
 CONFIGS = Path(corolla.__file__).parent / "configs" / "distillation"
 EVAL_SIZES = ["DataLoader.Eval.dataset.transform_ops.1.ResizeImage.resize_short=36",

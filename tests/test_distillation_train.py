@@ -19,13 +19,13 @@ import yaml
 
 import corolla
 import engine_support
-from corolla.engine.checkpoint import write_checkpoint
+from corolla.engine.files import write_checkpoint
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.engine.train import train
 from corolla.config.sections import read_global
 from corolla.testing.images import make_list_dataset
-from corolla.engine.weights import load_state_dict_file
+from corolla.engine.safe_pickle import load_state_dict_file
 
 SCALED_LOSS = """
 import paddle.nn.functional as F

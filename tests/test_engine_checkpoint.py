@@ -7,10 +7,10 @@ import numpy as np
 import paddle
 import pytest
 
-from corolla.engine import checkpoint
+from corolla.engine import checkpoint, files
 from corolla.engine.ema import ModelEMA
-from corolla.plugin.errors import DataError
-from corolla.engine.weights import load_state_dict_file
+from corolla.plugin.errors import DataError, WeightsError
+from corolla.engine.safe_pickle import load_state_dict_file
 
 
 def small_net(classes: int = 3) -> paddle.nn.Layer:
@@ -20,7 +20,7 @@ def small_net(classes: int = 3) -> paddle.nn.Layer:
 def test_nested_state_survives_flattening_as_plain_arrays(tmp_path):
     state = {"epoch": 3, "best_metric": 0.75, "best_metric_name": "top1", "best_epoch": None,
              "lr_schedule": {"last_epoch": 12, "LinearWarmup_LR": {"last_lr": 0.1}}, "flag": True}
-    checkpoint.write_checkpoint(tmp_path / "latest", {".pdstates": checkpoint.flatten(state)})
+    files.write_checkpoint(tmp_path / "latest", {".pdstates": checkpoint.flatten(state)})
     arrays = load_state_dict_file(tmp_path / "latest.pdstates")
     assert all(isinstance(v, np.ndarray) for v in arrays.values())
     restored = checkpoint.unflatten(arrays)
@@ -30,7 +30,7 @@ def test_nested_state_survives_flattening_as_plain_arrays(tmp_path):
 
 def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     prefix = tmp_path / "latest"
-    checkpoint.write_checkpoint(prefix, {".pdparams": {"w": np.zeros(3)}, ".pdstates": {"epoch": np.array(1)}})
+    files.write_checkpoint(prefix, {".pdparams": {"w": np.zeros(3)}, ".pdstates": {"epoch": np.array(1)}})
     calls = {"n": 0}
     real_dump = pickle.dump
 
@@ -43,7 +43,7 @@ def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, mon
 
     monkeypatch.setattr(pickle, "dump", dump_then_die)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.write_checkpoint(prefix, {".pdparams": {"w": np.ones(3)}, ".pdstates": {"epoch": np.array(2)}})
+        files.write_checkpoint(prefix, {".pdparams": {"w": np.ones(3)}, ".pdstates": {"epoch": np.array(2)}})
     monkeypatch.setattr(pickle, "dump", real_dump)
     assert load_state_dict_file(tmp_path / "latest.pdparams")["w"].tolist() == [0, 0, 0]
     assert load_state_dict_file(tmp_path / "latest.pdstates")["epoch"] == 1
@@ -73,16 +73,37 @@ def test_optimizer_state_moves_between_differently_named_instances():
         np.testing.assert_array_equal(pa.numpy(), pb.numpy(), err_msg=name)
 
 
-def test_weights_with_another_head_load_the_rest_and_say_what_was_skipped(tmp_path):
+def test_weights_with_another_head_load_the_rest_and_say_what_was_kept(tmp_path, caplog):
     source, target = small_net(classes=3), small_net(classes=7)
-    checkpoint.write_checkpoint(tmp_path / "best_model", {".pdparams": checkpoint.model_arrays(source)})
-    with pytest.warns(UserWarning, match=r"kept the model's own 2 with another shape \(2.bias, 2.weight\)"):
+    files.write_checkpoint(tmp_path / "best_model", {".pdparams": checkpoint.model_arrays(source)})
+    with caplog.at_level("WARNING"):
         checkpoint.load_weights(target, tmp_path / "best_model", key_path="Global.pretrained_model")
+    assert "has 3 classes, the model 7; kept the new classifier (2.weight, 2.bias)" in caplog.text
     np.testing.assert_array_equal(target[0].weight.numpy(), source[0].weight.numpy())
-    with pytest.raises(DataError, match="none of its 1 entries match"):
-        checkpoint.apply_weights(target, {"other": np.zeros(2)}, source="x.pdparams")
     with pytest.raises(DataError, match="Global.pretrained_model: file not found"):
         checkpoint.load_weights(target, tmp_path / "missing", key_path="Global.pretrained_model")
+
+
+def test_weights_of_another_model_are_an_error_and_change_nothing(tmp_path):
+    source = paddle.nn.Sequential(paddle.nn.Linear(4, 6), paddle.nn.BatchNorm1D(6), paddle.nn.Linear(6, 3))
+    target = small_net(classes=3)
+    before = {k: v.numpy().copy() for k, v in target.state_dict().items()}
+    files.write_checkpoint(tmp_path / "other", {".pdparams": checkpoint.model_arrays(source)})
+    with pytest.raises(WeightsError, match=r"does not fit Global.pretrained_model: 7 shape mismatches .*another model"):
+        checkpoint.load_weights(target, tmp_path / "other", key_path="Global.pretrained_model")
+    for key, value in target.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), before[key])
+
+
+def test_resuming_needs_exactly_the_same_model(tmp_path):
+    source, target = small_net(classes=3), small_net(classes=7)
+    files.write_checkpoint(tmp_path / "latest", {".pdparams": checkpoint.model_arrays(source)})
+    with pytest.raises(WeightsError, match=r"2 shape mismatches .*2.weight \[5, 3\] vs \[5, 7\]"):
+        checkpoint.load_weights(target, tmp_path / "latest", key_path="Global.checkpoints", strict=True)
+    extra = {**checkpoint.model_arrays(source), "extra.weight": np.zeros(2, np.float32)}
+    files.write_checkpoint(tmp_path / "more", {".pdparams": extra})
+    with pytest.raises(WeightsError, match="1 entries the model does not have: extra.weight"):
+        checkpoint.load_weights(small_net(classes=3), tmp_path / "more", key_path="Global.checkpoints", strict=True)
 
 
 def test_ema_averages_every_entry_and_swaps_weights_in_and_out():

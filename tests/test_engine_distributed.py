@@ -17,7 +17,7 @@ import corolla
 import engine_support
 from corolla.engine.train import train
 from corolla.testing.images import make_list_dataset
-from corolla.engine.weights import load_state_dict_file
+from corolla.engine.safe_pickle import load_state_dict_file
 
 
 def config_for(data, out: Path, batch: int) -> dict:

@@ -18,7 +18,7 @@ from corolla.engine.train import TrainingDiverged, train
 from corolla.plugin.errors import DataError
 from corolla.config.sections import read_global
 from corolla.testing.images import make_list_dataset
-from corolla.engine.weights import load_state_dict_file
+from corolla.engine.safe_pickle import load_state_dict_file
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,14 @@ from corolla.engine.builders import (
     build_optimizer,
 )
 from corolla.engine.checkpoint import (
-    TEMP_SUFFIX,
-    apply_weights,
-    checkpoint_file,
     flatten,
     load_optimizer_arrays,
     load_weights,
     model_arrays,
     optimizer_arrays,
-    read_arrays,
     unflatten,
-    write_checkpoint,
 )
+from corolla.engine.files import TEMP_SUFFIX, checkpoint_file, read_arrays, write_checkpoint
 from corolla.engine.collectives import mean_over_ranks, sum_over_ranks
 from corolla.engine.ema import ModelEMA
 from corolla.data.placement import Environment, epoch_seed, seed_everything, setup_environment
@@ -269,14 +265,7 @@ class _Job:
 
     def _resume(self, prefix: Path, states: Mapping[str, Any]) -> None:
         run = self.run
-        weights = read_arrays(checkpoint_file(prefix, ".pdparams"), "Global.checkpoints")
-        missing = sorted(set(self.model.state_dict()) - set(weights))
-        if missing:
-            raise DataError(
-                f"Global.checkpoints: {checkpoint_file(prefix)} lacks {len(missing)} of the model's entries "
-                f"(e.g. {missing[:3]}); is it a checkpoint of another Arch?"
-            )
-        apply_weights(self.model, weights, source=f"Global.checkpoints ({prefix})")
+        load_weights(self.model, prefix, key_path="Global.checkpoints", strict=True)
         with warnings.catch_warnings():  # Paddle's LinearWarmup warns about its own nested state
             warnings.filterwarnings("ignore", message="There are some unused values in state_dict")
             load_optimizer_arrays(

@@ -1,17 +1,14 @@
-"""Pretrained weights: model-zoo tables, a download cache, and safe reading of ``.pdparams``.
+"""Weights: published model-zoo tables, a download cache, and loading a state into a model.
 
-A ``.pdparams`` file (what ``paddle.save(layer.state_dict(), path)`` writes) is a
-pickle, and unpickling runs whatever callables the file names. corolla therefore
-reads weights and checkpoints only with :func:`load_state_dict_file`, whose
-unpickler admits plain containers, numbers, strings and numpy arrays, nothing else.
+Files are read with :func:`corolla.engine.safe_pickle.load_state_dict_file`, which
+never runs code from them. :func:`apply_state_dict` is the one way weights reach a
+model (pretrained files, ``Global.pretrained_model``, resumed checkpoints); Paddle is
+imported on use, so the tables can be read without it.
 """
 from __future__ import annotations
 
-import codecs
-import collections
 import logging
 import os
-import pickle
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,14 +17,9 @@ from typing import Any, Mapping, TypeVar
 
 import attrs
 import numpy as np
-import paddle
 from tqdm import tqdm
 
-try:  # numpy 2 renamed numpy.core to numpy._core
-    from numpy import _core as _np_core
-except ImportError:
-    from numpy import core as _np_core
-
+from corolla.engine.safe_pickle import load_state_dict_file
 from corolla.plugin.errors import ComponentArgumentError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -37,7 +29,7 @@ WEIGHTS_DIR_ENV = "COROLLA_WEIGHTS_DIR"
 #: Where PaddleClas publishes its ImageNet-1k weights.
 MODEL_ZOO_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
-_LayerT = TypeVar("_LayerT", bound=paddle.nn.Layer)
+_LayerT = TypeVar("_LayerT")
 
 
 @attrs.frozen
@@ -99,107 +91,6 @@ def fetch(url: str) -> Path:
     return target
 
 
-# --- reading .pdparams safely ---------------------------------------------------
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    # Pickle protocol 2 stores bytes as codecs.encode(text, "latin1"); allow that use only.
-    if codecs.lookup(encoding).name != "iso8859-1":
-        raise pickle.UnpicklingError(f"codecs.encode with encoding {encoding!r} is not allowed")
-    return codecs.encode(text, encoding)
-
-
-_SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("builtins", "dict"): dict,
-    ("builtins", "list"): list,
-    ("builtins", "tuple"): tuple,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("_codecs", "encode"): _latin1_encode,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-# Files written under numpy 1 name numpy.core, under numpy 2 numpy._core.
-for _core in ("numpy.core", "numpy._core"):
-    _SAFE_GLOBALS[(f"{_core}.multiarray", "_reconstruct")] = _np_core.multiarray._reconstruct
-    _SAFE_GLOBALS[(f"{_core}.multiarray", "scalar")] = _np_core.multiarray.scalar
-    _SAFE_GLOBALS[(f"{_core}.numeric", "_frombuffer")] = _np_core.numeric._frombuffer
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the globals in ``_SAFE_GLOBALS``; anything else stops the load."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _SAFE_GLOBALS[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"forbidden global {module}.{name}") from None
-
-
-#: paddle.save splits arrays over 1 GiB into slices when pickling with protocol 2 or 3.
-_SLICED_ARRAYS_KEY = "UnpackBigParamInfor@@"
-#: paddle.save's table of structured name -> tensor name; paddle.load drops it too.
-_NAME_TABLE_KEY = "StructuredToParameterName@@"
-
-
-def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a file written by ``paddle.save`` without running code from it.
-
-    Returns what ``paddle.load(path, return_numpy=True)`` returns, with every
-    tensor as a ``numpy.ndarray``: layer state dicts (``.pdparams``) map names
-    to arrays; optimizer state dicts (``.pdopt``) also hold plain nested values
-    (``LR_Scheduler``), and both load with ``set_state_dict``. Not supported: files
-    holding ``paddle.Tensor`` objects pickled outside a dict of tensors in
-    static-graph mode (``paddle.save`` encodes those with ``eval``) and
-    ``safetensors``/binary formats.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            loaded = _RestrictedUnpickler(f, encoding="latin1").load()
-    except FileNotFoundError:
-        raise WeightsError(f"weights file {path} does not exist") from None
-    except pickle.UnpicklingError as exc:
-        if str(exc).startswith("forbidden global"):
-            raise WeightsError(
-                f"refusing to load {path}: it asks to run {str(exc).removeprefix('forbidden global ')}, "
-                "which a weights file never needs (only plain containers, numbers, strings and numpy "
-                "arrays are allowed). Nothing from the file was executed."
-            ) from None
-        raise WeightsError(f"{path} is not a paddle.save file (.pdparams/.pdopt): {exc}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, MemoryError) as exc:
-        raise WeightsError(f"{path} is not a readable paddle.save file: {type(exc).__name__}: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise WeightsError(f"{path} holds a {type(loaded).__name__}; expected a dict of name -> array")
-    loaded.pop(_NAME_TABLE_KEY, None)
-    return _join_sliced_arrays(_as_plain_values(loaded, str(path)))
-
-
-def _as_plain_values(value: Any, where: str) -> Any:
-    """Arrays stay; ``(name, array)`` pairs (paddle.save's form for tensors nested in
-    other containers) become the array; containers are walked."""
-    if isinstance(value, np.ndarray):
-        if value.dtype.hasobject:
-            raise WeightsError(f"{where}: holds an array of Python objects; weights are numeric arrays")
-        return value
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], np.ndarray):
-        return _as_plain_values(value[1], f"{where}[{value[0]!r}]")
-    if isinstance(value, dict):
-        return {key: _as_plain_values(item, f"{where}[{key!r}]") for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_as_plain_values(item, f"{where}[{i}]") for i, item in enumerate(value))
-    return value
-
-
-def _join_sliced_arrays(state: dict[str, Any]) -> dict[str, Any]:
-    slices = state.pop(_SLICED_ARRAYS_KEY, None)
-    for key, info in (slices or {}).items():
-        parts = [state.pop(part) for part in info["slices"]]
-        state[key] = np.concatenate(parts).reshape(info["OriginShape"])
-    return state
-
-
 # --- loading into a model ---------------------------------------------------------
 
 
@@ -256,13 +147,16 @@ def _weights_file(
     )
 
 
-def apply_state_dict(model: paddle.nn.Layer, state: Mapping[str, Any], *, name: str, source: str) -> None:
-    """Copy ``state`` (name -> array) into ``model``'s parameters and buffers.
+def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source: str, strict: bool = False) -> None:
+    """Copy ``state`` (name -> array) into ``model``'s parameters and buffers: the one
+    way weights reach a model.
 
-    Keys whose shapes differ only in the last axis, all from the same N to the
-    same M classes, are the classifier: they are skipped with one log line.
-    A missing key or any other shape mismatch raises :class:`WeightsError`
-    before anything is copied; keys the model does not have are logged and ignored.
+    Every entry of the model must be in ``state`` with its shape. With ``strict``
+    false, the classifier alone may differ, in its number of classes only (keys whose
+    shapes differ in the last axis, all from the same N to the same M classes): it
+    keeps its initialisation and one log line says so; keys the model does not have
+    are logged and ignored. With ``strict`` (resuming a checkpoint) both are errors.
+    Nothing is copied unless everything fits; the :class:`WeightsError` lists what does not.
     """
     own = model.state_dict()
     missing = [key for key in own if key not in state]
@@ -272,22 +166,26 @@ def apply_state_dict(model: paddle.nn.Layer, state: Mapping[str, Any], *, name: 
         for key, tensor in own.items()
         if key in state and tuple(np.shape(state[key])) != tuple(tensor.shape)
     }
-    head = _classifier_keys(mismatched)
+    head = {} if strict else _classifier_keys(mismatched)
     wrong = {key: shapes for key, shapes in mismatched.items() if key not in head}
-    if missing or wrong:
+    if missing or wrong or (strict and unexpected):
         problems = []
         if missing:
-            problems.append(f"{len(missing)} keys missing from the file: {_listing(missing)}")
+            problems.append(f"{len(missing)} of the model's {len(own)} entries are missing from the file: {_listing(missing)}")
         if wrong:
             problems.append(
                 f"{len(wrong)} shape mismatches (file vs model): "
                 + _listing([f"{key} {list(f)} vs {list(m)}" for key, (f, m) in wrong.items()])
             )
-        raise WeightsError(f"{source} does not fit {name}: " + "; ".join(problems))
+        if strict and unexpected:
+            problems.append(f"{len(unexpected)} entries the model does not have: {_listing(unexpected)}")
+        raise WeightsError(f"{source} does not fit {name}: " + "; ".join(problems) + ". Is it a file of another model?")
     for key, tensor in own.items():
         if key not in head:
             value = np.asarray(state[key])
             if str(value.dtype) != str(tensor.dtype).removeprefix("paddle."):
+                import paddle
+
                 value = paddle.to_tensor(value).astype(tensor.dtype)  # e.g. float32 file, float16 model
             tensor.set_value(value)
     if head:
@@ -298,6 +196,12 @@ def apply_state_dict(model: paddle.nn.Layer, state: Mapping[str, Any], *, name: 
         )
     if unexpected:
         log.warning("%s: ignored %d keys of %s that the model does not have: %s", name, len(unexpected), source, _listing(unexpected))
+
+
+def weights_table(url_pattern: str, top1: Mapping[str, float | None], *, input_size: int = 224) -> dict[str, PretrainedWeights]:
+    """Published files: name -> ``url_pattern.format(name)`` with its ImageNet top-1 and input size.
+    Tables of several patterns or sizes are joined with ``|``."""
+    return {name: PretrainedWeights(url_pattern.format(name), accuracy, input_size) for name, accuracy in top1.items()}
 
 
 def _classifier_keys(mismatched: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]]) -> dict:

@@ -2,7 +2,7 @@
 this plugin module registers them as lazy references, so that listing them is fast."""
 from __future__ import annotations
 
-from corolla import Alias, hookimpl, lazy
+from corolla.api import Alias, hookimpl, lazy, lazy_variants
 
 _PACKAGE = __name__
 
@@ -25,7 +25,6 @@ _FAMILIES: dict[str, tuple[str, ...]] = {
         for size in ("small", "large")
         for scale in ("x0_35", "x0_5", "x0_75", "x1_0", "x1_25")
     ),
-    "pplcnet": tuple(f"PPLCNet_{s}" for s in ("x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5")),
     "shufflenet_v2": tuple(f"ShuffleNetV2_{s}" for s in ("x0_25", "x0_33", "x0_5", "x1_0", "x1_5", "x2_0", "swish")),
     "alexnet": ("AlexNet",),
     "vgg": ("VGG11", "VGG13", "VGG16", "VGG19"),
@@ -33,6 +32,9 @@ _FAMILIES: dict[str, tuple[str, ...]] = {
     "inception_v4": ("InceptionV4",),
     "distillation": ("DistillationModel",),
 }
+
+#: family modules that declare their names in VARIANTS
+_VARIANT_FAMILIES = ("pplcnet",)
 
 #: older names (seed 002's model zoo) -> current name
 _ALIASES: dict[str, str] = {
@@ -47,5 +49,7 @@ def corolla_backbones() -> dict:
     table: dict = {}
     for family, names in _FAMILIES.items():
         table.update(lazy(f"{_PACKAGE}.{family}", *names))
+    for family in _VARIANT_FAMILIES:
+        table.update(lazy_variants(f"{_PACKAGE}.{family}"))
     table.update({old: Alias(new) for old, new in _ALIASES.items()})
     return table

@@ -2,30 +2,15 @@
 lightweight network, weight-compatible with PaddleClas 2.6's ``PPLCNet_x*``."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import paddle
 from paddle import nn
 
-from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones._layers import (
-    ConvBN,
-    activation,
-    make_builder,
-    resolve_lr_mult_list,
-    resolve_return_stages,
-    run_stages,
-    weights_table,
-    with_features,
-)
-from corolla.plugins.backbones._mobile import (
-    SqueezeExcite,
-    exempt_norms_from_decay,
-    kaiming_init_conv_bn,
-    make_divisible,
-    set_lr_mults,
-)
-from corolla.engine.weights import MODEL_ZOO_URL
+from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._layers import ConvBN, activation
+from corolla.plugins.backbones._mobile import SqueezeExcite, exempt_norms_from_decay, kaiming_init_conv_bn, make_divisible
 
 #: Paddle's default hard-sigmoid slope (``nn.Hardsigmoid``), which PP-LCNet's SE gate uses
 HARDSIGMOID_SLOPE = 0.1666667
@@ -62,42 +47,39 @@ STAGES: dict[str, tuple[tuple[int, int, int, int, bool], ...]] = {
     "blocks5": ((3, 128, 256, 2, False),) + ((5, 256, 256, 1, False),) * 5,
     "blocks6": ((5, 256, 512, 2, True), (5, 512, 512, 1, True)),
 }
-LR_GROUPS = ("stem", *STAGES)
 ACTIVATIONS = ("hardswish", "relu", "relu6")
 
 
-class PPLCNet(nn.Layer):
-    """Stem ``conv1``, five depthwise-separable stages ``blocks2..blocks6``, global pooling,
-    an optional wide 1x1 ``last_conv`` (``class_expand`` channels) and the classifier ``fc``.
+class PPLCNet(Backbone):
+    """PP-LCNet: stem ``conv1``, five depthwise-separable stages ``blocks2..blocks6``, global
+    pooling, an optional wide 1x1 ``last_conv`` (``class_expand`` channels; ``use_last_conv``)
+    and the classifier ``fc``.
 
-    ``lr_mult_list`` has 6 values: the stem, then each stage (the head keeps the base rate);
-    ``stride_list`` has 5: the stem, then the first block of ``blocks3..blocks6``;
-    ``return_stages`` picks stages 0-4 (``blocks2..blocks6``).
+    ``scale``: the width; ``act``: hardswish, relu or relu6; ``stride_list``: 5 strides (the
+    stem, then the first block of ``blocks3..blocks6``; each an int or a [height, width] pair).
+    ``lr_mult_list`` has 6 values: the stem, then each stage; ``return_stages`` picks stages 0-4
+    (``blocks2..blocks6``).
     """
 
     def __init__(
         self,
         *,
-        name: str,
         scale: float,
-        class_num: int = 1000,
         dropout_prob: float | None = 0.2,
         class_expand: int = 1280,
         use_last_conv: bool = True,
         act: str = "hardswish",
         stride_list: Sequence[int | Sequence[int]] = (2, 2, 2, 2, 2),
-        lr_mult_list: Sequence[float] | None = None,
-        return_stages: bool | int | Sequence[int] | None = None,
+        **contract: Any,
     ) -> None:
-        super().__init__()
-        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, LR_GROUPS)
+        super().__init__(**contract)
+        name = contract["name"]
         strides = _check_stride_list(name, stride_list)
         if act not in ACTIVATIONS:
             raise ComponentArgumentError(f"{name}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(STAGES)))
 
         self.conv1 = ConvBN(3, make_divisible(16 * scale), 3, stride=strides[0], act=act)
-        self._stages = []
+        stages = []
         for i, (stage, blocks) in enumerate(STAGES.items()):
             layers = [
                 DepthwiseSeparable(
@@ -106,7 +88,7 @@ class PPLCNet(nn.Layer):
                 )
                 for j, (k, in_c, out_c, s, se) in enumerate(blocks)
             ]
-            self._stages.append([self.add_sublayer(stage, nn.Sequential(*layers))])
+            stages.append(self.add_sublayer(stage, nn.Sequential(*layers)))
 
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
         features = make_divisible(STAGES["blocks6"][-1][2] * scale)
@@ -116,20 +98,22 @@ class PPLCNet(nn.Layer):
             self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else None
             features = class_expand
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(features, class_num)
+        self.fc = nn.Linear(features, self.class_num)
 
         kaiming_init_conv_bn(self)
         exempt_norms_from_decay(self)
-        set_lr_mults([[self.conv1], *self._stages], self.lr_mult_list)
+        self.finish(lr_groups={"stem": [self.conv1], **{n: [s] for n, s in zip(STAGES, stages)}}, stages=stages)
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        features: dict[str, paddle.Tensor] = {}
-        x = self.avg_pool(run_stages(self._stages, self.conv1(x), self._wanted, features))
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.conv1(x)
+        for stage in STAGES:
+            x = getattr(self, stage)(x)
+        x = self.avg_pool(x)
         if self.last_conv is not None:
             x = self.act(self.last_conv(x))
             if self.dropout is not None:
                 x = self.dropout(x)
-        return with_features(self.fc(self.flatten(x)), features, bool(self._wanted))
+        return self.fc(self.flatten(x))
 
 
 def _check_stride_list(name: str, stride_list: Sequence[int | Sequence[int]]) -> list[int | list[int]]:
@@ -173,23 +157,17 @@ WEIGHTS = weights_table(
     },
 )
 
-# --- builders ------------------------------------------------------------------------------------
+# --- registered names ---------------------------------------------------------------------------
 
+VARIANTS = {
+    "PPLCNet_x0_25": dict(scale=0.25),
+    "PPLCNet_x0_35": dict(scale=0.35),
+    "PPLCNet_x0_5": dict(scale=0.5),
+    "PPLCNet_x0_75": dict(scale=0.75),
+    "PPLCNet_x1_0": dict(scale=1.0),
+    "PPLCNet_x1_5": dict(scale=1.5),
+    "PPLCNet_x2_0": dict(scale=2.0),
+    "PPLCNet_x2_5": dict(scale=2.5),
+}
 
-def _builder(name: str, scale: float):
-    summary = (
-        f"PP-LCNet at width {scale}. Also: dropout_prob and class_expand (the 1x1 conv after pooling; "
-        "use_last_conv=False drops it), act (hardswish, relu or relu6), stride_list (5 strides: stem, "
-        "blocks3..blocks6). lr_mult_list groups: stem, blocks2..blocks6; return_stages 0-4."
-    )
-    return make_builder(name, PPLCNet, WEIGHTS, summary, scale=scale)
-
-
-PPLCNet_x0_25 = _builder("PPLCNet_x0_25", 0.25)
-PPLCNet_x0_35 = _builder("PPLCNet_x0_35", 0.35)
-PPLCNet_x0_5 = _builder("PPLCNet_x0_5", 0.5)
-PPLCNet_x0_75 = _builder("PPLCNet_x0_75", 0.75)
-PPLCNet_x1_0 = _builder("PPLCNet_x1_0", 1.0)
-PPLCNet_x1_5 = _builder("PPLCNet_x1_5", 1.5)
-PPLCNet_x2_0 = _builder("PPLCNet_x2_0", 2.0)
-PPLCNet_x2_5 = _builder("PPLCNet_x2_5", 2.5)
+BUILDERS = builders(PPLCNet, VARIANTS, WEIGHTS)

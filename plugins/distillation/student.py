@@ -6,8 +6,8 @@ from typing import Any
 
 import paddle
 
-from corolla.engine.checkpoint import write_checkpoint
-from corolla.engine.weights import load_state_dict_file
+from corolla.engine.files import write_checkpoint
+from corolla.engine.safe_pickle import load_state_dict_file
 
 BEST = "best_model"
 STUDENT_SUFFIX = "_student"

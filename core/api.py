@@ -1,0 +1,80 @@
+"""What a plugin may import from corolla: built-in plugins use exactly this, and so may yours.
+
+Everything else in the core is internal and may change; a test keeps the built-in
+plugins to this module. Importing it does not import Paddle.
+
+- Registering: :data:`hookimpl`, :func:`lazy`, :func:`lazy_variants`, :class:`Alias`,
+  and :func:`current_registry` for a component that builds other components.
+- The contract's types (:mod:`corolla.plugin.hookspecs`): :class:`Run` and the protocols
+  a loss, metric, schedule, transform or exported model follows.
+- Errors a plugin raises: :class:`ConfigError`, :class:`DataError`, ...
+- Reading configs and model outputs: :class:`ComponentSpec`, :func:`item_spec`,
+  :func:`named_spec`, :class:`ModelOutputs`, :func:`pick_output`.
+- Data: :func:`generator` (the augmentation random source), :func:`read_image_bytes`,
+  :class:`UnreadableImageError`, :class:`Pipeline`, :func:`build_batch_transform`.
+- Weights and files: :func:`weights_table`, :class:`PretrainedWeights`, :data:`MODEL_ZOO_URL`,
+  :func:`load_pretrained`, :func:`apply_state_dict`, :func:`describe_weights`,
+  :func:`load_state_dict_file` (never runs code from a file), :func:`write_checkpoint` (atomic).
+- Showing progress: :func:`progress`, :func:`format_values`.
+"""
+from corolla.config.specs import ComponentSpec, item_spec, named_spec
+from corolla.data.pipeline import Pipeline, UnreadableImageError, build_batch_transform, read_image_bytes
+from corolla.data.randomness import generator
+from corolla.engine.files import write_checkpoint
+from corolla.engine.formatting import format_values, progress
+from corolla.engine.safe_pickle import load_state_dict_file
+from corolla.engine.weights import (
+    MODEL_ZOO_URL,
+    PretrainedWeights,
+    apply_state_dict,
+    describe_weights,
+    load_pretrained,
+    weights_table,
+)
+from corolla.plugin.errors import (
+    ComponentArgumentError,
+    ConfigError,
+    CorollaError,
+    DataError,
+    PluginError,
+    UnknownComponentError,
+    WeightsError,
+)
+from corolla.plugin.markers import hookimpl
+from corolla.plugin.outputs import ModelOutputs, pick_output
+from corolla.plugin.registry import Alias, current_registry, lazy, lazy_variants
+
+__all__ = [
+    "MODEL_ZOO_URL",
+    "Alias",
+    "ComponentArgumentError",
+    "ComponentSpec",
+    "ConfigError",
+    "CorollaError",
+    "DataError",
+    "ModelOutputs",
+    "Pipeline",
+    "PluginError",
+    "PretrainedWeights",
+    "UnknownComponentError",
+    "UnreadableImageError",
+    "WeightsError",
+    "apply_state_dict",
+    "build_batch_transform",
+    "current_registry",
+    "describe_weights",
+    "format_values",
+    "generator",
+    "hookimpl",
+    "item_spec",
+    "lazy",
+    "lazy_variants",
+    "load_pretrained",
+    "load_state_dict_file",
+    "named_spec",
+    "pick_output",
+    "progress",
+    "read_image_bytes",
+    "weights_table",
+    "write_checkpoint",
+]
