@@ -1,12 +1,14 @@
-"""Built-in backbones. Each family lives in its own module (which imports paddle);
-this plugin module registers them as lazy references, so that listing them is fast."""
+"""Built-in backbones. Each family lives in its own module (which imports Paddle) and
+names its models once, in its ``VARIANTS`` table; this plugin registers every family
+module of the package lazily, reading those names from the source, so that listing
+them never imports Paddle."""
 from __future__ import annotations
+
+import pkgutil
 
 from corolla.api import Alias, hookimpl, lazy, lazy_variants
 
-_PACKAGE = __name__
-
-#: family module -> the names it builds (each a keyword-only builder in that module)
+#: family modules not yet converted to a VARIANTS table -> the names they build
 _FAMILIES: dict[str, tuple[str, ...]] = {
     "resnet": (
         "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
@@ -33,9 +35,6 @@ _FAMILIES: dict[str, tuple[str, ...]] = {
     "distillation": ("DistillationModel",),
 }
 
-#: family modules that declare their names in VARIANTS
-_VARIANT_FAMILIES = ("pplcnet",)
-
 #: older names (seed 002's model zoo) -> current name
 _ALIASES: dict[str, str] = {
     "SE154_vd": "SENet154_vd",
@@ -47,9 +46,12 @@ _ALIASES: dict[str, str] = {
 @hookimpl
 def corolla_backbones() -> dict:
     table: dict = {}
-    for family, names in _FAMILIES.items():
-        table.update(lazy(f"{_PACKAGE}.{family}", *names))
-    for family in _VARIANT_FAMILIES:
-        table.update(lazy_variants(f"{_PACKAGE}.{family}"))
+    for module in pkgutil.iter_modules(__path__):
+        if module.name.startswith("_"):
+            continue
+        if module.name in _FAMILIES:
+            table.update(lazy(f"{__name__}.{module.name}", *_FAMILIES[module.name]))
+        else:
+            table.update(lazy_variants(f"{__name__}.{module.name}"))
     table.update({old: Alias(new) for old, new in _ALIASES.items()})
     return table

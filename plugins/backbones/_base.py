@@ -54,6 +54,7 @@ class Backbone(nn.Layer):
         super().__init__()
         self.class_num = class_num
         self.lr_mult_list: list[float] = []
+        self.stage_count = 0
         self._contract = (name, lr_mult_list, return_stages, return_patterns)
         self._features: dict[str, paddle.Tensor] = {}
 
@@ -76,6 +77,7 @@ class Backbone(nn.Layer):
             raise ComponentArgumentError(f"{name}: this family has no parameter groups; lr_mult_list is not supported")
         if return_stages not in (None, False) and not stages:
             raise ComponentArgumentError(f"{name}: this family has no stages; use return_patterns to name layers")
+        self.stage_count = len(stages)
         wanted = {f"stage{i}": stages[i] for i in resolve_return_stages(name, return_stages, len(stages))}
         wanted.update(resolve_return_patterns(name, self, return_patterns))
         for key, layer in wanted.items():
