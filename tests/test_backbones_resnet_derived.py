@@ -1,0 +1,109 @@
+"""What the ResNet-derived families (Res2Net, ResNeSt, RedNet, HRNet, DLA, DPN) do beyond the
+registry-wide contract and parity tests: their stage layout, the PaddleClas parameter names
+that make its weights load, the behaviour of their own blocks, and their weights tables."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from corolla import load_registry
+from corolla.api import MODEL_ZOO_URL, lazy_variants
+from corolla.plugins.backbones import res2net
+
+REGISTRY = load_registry()
+
+
+def _build(name: str, **params) -> paddle.nn.Layer:
+    return REGISTRY.build("backbone", name, params)
+
+
+def _lazy_state_shapes(name: str) -> dict[str, list[int]]:
+    """Parameter names and shapes of ``name``, built without initialising its weights."""
+    with paddle.LazyGuard():
+        model = _build(name)
+    return {key: list(value.shape) for key, value in model.state_dict().items()}
+
+
+def _tensor(batch: int, channels: int, size: int, seed: int = 0) -> paddle.Tensor:
+    return paddle.to_tensor(np.random.default_rng(seed).standard_normal((batch, channels, size, size), dtype=np.float32))
+
+
+def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
+    return _tensor(batch, 3, size, seed)
+
+
+def _stage_shapes(name: str, size: int = 64, **params) -> list[list[int]]:
+    model = _build(name, return_stages=True, **params)
+    model.eval()
+    with paddle.no_grad():
+        output = model(_images(1, size))
+    return [output[f"stage{i}"].shape for i in range(len(output) - 1)]
+
+
+def _lr_mult_by_prefix(name: str, prefixes: list[str]) -> dict[str, set[float]]:
+    """Build ``name`` with multipliers 0.1, 0.2, ... and return the multipliers found on the
+    trained parameters under each name prefix."""
+    count = len(_build(name).lr_mult_list)
+    model = _build(name, lr_mult_list=[round(0.1 * (i + 1), 2) for i in range(count)])
+    params = [(key, p) for key, p in model.named_parameters() if not p.stop_gradient]
+    return {
+        prefix: {round(float(p.optimize_attr["learning_rate"]), 2) for key, p in params if key.startswith(prefix)}
+        for prefix in prefixes
+    }
+
+
+# --- Res2Net -----------------------------------------------------------------------------------
+
+
+def test_res2net_stages_are_the_four_resnet_stages():
+    assert _stage_shapes("Res2Net50_14w_8s") == [[1, 256, 16, 16], [1, 512, 8, 8], [1, 1024, 4, 4], [1, 2048, 2, 2]]
+
+
+def test_res2net_parameter_names_are_paddleclas_names():
+    shapes = _lazy_state_shapes("Res2Net101_vd_26w_4s")
+    # deep stem; the long third stage counts its blocks res4a, res4b1, ... res4b22
+    assert shapes["conv1_3._conv.weight"] == [64, 32, 3, 3]
+    assert shapes["bb_2_22.res4b22_branch2b_3._conv.weight"] == [104, 104, 3, 3]
+    assert shapes["bb_3_0.short._conv.weight"] == [2048, 1024, 1, 1]
+    assert shapes["out.weight"] == [2048, 1000]
+    assert "conv1._conv.weight" in _lazy_state_shapes("Res2Net50_14w_8s")
+    assert "bb_0_0.res2a_branch2b_7._batch_norm._variance" in _lazy_state_shapes("Res2Net50_14w_8s")
+
+
+@pytest.mark.parametrize("stride, mixed", [(1, True), (2, False)])
+def test_res2net_groups_take_the_previous_group_except_where_the_block_strides(stride, mixed):
+    paddle.seed(0)
+    block = res2net.Res2NetBottleneck(16, 16, width=16, scales=4, stride=stride, block_name="res", shortcut="conv")
+    block.eval()
+    inputs = []
+    block.group_convs[1].register_forward_pre_hook(lambda layer, args: inputs.append(args[0]))
+    x = _tensor(1, 16, 8)
+    with paddle.no_grad():
+        groups = block.conv0(x)
+        first = block.group_convs[0](groups[:, :4])
+        block(x)
+    expected = groups[:, 4:8] + first if mixed else groups[:, 4:8]
+    np.testing.assert_allclose(inputs[0].numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_res2net_lr_mult_list_groups_are_the_stem_and_the_stages():
+    found = _lr_mult_by_prefix("Res2Net50_vd_26w_4s", ["conv1_", "bb_0_", "bb_1_", "bb_2_", "bb_3_", "out."])
+    assert found == {"conv1_": {0.1}, "bb_0_": {0.2}, "bb_1_": {0.3}, "bb_2_": {0.4}, "bb_3_": {0.5}, "out.": {1.0}}
+
+
+# --- weights tables ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "module, ssld",
+    [(res2net, {"Res2Net50_vd_26w_4s", "Res2Net101_vd_26w_4s", "Res2Net200_vd_26w_4s"})],
+)
+def test_weights_tables_cover_every_name_with_paddleclas_urls(module, ssld):
+    names = set(lazy_variants(module.__name__))
+    table = module.WEIGHTS
+    assert {key for key in table if not key.endswith("_ssld")} <= names
+    assert {key.removesuffix("_ssld") for key in table if key.endswith("_ssld")} == ssld
+    for key, weights in table.items():
+        assert weights.url.startswith(MODEL_ZOO_URL) and weights.url.endswith(f"/{key}_pretrained.pdparams")
+        assert weights.top1 is None or 0.6 < weights.top1 < 0.86
