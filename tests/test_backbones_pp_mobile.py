@@ -1,0 +1,75 @@
+"""What the pp_mobile families (PP-HGNet, PP-HGNetV2, PP-LCNetV2, ESNet, GhostNet,
+MobileNetV4, MobileNeXt, MicroNet) do beyond the registry-wide contract and parity tests:
+stage layout, the options PaddleClas configs pass, per-parameter training details and
+the published weights."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from corolla import load_registry
+from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
+from corolla.plugins.backbones import pphgnet
+
+REGISTRY = load_registry()
+
+
+def _build(name: str, **params) -> paddle.nn.Layer:
+    return REGISTRY.build("backbone", name, params)
+
+
+def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
+    return paddle.to_tensor(np.random.default_rng(seed).standard_normal((batch, 3, size, size), dtype=np.float32))
+
+
+def _eval(model: paddle.nn.Layer, images: paddle.Tensor):
+    model.eval()
+    with paddle.no_grad():
+        return model(images)
+
+
+def _stage_shapes(name: str, size: int = 64, **params) -> list[list[int]]:
+    output = _eval(_build(name, return_stages=True, **params), _images(1, size))
+    return [output[f"stage{i}"].shape for i in range(len(output) - 1)]
+
+
+def _lr(param: paddle.Tensor) -> float:
+    return round(float(param.optimize_attr["learning_rate"]), 6)
+
+
+# --- PP-HGNet ---------------------------------------------------------------------------
+
+
+def test_pphgnet_stages_follow_paddleclas_widths_and_strides():
+    assert _stage_shapes("PPHGNet_tiny") == [[1, 224, 16, 16], [1, 448, 8, 8], [1, 512, 4, 4], [1, 768, 2, 2]]
+
+
+def test_pphgnet_head_options():
+    model = _build("PPHGNet_tiny", use_last_conv=False, class_num=5)
+    assert model.last_conv is None and model.fc.weight.shape == [768, 5]
+    assert _eval(model, _images(2, 32)).shape == [2, 5]
+    model = _build("PPHGNet_tiny", class_expand=256, dropout_prob=0.1)
+    assert model.last_conv.weight.shape == [256, 768, 1, 1] and model.fc.weight.shape == [256, 1000]
+    assert model.dropout.p == 0.1
+    with pytest.raises(ComponentArgumentError, match=r"PPHGNet_tiny: dropout_prob must be in \[0, 1\)"):
+        _build("PPHGNet_tiny", dropout_prob=1.5)
+
+
+def test_pphgnet_lr_mult_list_reaches_stem_and_stages_and_norms_skip_decay():
+    model = _build("PPHGNet_tiny", lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5])
+    assert {_lr(p) for p in model.stem.parameters() if p.trainable} == {0.1}
+    for i, stage in enumerate(model.stages):
+        assert {_lr(p) for p in stage.parameters() if p.trainable} == {round(0.2 + 0.1 * i, 6)}
+    assert _lr(model.fc.weight) == _lr(model.last_conv.weight) == 1.0
+    bn = model.stem[0].bn
+    assert bn.weight.regularizer is not None and bn.weight.regularizer._coeff == 0.0
+
+
+def test_pphgnet_weights_table():
+    table = pphgnet.WEIGHTS
+    assert table["PPHGNet_small"].url == MODEL_ZOO_URL + "legendary_models/PPHGNet_small_pretrained.pdparams"
+    assert table["PPHGNet_small_ssld"].top1 == 0.8382
+    # PaddleClas publishes PPHGNet_base only distilled, and loads it by default
+    assert table["PPHGNet_base"].url == table["PPHGNet_base_ssld"].url
+    assert table["PPHGNet_base"].url.endswith("legendary_models/PPHGNet_base_ssld_pretrained.pdparams")
