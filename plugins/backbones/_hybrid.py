@@ -1,0 +1,230 @@
+"""Pieces the hybrid convolution/attention families share (PVT_V2, Twins, VAN, UniFormer,
+TNT, NextViT, LeViT): stochastic depth, multi-head attention, the token MLP, moving between
+token sequences and feature maps, PaddleClas's initialisations, and argument checks."""
+from __future__ import annotations
+
+import math
+
+import paddle
+from paddle import nn
+from paddle.nn.initializer import Constant, Normal, TruncatedNormal
+from paddle.regularizer import L2Decay
+
+from corolla.api import ComponentArgumentError
+
+#: the standard deviation PaddleClas's transformers initialise their weights with
+INIT_STD = 0.02
+
+
+# --- stochastic depth -------------------------------------------------------------------------
+
+
+def drop_path_rates(rate: float, count: int) -> list[float]:
+    """The stochastic-depth rate of each of ``count`` blocks: rising linearly from 0 to ``rate``."""
+    if count == 1:
+        return [0.0]
+    return [rate * i / (count - 1) for i in range(count)]
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth: in training, zero a residual branch for a random ``rate`` of the
+    samples and scale the others by ``1 / (1 - rate)``; the identity in inference."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        super().__init__()
+        self.rate = float(rate)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.rate == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.rate
+        mask = paddle.floor(keep + paddle.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        return x / keep * mask
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+# --- attention --------------------------------------------------------------------------------
+
+
+def split_heads(x: paddle.Tensor, num_heads: int) -> paddle.Tensor:
+    """``[batch, tokens, heads * width]`` -> ``[batch, heads, tokens, width]``."""
+    batch, tokens, channels = x.shape
+    return x.reshape([batch, tokens, num_heads, channels // num_heads]).transpose([0, 2, 1, 3])
+
+
+def merge_heads(x: paddle.Tensor) -> paddle.Tensor:
+    """``[batch, heads, tokens, width]`` -> ``[batch, tokens, heads * width]``."""
+    batch, heads, tokens, width = x.shape
+    return x.transpose([0, 2, 1, 3]).reshape([batch, tokens, heads * width])
+
+
+def attend(
+    q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float, dropout: nn.Layer, bias: paddle.Tensor | None = None
+) -> paddle.Tensor:
+    """Scaled dot-product attention over the last two axes (optionally with an additive bias)."""
+    scores = paddle.matmul(q, k, transpose_y=True) * scale
+    if bias is not None:
+        scores = scores + bias
+    return paddle.matmul(dropout(nn.functional.softmax(scores, axis=-1)), v)
+
+
+def linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
+    """``nn.Linear``, with or without a bias."""
+    return nn.Linear(in_features, out_features, bias_attr=None if bias else False)
+
+
+class MultiHeadSelfAttention(nn.Layer):
+    """Multi-head self-attention over tokens ``[batch, tokens, dim]``: one ``qkv`` projection,
+    then ``proj``."""
+
+    def __init__(self, dim: int, num_heads: int, *, qkv_bias: bool, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = linear(dim, dim * 3, qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        batch, tokens, dim = x.shape
+        qkv = self.qkv(x).reshape([batch, tokens, 3, self.num_heads, dim // self.num_heads]).transpose([2, 0, 3, 1, 4])
+        out = attend(qkv[0], qkv[1], qkv[2], self.scale, self.attn_drop)
+        return self.proj_drop(self.proj(merge_heads(out)))
+
+
+class SpatialReductionAttention(nn.Layer):
+    """Multi-head attention whose keys and values come from a smaller map (PVT, Twins' global
+    sub-sampled attention): queries ``q`` from every token, keys and values ``kv`` from the
+    map reduced by a ``sr_ratio`` x ``sr_ratio`` strided conv ``sr`` and LayerNorm ``norm``,
+    or, with ``linear`` (PVTv2-Li), pooled to 7x7 then a 1x1 conv, LayerNorm and GELU."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        qkv_bias: bool,
+        sr_ratio: int,
+        linear_reduction: bool = False,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.q = linear(dim, dim, qkv_bias)
+        self.kv = linear(dim, dim * 2, qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.pool = self.sr = self.norm = self.act = None
+        if linear_reduction:
+            self.pool = nn.AdaptiveAvgPool2D(7)
+            self.sr = nn.Conv2D(dim, dim, 1)
+            self.norm = nn.LayerNorm(dim)
+            self.act = nn.GELU()
+        elif sr_ratio > 1:
+            self.sr = nn.Conv2D(dim, dim, sr_ratio, stride=sr_ratio)
+            self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: paddle.Tensor, height: int, width: int) -> paddle.Tensor:
+        batch, tokens, dim = x.shape
+        q = split_heads(self.q(x), self.num_heads)
+        source = x
+        if self.sr is not None:
+            reduced = tokens_to_map(x, height, width)
+            if self.pool is not None:
+                reduced = self.pool(reduced)
+            source = self.norm(map_to_tokens(self.sr(reduced)))
+            if self.act is not None:
+                source = self.act(source)
+        kv = self.kv(source).reshape([batch, -1, 2, self.num_heads, dim // self.num_heads]).transpose([2, 0, 3, 1, 4])
+        out = attend(q, kv[0], kv[1], self.scale, self.attn_drop)
+        return self.proj_drop(self.proj(merge_heads(out)))
+
+
+class TokenMlp(nn.Layer):
+    """``fc1`` -> GELU -> dropout -> ``fc2`` -> dropout, on the last axis."""
+
+    def __init__(self, dim: int, hidden: int, out_dim: int | None = None, *, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+# --- tokens and maps --------------------------------------------------------------------------
+
+
+def tokens_to_map(tokens: paddle.Tensor, height: int, width: int) -> paddle.Tensor:
+    """``[batch, height * width, channels]`` -> ``[batch, channels, height, width]``."""
+    batch, _, channels = tokens.shape
+    return tokens.transpose([0, 2, 1]).reshape([batch, channels, height, width])
+
+
+def map_to_tokens(x: paddle.Tensor) -> paddle.Tensor:
+    """``[batch, channels, height, width]`` -> ``[batch, height * width, channels]``."""
+    return x.flatten(2).transpose([0, 2, 1])
+
+
+class TokensToMap(nn.Layer):
+    """:func:`tokens_to_map` as a layer, so that a stage's feature map is a layer output
+    (what ``return_stages`` collects)."""
+
+    def forward(self, tokens: paddle.Tensor, height: int, width: int) -> paddle.Tensor:
+        return tokens_to_map(tokens, height, width)
+
+
+# --- initialisation and weight decay ----------------------------------------------------------
+
+
+def init_linears(model: nn.Layer) -> None:
+    """Every ``nn.Linear``: weight truncated-normal (std 0.02), bias zero (PaddleClas's transformers)."""
+    weight_init, zero = TruncatedNormal(std=INIT_STD), Constant(0.0)
+    for layer in model.sublayers(include_self=True):
+        if isinstance(layer, nn.Linear):
+            weight_init(layer.weight)
+            if layer.bias is not None:
+                zero(layer.bias)
+
+
+def init_convs_fan_out(model: nn.Layer) -> None:
+    """Every ``nn.Conv2D``: weight normal with std sqrt(2 / fan-out per group), bias zero (VAN, Twins)."""
+    zero = Constant(0.0)
+    for layer in model.sublayers(include_self=True):
+        if isinstance(layer, nn.Conv2D):
+            out_channels, _, kernel_h, kernel_w = layer.weight.shape
+            fan_out = kernel_h * kernel_w * out_channels // layer._groups
+            Normal(0.0, math.sqrt(2.0 / fan_out))(layer.weight)
+            if layer.bias is not None:
+                zero(layer.bias)
+
+
+def trunc_normal_parameter(layer: nn.Layer, shape: list[int], *, decay: bool = True) -> paddle.Tensor:
+    """A new parameter of ``layer``, truncated-normal (std 0.02); ``decay=False`` keeps
+    weight decay off it (position embeddings, class tokens)."""
+    attr = paddle.ParamAttr(initializer=TruncatedNormal(std=INIT_STD), regularizer=None if decay else L2Decay(0.0))
+    return layer.create_parameter(shape, attr=attr)
+
+
+def constant_parameter(layer: nn.Layer, shape: list[int], value: float, *, decay: bool = True) -> paddle.Tensor:
+    """A new parameter of ``layer`` filled with ``value``; ``decay=False`` keeps weight decay off it."""
+    attr = paddle.ParamAttr(initializer=Constant(value), regularizer=None if decay else L2Decay(0.0))
+    return layer.create_parameter(shape, attr=attr)
+
+
+# --- argument checks --------------------------------------------------------------------------
+
+
+def check_rates(name: str, **rates: float) -> None:
+    """Dropout and drop-path rates must be numbers in [0, 1)."""
+    for key, value in rates.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ComponentArgumentError(f"{name}: {key} must be a number in [0, 1); got {value!r}")

@@ -1,0 +1,67 @@
+"""Behaviour of the hybrid convolution/attention families (VAN, PVT_V2, Twins, TNT, UniFormer,
+NextViT, LeViT) beyond the contract and parity tests: their own arguments, their stage
+maps, and the shared pieces in ``_hybrid``."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+from _backbone_cases import REGISTRY
+
+from corolla.plugin.errors import ComponentArgumentError
+from corolla.plugins.backbones._hybrid import DropPath, drop_path_rates
+
+
+def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
+    return paddle.to_tensor(np.random.default_rng(seed).standard_normal((batch, 3, size, size), dtype=np.float32))
+
+
+def _stage_shapes(name: str, size: int, **options) -> dict[str, list[int]]:
+    model = REGISTRY.build("backbone", name, {"return_stages": True, "class_num": 3, **options})
+    model.eval()
+    with paddle.no_grad():
+        output = model(_images(1, size))
+    return {key: list(value.shape) for key, value in output.items()}
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+
+
+def test_drop_path_rates_rise_linearly_to_the_rate():
+    assert drop_path_rates(0.3, 4) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert drop_path_rates(0.3, 1) == [0.0]
+
+
+def test_drop_path_drops_whole_samples_in_training_only():
+    paddle.seed(1)
+    layer = DropPath(0.5)
+    x = paddle.ones([64, 3, 2])
+    layer.train()
+    out = layer(x).numpy()
+    per_sample = out.reshape(64, -1)
+    assert set(np.unique(per_sample)) <= {0.0, 2.0}  # kept samples are scaled by 1 / (1 - rate)
+    assert (per_sample == per_sample[:, :1]).all()  # one decision per sample
+    assert 10 < (per_sample[:, 0] == 0).sum() < 54
+    layer.eval()
+    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("name", ["VAN_B0"])
+@pytest.mark.parametrize("argument", ["drop_rate", "drop_path_rate"])
+def test_rates_are_checked(name, argument):
+    with pytest.raises(ComponentArgumentError, match=rf"{name}: {argument} must be a number in \[0, 1\); got 1.5"):
+        REGISTRY.build("backbone", name, {argument: 1.5})
+
+
+# --- VAN ----------------------------------------------------------------------------------------
+
+
+def test_van_stage_maps_and_drop_path():
+    shapes = _stage_shapes("VAN_B0", 64)
+    assert shapes == {
+        "logits": [1, 3], "stage0": [1, 32, 16, 16], "stage1": [1, 64, 8, 8], "stage2": [1, 160, 4, 4], "stage3": [1, 256, 2, 2]
+    }
+    model = REGISTRY.build("backbone", "VAN_B0", {"drop_path_rate": 0.2})
+    rates = [block.drop_path.rate for i in range(1, 5) for block in getattr(model, f"block{i}")]
+    assert rates == pytest.approx(drop_path_rates(0.2, 13))
+    assert len(model.lr_mult_list) == 5
