@@ -46,7 +46,7 @@ def test_drop_path_drops_whole_samples_in_training_only():
     np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
 
 
-@pytest.mark.parametrize("name", ["VAN_B0"])
+@pytest.mark.parametrize("name", ["VAN_B0", "PVT_V2_B0"])
 @pytest.mark.parametrize("argument", ["drop_rate", "drop_path_rate"])
 def test_rates_are_checked(name, argument):
     with pytest.raises(ComponentArgumentError, match=rf"{name}: {argument} must be a number in \[0, 1\); got 1.5"):
@@ -65,3 +65,28 @@ def test_van_stage_maps_and_drop_path():
     rates = [block.drop_path.rate for i in range(1, 5) for block in getattr(model, f"block{i}")]
     assert rates == pytest.approx(drop_path_rates(0.2, 13))
     assert len(model.lr_mult_list) == 5
+
+
+# --- PVT_V2 -------------------------------------------------------------------------------------
+
+
+def test_pvt_v2_stage_maps_and_spatial_reduction():
+    shapes = _stage_shapes("PVT_V2_B0", 64)
+    assert shapes == {
+        "logits": [1, 3], "stage0": [1, 32, 16, 16], "stage1": [1, 64, 8, 8], "stage2": [1, 160, 4, 4], "stage3": [1, 256, 2, 2]
+    }
+    model = REGISTRY.build("backbone", "PVT_V2_B0", {"sr_ratios": [4, 2, 1, 1]})
+    assert model.block1[0].attn.sr.weight.shape == [32, 32, 4, 4]
+    assert model.block3[0].attn.sr is None  # no reduction: keys and values from every token
+    with pytest.raises(ComponentArgumentError, match=r"PVT_V2_B0: sr_ratios needs 4 positive integers, one per stage"):
+        REGISTRY.build("backbone", "PVT_V2_B0", {"sr_ratios": [8, 4, 2]})
+
+
+def test_pvt_v2_linear_pools_keys_and_values_to_7x7():
+    model = REGISTRY.build("backbone", "PVT_V2_B0", {"linear": True, "class_num": 3})
+    attn = model.block1[0].attn
+    assert attn.pool is not None and attn.sr.weight.shape == [32, 32, 1, 1]
+    assert model.block1[0].mlp.relu is not None
+    model.eval()
+    with paddle.no_grad():
+        assert model(_images(1, 96)).shape == [1, 3]

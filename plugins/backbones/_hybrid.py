@@ -228,3 +228,14 @@ def check_rates(name: str, **rates: float) -> None:
     for key, value in rates.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise ComponentArgumentError(f"{name}: {key} must be a number in [0, 1); got {value!r}")
+
+
+def check_positive_ints(name: str, key: str, values: object, count: int) -> list[int]:
+    """``values`` as a list of ``count`` positive ints (one per stage), else a clear error."""
+    if (
+        not isinstance(values, (list, tuple))
+        or len(values) != count
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+    ):
+        raise ComponentArgumentError(f"{name}: {key} needs {count} positive integers, one per stage; got {values!r}")
+    return list(values)
