@@ -1,0 +1,99 @@
+"""What the classic families (DenseNet, HarDNet, PeleeNet, SqueezeNet, Xception, Xception
+deeplab, InceptionV3, DarkNet53, CSPDarkNet53) do beyond the registry-wide contract and
+parity tests: their stages, parameter groups, own arguments and weights tables."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from corolla import load_registry
+from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
+from corolla.plugins.backbones import _classic, densenet
+
+REGISTRY = load_registry()
+
+
+def _build(name: str, **params) -> paddle.nn.Layer:
+    return REGISTRY.build("backbone", name, params)
+
+
+def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
+    return paddle.to_tensor(np.random.default_rng(seed).standard_normal((batch, 3, size, size), dtype=np.float32))
+
+
+def _stage_shapes(model: paddle.nn.Layer, size: int) -> list[list[int]]:
+    model.eval()
+    with paddle.no_grad():
+        output = model(_images(1, size))
+    return [output[f"stage{i}"].shape for i in range(model.stage_count)]
+
+
+def _lr_mults(layer: paddle.nn.Layer) -> set[float]:
+    return {round(float(p.optimize_attr["learning_rate"]), 6) for p in layer.parameters() if p.trainable}
+
+
+# --- shared helpers ------------------------------------------------------------------------
+
+
+def test_uniform_linear_bounds_its_weight_by_the_fan_in():
+    paddle.seed(0)
+    layer = _classic.uniform_linear(400, 300)
+    weight = np.abs(layer.weight.numpy())
+    assert weight.max() <= 0.05 and weight.max() > 0.049  # 1 / sqrt(400)
+    assert not layer.bias.numpy().any()
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "0.2", True, None])
+def test_check_rate_names_the_model_and_the_argument(bad):
+    with pytest.raises(ComponentArgumentError, match=r"Net: drop must be a number in \[0, 1\)"):
+        _classic.check_rate("Net", "drop", bad)
+    assert _classic.check_rate("Net", "drop", 0) == 0.0
+
+
+# --- DenseNet ------------------------------------------------------------------------------
+
+
+def test_densenet121_stages_grow_by_the_growth_rate_and_halve_at_each_transition():
+    model = _build("DenseNet121", return_stages=True)
+    # 64 + 6*32; /2 + 12*32; /2 + 24*32; /2 + 16*32 channels, at strides 4, 8, 16, 32
+    assert _stage_shapes(model, 64) == [[1, 256, 16, 16], [1, 512, 8, 8], [1, 1024, 4, 4], [1, 1024, 2, 2]]
+    assert model.out.weight.shape == [1024, 1000]
+
+
+def test_densenet_lr_groups_are_the_stem_then_each_block_with_its_transition():
+    model = _build("DenseNet121", lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5])
+    assert _lr_mults(model.conv1_func) == {0.1}
+    assert _lr_mults(model.db_conv_2) == _lr_mults(model.tr_conv2_blk) == {0.2}
+    assert _lr_mults(model.db_conv_4) == _lr_mults(model.tr_conv4_blk) == {0.4}
+    assert _lr_mults(model.db_conv_5) == _lr_mults(model.batch_norm) == {0.5}
+    assert _lr_mults(model.out) == {1.0}
+
+
+def test_densenet_bn_size_sets_the_bottleneck_width_and_dropout_acts_in_training():
+    model = _build("DenseNet121", bn_size=2, dropout=0.5, class_num=3)
+    first = model.db_conv_2.conv2_1
+    assert first.bn_ac_func1._conv.weight.shape == [64, 64, 1, 1]  # 2 * growth rate 32
+    assert first.bn_ac_func2._conv.weight.shape == [32, 64, 3, 3]
+    images = _images(2, 64)
+    model.train()
+    with paddle.no_grad():
+        assert not np.allclose(model(images).numpy(), model(images).numpy())
+        model.eval()
+        np.testing.assert_array_equal(model(images).numpy(), model(images).numpy())
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"bn_size": 0}, r"DenseNet121: bn_size must be a positive integer; got 0"),
+    ({"dropout": 1.5}, r"DenseNet121: dropout must be a number in \[0, 1\); got 1.5"),
+])
+def test_densenet_argument_errors_name_the_model(options, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        _build("DenseNet121", **options)
+
+
+def test_densenet_weights_are_paddleclas_model_zoo_files():
+    weights = densenet.WEIGHTS["DenseNet264"]
+    assert weights.url == MODEL_ZOO_URL + "DenseNet264_pretrained.pdparams"
+    assert weights.top1 == 0.7796 and weights.input_size == 224
+    assert list(densenet.WEIGHTS) == list(densenet.VARIANTS)
