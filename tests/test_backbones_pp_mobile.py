@@ -10,7 +10,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import pphgnet
+from corolla.plugins.backbones import pphgnet, pphgnet_v2
 
 REGISTRY = load_registry()
 
@@ -73,3 +73,39 @@ def test_pphgnet_weights_table():
     # PaddleClas publishes PPHGNet_base only distilled, and loads it by default
     assert table["PPHGNet_base"].url == table["PPHGNet_base_ssld"].url
     assert table["PPHGNet_base"].url.endswith("legendary_models/PPHGNet_base_ssld_pretrained.pdparams")
+
+
+# --- PP-HGNetV2 -------------------------------------------------------------------------
+
+
+def test_pphgnet_v2_stages_follow_paddleclas_widths_and_strides():
+    assert _stage_shapes("PPHGNetV2_B0") == [[1, 64, 16, 16], [1, 256, 8, 8], [1, 512, 4, 4], [1, 1024, 2, 2]]
+
+
+def test_pphgnet_v2_learnable_affine_blocks_train_at_a_hundredth_of_their_stage_rate():
+    model = _build("PPHGNetV2_B0", lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5])
+    affine = model.stages[2].blocks[0].layers[0].conv2.lab
+    assert [p.shape for p in affine.parameters()] == [[1], [1]]
+    assert {_lr(p) for p in affine.parameters()} == {0.004}  # stages[2] is the fourth group
+    assert _lr(model.stages[2].blocks[0].layers[0].conv2.conv.weight) == 0.4
+    assert {_lr(p) for p in model.stem.stem1.lab.parameters()} == {0.001}
+    assert {_lr(p) for p in model.lab.parameters()} == {0.01}  # the head's, outside every group
+    # the big variants have none
+    with paddle.LazyGuard():
+        big = _build("PPHGNetV2_B4")
+    assert not any("lab" in key for key in big.state_dict())
+
+
+def test_pphgnet_v2_head_options():
+    model = _build("PPHGNetV2_B0", use_last_conv=False, class_num=3)
+    assert model.last_conv is None and model.fc.weight.shape == [1024, 3]
+    assert _eval(model, _images(2, 32)).shape == [2, 3]
+    assert _build("PPHGNetV2_B0", class_expand=64).fc.weight.shape == [64, 1000]
+
+
+def test_pphgnet_v2_weights_are_the_ssld_stages():
+    table = pphgnet_v2.WEIGHTS
+    assert table["PPHGNetV2_B0"].url == MODEL_ZOO_URL + "legendary_models/PPHGNetV2_B0_ssld_stage1_pretrained.pdparams"
+    assert table["PPHGNetV2_B0"].top1 is None
+    assert table["PPHGNetV2_B6_ssld"].url == MODEL_ZOO_URL + "legendary_models/PPHGNetV2_B6_ssld_pretrained.pdparams"
+    assert table["PPHGNetV2_B6_ssld"].top1 == 0.8630
