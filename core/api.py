@@ -15,6 +15,7 @@ plugins to this module. Importing it does not import Paddle.
 - Weights and files: :func:`weights_table`, :class:`PretrainedWeights`, :data:`MODEL_ZOO_URL`,
   :func:`load_pretrained`, :func:`apply_state_dict`, :func:`describe_weights`,
   :func:`load_state_dict_file` (never runs code from a file), :func:`write_checkpoint` (atomic).
+- Predictions: :class:`Prediction` (what a post-process returns per image), :func:`read_label_map`.
 - Showing progress: :func:`progress`, :func:`format_values`.
 """
 from corolla.config.specs import ComponentSpec, item_spec, named_spec
@@ -22,6 +23,7 @@ from corolla.data.pipeline import Pipeline, UnreadableImageError, build_batch_tr
 from corolla.data.randomness import generator
 from corolla.engine.files import write_checkpoint
 from corolla.engine.formatting import format_values, progress
+from corolla.engine.predictions import Prediction, read_label_map
 from corolla.engine.safe_pickle import load_state_dict_file
 from corolla.engine.weights import (
     MODEL_ZOO_URL,
@@ -40,6 +42,18 @@ from corolla.plugin.errors import (
     UnknownComponentError,
     WeightsError,
 )
+from corolla.plugin.hookspecs import (
+    BatchTransform,
+    Composite,
+    Dataset,
+    Loss,
+    LrSchedule,
+    Metric,
+    PostProcess,
+    PredictingModel,
+    Run,
+    Transform,
+)
 from corolla.plugin.markers import hookimpl
 from corolla.plugin.outputs import ModelOutputs, pick_output
 from corolla.plugin.registry import Alias, current_registry, lazy, lazy_variants
@@ -47,6 +61,17 @@ from corolla.plugin.registry import Alias, current_registry, lazy, lazy_variants
 __all__ = [
     "MODEL_ZOO_URL",
     "Alias",
+    "BatchTransform",
+    "Composite",
+    "Dataset",
+    "Loss",
+    "LrSchedule",
+    "Metric",
+    "PostProcess",
+    "PredictingModel",
+    "Prediction",
+    "Run",
+    "Transform",
     "ComponentArgumentError",
     "ComponentSpec",
     "ConfigError",
@@ -75,6 +100,7 @@ __all__ = [
     "pick_output",
     "progress",
     "read_image_bytes",
+    "read_label_map",
     "weights_table",
     "write_checkpoint",
 ]

@@ -133,3 +133,49 @@ def tiny_config(data: Any, out: Path, *, epochs: int = 2, size: int = 32, batch:
                   "PostProcess": {"name": "Topk", "topk": 2, "class_id_map_file": str(data.label_list)}},
         "Metric": {"Train": [{"TopkAcc": {"topk": [1, 2]}}], "Eval": [{"TopkAcc": {"topk": [1, 2]}}]},
     }
+
+
+# --- building pieces from plain config fragments (what the verbs do through a plan) ---------
+
+
+def plan_of(config: dict, registry: Any) -> Any:
+    from corolla.config.plan import read_plan
+
+    return read_plan(config, registry)
+
+
+def pipeline_of(ops: list, registry: Any, key_path: str = "T") -> Any:
+    """The pipeline of a ``transform_ops`` list, planned and built as a loader would."""
+    from corolla.config.plan import plan_items
+    from corolla.data.pipeline import build_pipeline
+
+    return build_pipeline(plan_items(registry, "transform", ops, key_path), registry, key_path)
+
+
+def batch_ops_of(items: list, registry: Any, key_path: str = "B", *, class_num: int | None = None) -> list:
+    from corolla.config.plan import plan_items
+
+    defaults = {"class_num": class_num} if class_num else {}
+    return [part.build(registry) for part in plan_items(registry, "batch_transform", items, key_path, **defaults)]
+
+
+def loader_of(config: dict, mode: str, registry: Any, *, seed: int | None = None, rank: int | None = None,
+              world_size: int | None = None) -> Any:
+    """``build_dataloader`` of ``DataLoader.<mode>`` as the engine calls it."""
+    from corolla.data.loader import build_dataloader
+
+    plan = plan_of(config, registry)
+    if mode not in plan.loaders:
+        from corolla.plugin.errors import ConfigError
+
+        raise ConfigError(f"DataLoader.{mode}: missing section")
+    return build_dataloader(plan.loaders[mode], registry, class_num=plan.model.class_num if plan.model else None,
+                            seed=plan.settings.seed or 0 if seed is None else seed, rank=rank, world_size=world_size,
+                            image_shape=plan.settings.image_shape)
+
+
+def loss_of(items: list, registry: Any, key_path: str = "Loss.Train") -> Any:
+    from corolla.engine.loss import build_loss
+
+    mode = key_path.rpartition(".")[2]
+    return build_loss(plan_of({"Loss": {mode: items}}, registry).losses[mode], registry, key_path)

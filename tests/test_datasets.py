@@ -13,7 +13,8 @@ from scipy.io import savemat
 from corolla import ComponentArgumentError, DataError, load_registry
 from corolla.cli.main import main
 from corolla.data.flowers102 import write_flowers102_lists
-from corolla.data.pipeline import UnreadableImageError, build_pipeline
+from corolla.data.pipeline import UnreadableImageError
+from engine_support import pipeline_of
 from corolla.testing.images import make_flowers102, make_image_folder, make_list_dataset
 
 DECODE = [{"DecodeImage": None}]
@@ -30,7 +31,7 @@ def data(tmp_path_factory):
 
 
 def imagenet(registry, root, list_path, **params):
-    pipeline = build_pipeline(DECODE, registry, "T")
+    pipeline = pipeline_of(DECODE, registry, "T")
     return registry.build("dataset", "ImageNetDataset",
                           {"image_root": str(root), "cls_label_path": str(list_path), "transform_ops": pipeline, **params})
 

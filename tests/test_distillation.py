@@ -11,7 +11,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.plugin.errors import ComponentArgumentError, ConfigError, UnknownComponentError
-from corolla.engine.loss import build_loss
+from engine_support import loss_of
 from corolla.plugin.outputs import ModelOutputs
 
 TINY_NET = """
@@ -104,7 +104,7 @@ def test_frozen_teacher_stays_in_eval_mode_and_does_not_change(registry):
     assert all(not p.trainable for p in model.Teacher.parameters())
     assert all(p.trainable for k, p in model.Student.named_parameters() if not k.endswith(("_mean", "_variance")))
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
-    loss = build_loss([{"DistillationDMLLoss": None}, {"DistillationGTCELoss": None}], registry, "Loss.Train")
+    loss = loss_of([{"DistillationDMLLoss": None}, {"DistillationGTCELoss": None}], registry, "Loss.Train")
     optimizer = paddle.optimizer.SGD(learning_rate=0.5, parameters=model.parameters())
     for step in range(2):
         result = loss(model(images(seed=step)), paddle.to_tensor(np.array([0, 1, -1, 2])))
@@ -131,7 +131,7 @@ def test_frozen_teacher_is_back_in_eval_mode_whatever_switched_modes(registry):
 def test_unfrozen_models_learn_mutually(registry):
     model = registry.build("backbone", "DistillationModel", arch(freeze_params_list=None, infer_model_name=None), key_path="Arch")
     assert model.infer_model_name == "Student"
-    result = build_loss([{"DistillationDMLLoss": None}], registry, "Loss.Train")(model(images()), paddle.to_tensor([0, 1, 2, 0]))
+    result = loss_of([{"DistillationDMLLoss": None}], registry, "Loss.Train")(model(images()), paddle.to_tensor([0, 1, 2, 0]))
     result["loss"].backward()
     assert model.Teacher.fc.weight.grad is not None and float(model.Teacher.fc.weight.grad.abs().sum()) > 0
     assert float(model.Student.fc.weight.grad.abs().sum()) > 0
@@ -166,7 +166,7 @@ def test_features_for_losses_come_from_return_stages(registry):
     out = model(images())
     assert set(out["Student"]) == {"logits", "stage1", "stage2"}
     assert out["Student"]["stage2"].shape == [4, 4, 4, 4]
-    loss = build_loss([
+    loss = loss_of([
         {"DistillationFSPLoss": {"feature_pairs": [["stage1", "stage2"]]}},
         {"DistillationL2Loss": {"key": "stage2"}},
         {"CELoss": None},

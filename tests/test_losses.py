@@ -7,7 +7,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.plugin.errors import ComponentArgumentError, ConfigError, DataError, UnknownComponentError
-from corolla.engine.loss import build_loss
+from engine_support import loss_of
 from corolla.plugin.outputs import ModelOutputs
 
 RNG = np.random.default_rng(7)
@@ -32,7 +32,7 @@ def outputs(**named: np.ndarray) -> ModelOutputs:
 
 
 def build(registry, items, path="Loss.Train"):
-    return build_loss(items, registry, path)
+    return loss_of(items, registry, path)
 
 
 def value(t: paddle.Tensor) -> float:
@@ -124,7 +124,7 @@ def test_celoss_reads_the_predicting_model_or_the_named_one(registry):
 
 
 def test_celoss_bad_inputs_say_what_was_expected(registry):
-    with pytest.raises(ConfigError, match=r"Loss.Train.0.CELoss: epsilon: expected null or a number in \[0, 1\), found 1.5"):
+    with pytest.raises(ConfigError, match=r"Loss.Train.0.CELoss: .*epsilon: expected null or a number in \[0, 1\), found 1.5"):
         build(registry, [{"CELoss": {"epsilon": 1.5}}])
     loss = build(registry, [{"CELoss": None}])
     with pytest.raises(DataError, match="class label 7 is out of range for 5 classes"):
@@ -197,7 +197,7 @@ def test_every_pair_and_every_loss_count_with_their_weights(registry):
         ([{"CELoss": {"epsilom": 0.1}}], ComponentArgumentError, r"Loss.Train.0.CELoss.epsilom: .* Did you mean 'epsilon'"),
         ([], ConfigError, r"Loss.Train: expected a list of at least one loss"),
         ([{"DistillationCELoss": {"model_name_pairs": ["Student"]}}], ConfigError,
-         r"Loss.Train.0.DistillationCELoss: model_name_pairs: expected a non-empty list of pairs"),
+         r"Loss.Train.0.DistillationCELoss: .*model_name_pairs: expected a non-empty list of pairs"),
     ],
 )
 def test_bad_loss_lists_name_the_key_path(registry, items, error, message):
@@ -364,5 +364,5 @@ def test_fsp_loss_matches_numpy(registry):
     ],
 )
 def test_bad_distillation_parameters_are_config_errors(registry, items, message):
-    with pytest.raises(ConfigError, match=f"Loss.Train.0.{next(iter(items[0]))}: {message}"):
+    with pytest.raises(ConfigError, match=f"Loss.Train.0.{next(iter(items[0]))}: .*{message}"):
         build(registry, items)

@@ -1,31 +1,33 @@
-"""What the verbs share: reading the config and building the registry from CLI flags."""
+"""What the verbs share: the plan of ``-c CONFIG -o ...`` and the registry from the plugin flags."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from corolla.config.load import load_config
+from corolla.config.load import Config, load_config
+from corolla.config.plan import Plan, read_plan
+from corolla.config.schema import structure
+from corolla.config.sections import PluginSettings
 from corolla.plugin.discovery import load_registry
 from corolla.plugin.errors import ConfigError
 from corolla.plugin.registry import Registry
-from corolla.config.sections import GlobalSection, read_global
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], GlobalSection]:
-    """The merged config of ``-c`` and ``-o``, and its validated ``Global`` section."""
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    """The checked plan of the merged config of ``-c`` and ``-o``."""
     config = load_config(args.config, args.override)
-    return config, read_global(config)
+    return read_plan(config, registry_from_args(args, config))
 
 
-def registry_from_args(args: argparse.Namespace, settings: GlobalSection | None = None) -> Registry:
+def registry_from_args(args: argparse.Namespace, config: Config | None = None) -> Registry:
     """A registry honouring ``Global.plugins`` (when a config is given) and the CLI flags."""
     disabled = [flag.removeprefix("no:") for flag in args.plugin_flags]
     prefer: dict[str, str] = {}
     strict = args.strict_plugins
-    if settings is not None:
-        disabled += settings.plugins.disable
-        prefer.update(settings.plugins.prefer)
-        strict = strict or settings.plugins.strict
+    if config is not None:
+        settings = structure(PluginSettings, (config.get("Global") or {}).get("plugins"), "Global.plugins")
+        disabled += settings.disable
+        prefer.update(settings.prefer)
+        strict = strict or settings.strict
     for item in args.prefer:
         name, sep, dist = item.partition("=")
         if not sep or not name or not dist:

@@ -1,21 +1,19 @@
-"""``corolla config``: print the merged config after validating it."""
+"""``corolla config``: check a config the way every verb will, and print it merged."""
 from __future__ import annotations
 
 import argparse
 
 import attrs
 
-from corolla.cli.common import config_from_args, registry_from_args
+from corolla.cli.common import plan_from_args
 from corolla.config.load import dump_config
-from corolla.config.plan import validate_components
 
 
 def run(args: argparse.Namespace) -> int:
-    config, settings = config_from_args(args)
-    registry = registry_from_args(args, settings)
-    validate_components(config, registry)
-    raw_global = config.get("Global") or {}
-    shown = {"Global": {**raw_global, **attrs.asdict(settings)}}
-    shown.update((k, v) for k, v in config.items() if k != "Global")
+    plan = plan_from_args(args)
+    shown = {"Global": {**(plan.config.get("Global") or {}), **attrs.asdict(plan.settings)}}
+    shown.update((k, v) for k, v in plan.config.items() if k != "Global")
     print(dump_config(shown), end="")
+    ready = plan.ready_for()
+    print(f"# checked: {len(list(plan.parts()))} components; ready for: {', '.join(ready) or 'nothing yet'}")
     return 0

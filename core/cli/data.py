@@ -35,17 +35,16 @@ def _flowers102(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from corolla.cli.common import config_from_args, registry_from_args
-    from corolla.data.loader import build_dataset, class_num_of, describe_check
+    from corolla.cli.common import plan_from_args
+    from corolla.data.loader import build_dataset, describe_check
 
     if not args.config:
         raise ConfigError("data check: give the config with -c CONFIG")
-    config, settings = config_from_args(args)
-    registry = registry_from_args(args, settings)
-    modes = [mode for mode in ("Train", "Eval") if mode in (config.get("DataLoader") or {})]
-    if not modes:
+    plan = plan_from_args(args)
+    if not plan.loaders:
         raise ConfigError(f"{args.config}: no DataLoader.Train or DataLoader.Eval section to check")
-    for mode in modes:
-        dataset, _ = build_dataset(config, mode, registry)
-        print(f"DataLoader.{mode}: {describe_check(dataset, class_num_of(config), skip_bad_images=False)}")
+    class_num = plan.model.class_num if plan.model else plan.settings.class_num
+    for mode, loader in plan.loaders.items():
+        dataset, _ = build_dataset(loader, plan.registry)
+        print(f"DataLoader.{mode}: {describe_check(dataset, class_num, skip_bad_images=False)}")
     return 0

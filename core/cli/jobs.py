@@ -7,21 +7,14 @@ only when their verb runs.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from corolla.cli.common import config_from_args, registry_from_args
-
-
-def _inputs(args: argparse.Namespace) -> tuple[dict, Any, Any]:
-    """The merged config, the registry it asks for, and its validated ``Global``."""
-    config, settings = config_from_args(args)
-    return config, registry_from_args(args, settings), settings
+from corolla.cli.common import plan_from_args
 
 
 def train(args: argparse.Namespace) -> int:
     from corolla.engine.train import train as run_training
 
-    run_training(*_inputs(args))
+    run_training(plan_from_args(args))
     return 0
 
 
@@ -30,7 +23,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from corolla.engine.evaluate import evaluate_config
     from corolla.engine.formatting import format_values
 
-    results = evaluate_config(*_inputs(args))
+    results = evaluate_config(plan_from_args(args))
     if is_main_process():
         print(f"[Eval] {format_values(results)}, images/s: {results['images_per_sec']:.1f}", flush=True)
     return 0
@@ -39,19 +32,19 @@ def evaluate(args: argparse.Namespace) -> int:
 def infer(args: argparse.Namespace) -> int:
     from corolla.engine.inference import infer as run_infer
 
-    run_infer(*_inputs(args), json_path=args.json)
+    run_infer(plan_from_args(args), json_path=args.json)
     return 0
 
 
 def export(args: argparse.Namespace) -> int:
     from corolla.engine.export import export as run_export
 
-    print(f"[Export] inference model written to {run_export(*_inputs(args))}", flush=True)
+    print(f"[Export] inference model written to {run_export(plan_from_args(args))}", flush=True)
     return 0
 
 
 def predict(args: argparse.Namespace) -> int:
     from corolla.engine.predict import predict as run_predict
 
-    run_predict(*_inputs(args), json_path=args.json)
+    run_predict(plan_from_args(args), json_path=args.json)
     return 0

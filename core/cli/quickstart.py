@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from corolla.cli.common import registry_from_args
-from corolla.config.load import load_config
-from corolla.config.sections import read_global
+from corolla.config.load import load_config, shipped_configs
+from corolla.config.plan import read_plan
 
 #: the shipped config of the main job
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
+CONFIG = shipped_configs() / "quickstart.yaml"
 #: the dataset it trains on: classes, images per class (a quarter for validation), pixels
 DATASET = {"num_classes": 6, "images_per_class": 100, "image_size": 80, "seed": 0}
 
@@ -50,21 +50,20 @@ def run(args: argparse.Namespace) -> int:
     dataset = make_list_dataset(workdir / "data", **DATASET)
 
     config = load_config(CONFIG, overrides(workdir) + args.override)
-    settings = read_global(config)
-    registry = registry_from_args(args, settings)
-    print(f"[2/5] training {config['Arch']['name']} on {dataset.num_train} images, "
-          f"{settings.epochs} epochs (config: {CONFIG})", flush=True)
-    trained = train(config, registry, settings)
+    registry = registry_from_args(args, config)
+    plan = read_plan(config, registry)
+    print(f"[2/5] training {plan.model.part.name} on {dataset.num_train} images, "
+          f"{plan.settings.epochs} epochs (config: {CONFIG})", flush=True)
+    trained = train(plan)
 
     best = trained.output_dir / "best_model"
-    config = load_config(CONFIG, overrides(workdir) + args.override + [f"Global.pretrained_model={best}"])
-    settings = read_global(config)
+    plan = read_plan(load_config(CONFIG, overrides(workdir) + args.override + [f"Global.pretrained_model={best}"]), registry)
     print(f"[3/5] evaluating {best}", flush=True)
-    results = evaluate_config(config, registry, settings)
+    results = evaluate_config(plan)
     print(f"      {format_values(results)}", flush=True)
 
-    print(f"[4/5] exporting to {settings.save_inference_dir}", flush=True)
-    model_dir = export(config, registry, settings)
+    print(f"[4/5] exporting to {plan.settings.save_inference_dir}", flush=True)
+    model_dir = export(plan)
 
     val_images = [line.split()[0] for line in dataset.val_list.read_text().splitlines()]
     samples = [dataset.root / val_images[0], dataset.root / val_images[-1]]

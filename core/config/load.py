@@ -1,8 +1,15 @@
-"""Load PaddleClas-style YAML configs and apply ``-o Dotted.path=value`` overrides."""
+"""Load PaddleClas-style YAML configs and apply ``-o Dotted.path=value`` overrides.
+
+Numbers written ``1e-5`` are numbers (YAML 1.1 reads them as strings; PaddleClas turns
+them into numbers). An override may set a key the file lacks: the config plan then
+checks that the schema or the component's signature knows it (``Config.added``).
+"""
 from __future__ import annotations
 
 import copy
 import difflib
+import importlib.util
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -16,8 +23,41 @@ from corolla.plugin.errors import ConfigError
 SECTIONS = ("Global", "Arch", "Loss", "Optimizer", "DataLoader", "Metric", "Infer", "AMP", "EMA")
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Read a YAML config with ``yaml.safe_load`` and apply overrides in order.
+class Config(dict):
+    """A merged config: the mapping itself, the file it came from, and the dotted key
+    paths that overrides added without a leading ``+`` (for the plan to check)."""
+
+    def __init__(self, data: Mapping[str, Any] = (), *, source: str = "<config>", added: Iterable[str] = ()) -> None:
+        super().__init__(data)
+        self.source = source
+        self.added = list(added)
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, reading ``1e-5`` (no dot) as a number, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+#: values a config may expand to, aliases counted each time they are used
+MAX_VALUES = 1_000_000
+
+
+def shipped_configs() -> Path:
+    """The folder of the configs corolla ships (``configs/`` in the source tree, the
+    ``corolla.configs`` package data once installed)."""
+    spec = importlib.util.find_spec("corolla.configs")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the shipped configs are missing: reinstall corolla")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read a YAML config (safe loading only) and apply overrides in order.
 
     Unknown top-level sections are errors that suggest the closest known one.
     """
@@ -28,9 +68,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    config = parse_yaml(text, source=str(path))
+    config = Config(parse_yaml(text, source=str(path)), source=str(path))
     for override in overrides:
-        apply_override(config, override)
+        added = apply_override(config, override)
+        if added:
+            config.added.append(added)
     check_sections(config, source=str(path))
     return config
 
@@ -38,7 +80,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
 def parse_yaml(text: str, *, source: str) -> dict[str, Any]:
     """Parse config text; errors name ``source:line:column``."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -49,7 +91,31 @@ def parse_yaml(text: str, *, source: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections (Global, Arch, ...), found {type(data).__name__}")
+    _check_size(data, source)
     return data
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse a config that expands to more than :data:`MAX_VALUES` values: YAML aliases
+    can nest so that a small file stands for billions of values ("billion laughs")."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if isinstance(node, Mapping):
+            total = 1 + sum(size(v) for v in node.values())
+        elif isinstance(node, list):
+            total = 1 + sum(size(v) for v in node)
+        else:
+            total = 1
+        sizes[id(node)] = total
+        if total > MAX_VALUES:
+            raise ConfigError(f"{source}: the config expands to more than {MAX_VALUES:,} values through "
+                              "YAML aliases (&anchor / *alias); refusing to load it")
+        return total
+
+    size(data)
 
 
 def check_sections(config: Mapping[str, Any], *, source: str) -> None:
@@ -71,21 +137,22 @@ def parse_override(text: str) -> tuple[list[str], Any, bool]:
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r}: expected KEY.PATH=VALUE (e.g. Global.epochs=10)")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: the value is not valid YAML: {exc}") from None
     return key.strip().split("."), value, add
 
 
-def apply_override(config: dict[str, Any], text: str) -> None:
-    """Set one ``Dotted.path=value`` in place.
+def apply_override(config: dict[str, Any], text: str) -> str | None:
+    """Set one ``Dotted.path=value`` in place; return its dotted path if it created a key.
 
-    Every segment must already exist (PaddleClas silently creates keys on a
-    typo); a leading ``+`` allows creating the missing keys. List items are
-    addressed by index.
+    A key the file lacks is created; the config plan then checks that the schema or the
+    component's signature knows it (PaddleClas silently creates keys on a typo). A
+    leading ``+`` adds keys on purpose, unchecked. List items are addressed by index.
     """
     segments, value, add = parse_override(text)
     node: Any = config
+    created: str | None = None
     for depth, segment in enumerate(segments):
         last = depth == len(segments) - 1
         here = ".".join(segments[:depth]) or "<top>"
@@ -96,6 +163,8 @@ def apply_override(config: dict[str, Any], text: str) -> None:
             else:
                 node = node[index]
             continue
+        if node is None:
+            node = _parent_mapping(config, segments[:depth])
         if not isinstance(node, dict):
             raise ConfigError(
                 f"override {text!r}: {here} is {node!r} ({type(node).__name__}), not a mapping or list; "
@@ -103,20 +172,23 @@ def apply_override(config: dict[str, Any], text: str) -> None:
             )
         if segment not in node:
             if not add:
-                close = difflib.get_close_matches(segment, [str(k) for k in node], n=3, cutoff=0.6)
-                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                keys = ", ".join(str(k) for k in node) or "none"
-                raise ConfigError(
-                    f"override {text!r}: no key {segment!r} under {here} (keys there: {keys}).{hint} "
-                    f"To add a new key, write '+{text}'."
-                )
+                created = ".".join(segments)
             node[segment] = value if last else {}
         elif last:
             node[segment] = value
         if not last:
-            if node[segment] is None and add:
-                node[segment] = {}
             node = node[segment]
+    return created
+
+
+def _parent_mapping(config: dict[str, Any], segments: list[str]) -> dict[str, Any]:
+    """Turn the null at ``segments`` (``EMA:`` with nothing after it) into an empty mapping."""
+    node: Any = config
+    for segment in segments[:-1]:
+        node = node[int(segment)] if isinstance(node, list) else node[segment]
+    key = int(segments[-1]) if isinstance(node, list) else segments[-1]
+    node[key] = {}
+    return node[key]
 
 
 def _list_index(segment: str, node: list, here: str, text: str) -> int:

@@ -1,4 +1,5 @@
-"""The config sections the core itself reads, validated."""
+"""The config sections the core itself reads, validated: ``Global``, ``AMP``, ``EMA``, a
+loader's ``sampler`` and ``loader``, and ``Infer``."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -114,3 +115,37 @@ def read_ema(config: Mapping[str, Any]) -> EmaSection | None:
     if config.get("EMA") is None:
         return None
     return structure(EmaSection, config["EMA"], "EMA")
+
+
+#: PaddleClas's sampler names; DistributedBatchSampler splits the data between processes
+SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
+
+
+@attrs.frozen
+class SamplerSettings:
+    """``DataLoader.<Mode>.sampler``."""
+
+    name: str = setting("DistributedBatchSampler", choice(*SAMPLERS))
+    batch_size: int | None = setting(None, optional(integer(1)))
+    drop_last: bool = setting(False, boolean)
+    shuffle: bool = setting(False, boolean)
+
+
+@attrs.frozen
+class LoaderSettings:
+    """``DataLoader.<Mode>.loader``; ``skip_bad_images`` is corolla's."""
+
+    num_workers: int = setting(0, integer(0))
+    use_shared_memory: bool = setting(True, boolean)
+    skip_bad_images: bool = setting(False, boolean)
+
+
+@attrs.frozen
+class InferSection:
+    """``Infer``: what ``infer`` and ``predict`` classify, and how. ``transforms`` and
+    ``PostProcess`` are components, planned with the rest."""
+
+    infer_imgs: str | None = setting(None, optional(text))
+    batch_size: int = setting(10, integer(1))
+    transforms: list = setting(list, list_of(any_value), factory=True)
+    PostProcess: dict | None = setting(None, optional(mapping_of(text, any_value)))

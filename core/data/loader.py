@@ -28,29 +28,26 @@ With ``num_workers: 0`` batches are made in the calling process (Paddle
 """
 from __future__ import annotations
 
-import math
 import queue
 import shutil
 import threading
 import traceback
 import warnings
 from functools import partial
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import attrs
 import numpy as np
 
-from corolla.config.load import get_path
-from corolla.plugin.errors import ConfigError, CorollaError, DataError
+from corolla.config.plan import LoaderPlan
+from corolla.config.sections import LoaderSettings
+from corolla.data.pipeline import Pipeline, UnreadableImageError, build_pipeline
 from corolla.data.placement import launched_rank, launched_world_size
-from corolla.data.pipeline import Pipeline, UnreadableImageError, build_batch_transforms, build_pipeline
 from corolla.data.randomness import reseed
+from corolla.data.sampler import EpochBatchSampler
+from corolla.plugin.errors import CorollaError, DataError
 from corolla.plugin.registry import Registry
-from corolla.config.schema import boolean, choice, integer, optional, setting, structure
-from corolla.config.specs import named_spec
 
-#: PaddleClas's sampler names; DistributedBatchSampler splits the data between processes
-SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
 #: how many batches each worker prepares ahead (paddle.io.DataLoader's default)
 PREFETCH_FACTOR = 2
 
@@ -59,88 +56,35 @@ class SkippedImagesWarning(UserWarning):
     """Images that could not be read were skipped (``loader.skip_bad_images``)."""
 
 
-@attrs.frozen
-class SamplerSettings:
-    """``DataLoader.<Mode>.sampler``."""
-
-    name: str = setting("DistributedBatchSampler", choice(*SAMPLERS))
-    batch_size: int | None = setting(None, optional(integer(1)))
-    drop_last: bool = setting(False, boolean)
-    shuffle: bool = setting(False, boolean)
-
-
-@attrs.frozen
-class LoaderSettings:
-    """``DataLoader.<Mode>.loader``; ``skip_bad_images`` is corolla's."""
-
-    num_workers: int = setting(0, integer(0))
-    use_shared_memory: bool = setting(True, boolean)
-    skip_bad_images: bool = setting(False, boolean)
-
-
 # --- building -------------------------------------------------------------------------
 
 
-def build_dataset(config: Mapping[str, Any], mode: str, registry: Registry) -> tuple[Any, Pipeline]:
-    """The dataset of ``DataLoader.<mode>`` (its transforms built) and its preprocessing pipeline."""
-    key_path = f"DataLoader.{mode}.dataset"
-    section = _mode_section(config, mode)
-    spec = named_spec(section.get("dataset"), key_path)
-    params = {k: v for k, v in spec.params.items() if k != "batch_transform_ops"}
-    if params.get("transform_ops") is None:
-        raise ConfigError(f"{key_path}.transform_ops: missing; the loader needs at least '- DecodeImage:'")
-    pipeline = build_pipeline(params["transform_ops"], registry, f"{key_path}.transform_ops")
-    params["transform_ops"] = pipeline
-    return registry.build("dataset", spec.name, params, key_path=key_path), pipeline
+def build_dataset(plan: LoaderPlan, registry: Registry) -> tuple[Any, Pipeline]:
+    """The dataset of a planned ``DataLoader.<mode>`` (its transforms built) and its pipeline."""
+    pipeline = build_pipeline(plan.transforms, registry, f"{plan.key_path}.dataset.transform_ops")
+    return plan.dataset.build(registry, transform_ops=pipeline), pipeline
 
 
-def class_num_of(config: Mapping[str, Any]) -> int | None:
-    """``Arch.class_num``, or the common ``class_num`` of a DistillationModel's sub-models."""
-    value = get_path(config, "Arch.class_num")
-    if value is None:
-        found = {params.get("class_num") for item in get_path(config, "Arch.models", []) or []
-                 if isinstance(item, Mapping) for params in item.values() if isinstance(params, Mapping)}
-        value = found.pop() if len(found) == 1 else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def build_dataloader(plan: LoaderPlan, registry: Registry, *, class_num: int | None, seed: int,
+                     rank: int | None = None, world_size: int | None = None,
+                     image_shape: Sequence[int] = (3, 224, 224)) -> Loader:
+    """Build the loader of a planned ``DataLoader.<mode>`` section.
 
-
-def build_dataloader(config: Mapping[str, Any], mode: str, registry: Registry, *, seed: int | None = None,
-                     rank: int | None = None, world_size: int | None = None) -> Loader:
-    """Build the loader of ``DataLoader.<mode>`` (``"Train"`` or ``"Eval"``).
-
-    ``seed`` defaults to ``Global.seed``, else 0. ``rank`` and
-    ``world_size`` default to Paddle's distributed environment; only
+    ``class_num`` is the run's class count (labels are checked against it; Mixup
+    mixes that many). ``rank`` and ``world_size`` default to the launcher's; only
     ``DistributedBatchSampler`` splits the data between ranks.
     """
-    section = _mode_section(config, mode)
-    sampler_settings = structure(SamplerSettings, section.get("sampler"), f"DataLoader.{mode}.sampler")
-    if sampler_settings.batch_size is None:
-        raise ConfigError(f"DataLoader.{mode}.sampler.batch_size: missing (the number of images per batch)")
-    loader_settings = structure(LoaderSettings, section.get("loader"), f"DataLoader.{mode}.loader")
-    class_num = class_num_of(config)
-    dataset, pipeline = build_dataset(config, mode, registry)
-    batch_ops = build_batch_transforms(get_path(section, "dataset.batch_transform_ops"), registry,
-                                       f"DataLoader.{mode}.dataset.batch_transform_ops", class_num=class_num)
-    summary = describe_check(dataset, class_num, skip_bad_images=loader_settings.skip_bad_images)
+    dataset, pipeline = build_dataset(plan, registry)
+    batch_ops = [part.build(registry) for part in plan.batch_transforms]
+    summary = describe_check(dataset, class_num, skip_bad_images=plan.loader.skip_bad_images)
     if rank is None or world_size is None:
         rank, world_size = launched_rank(), launched_world_size()
-    if sampler_settings.name == "BatchSampler":
+    if plan.sampler.name == "BatchSampler":
         rank, world_size = 0, 1
-    if seed is None:
-        seed = get_path(config, "Global.seed") or 0
-    sampler = EpochBatchSampler(len(dataset), sampler_settings.batch_size, shuffle=sampler_settings.shuffle,
-                                drop_last=sampler_settings.drop_last, seed=seed, rank=rank, world_size=world_size)
-    image_shape = get_path(config, "Global.image_shape") or [3, 224, 224]
-    return Loader(dataset, pipeline, sampler, batch_ops, loader_settings, seed=seed, mode=mode,
+    sampler = EpochBatchSampler(len(dataset), plan.sampler.batch_size, shuffle=plan.sampler.shuffle,
+                                drop_last=plan.sampler.drop_last, seed=seed, rank=rank, world_size=world_size)
+    return Loader(dataset, pipeline, sampler, batch_ops, plan.loader, seed=seed, mode=plan.mode,
                   summary=summary, image_shape=image_shape)
-
-
-def _mode_section(config: Mapping[str, Any], mode: str) -> Mapping[str, Any]:
-    section = get_path(config, f"DataLoader.{mode}")
-    if not isinstance(section, Mapping):
-        modes = ", ".join(get_path(config, "DataLoader", {}) or {}) or "none"
-        raise ConfigError(f"DataLoader.{mode}: missing section (DataLoader has: {modes})")
-    return section
 
 
 def describe_check(dataset: Any, class_num: int | None, *, skip_bad_images: bool) -> str:
@@ -159,49 +103,6 @@ def describe_check(dataset: Any, class_num: int | None, *, skip_bad_images: bool
     if summary.missing:
         line += " (missing images will be skipped: loader.skip_bad_images)"
     return line
-
-
-# --- sampling -------------------------------------------------------------------------
-
-
-class EpochBatchSampler:
-    """Batches of dataset indices, shuffled by ``(seed, epoch)``; with ``world_size > 1`` each rank
-    takes every ``world_size``-th index, the order padded by repeating its start so that all ranks
-    get the same number (as Paddle's DistributedBatchSampler)."""
-
-    def __init__(self, size: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in [0, {world_size})")
-        self.size, self.batch_size = size, batch_size
-        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
-        self.rank, self.world_size = rank, world_size
-        self.num_samples = math.ceil(size / world_size)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def indices(self) -> np.ndarray:
-        """This rank's sample indices for the current epoch, in order."""
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size) if self.shuffle else np.arange(self.size)
-        padding = self.num_samples * self.world_size - self.size
-        if padding:
-            order = np.concatenate([order, np.resize(order, padding)])
-        return order[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        indices = self.indices().tolist()
-        for start in range(0, len(indices), self.batch_size):
-            batch = indices[start:start + self.batch_size]
-            if len(batch) < self.batch_size and self.drop_last:
-                return
-            yield batch
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
 
 
 # --- batches --------------------------------------------------------------------------

@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from corolla.plugin.errors import ComponentArgumentError, ConfigError, CorollaError, DataError
+from corolla.plugin.errors import ConfigError, CorollaError, DataError
 from corolla.plugin.registry import Registry
-from corolla.config.specs import ComponentSpec, item_specs
+
+if TYPE_CHECKING:
+    from corolla.config.plan import Part
 
 
 class UnreadableImageError(DataError):
@@ -62,7 +64,7 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
 class Pipeline:
     """Built ops of one ``transform_ops`` list; see the module docstring."""
 
-    def __init__(self, ops: Sequence[Callable[[Any], Any]], specs: Sequence[ComponentSpec], key_path: str) -> None:
+    def __init__(self, ops: Sequence[Callable[[Any], Any]], specs: Sequence[Part], key_path: str) -> None:
         self.ops = list(ops)
         self.specs = list(specs)
         self.key_path = key_path
@@ -153,38 +155,21 @@ class Pipeline:
         return layout
 
 
-def build_pipeline(specs_node: Any, registry: Registry, key_path: str) -> Pipeline:
-    """Build the pipeline of a ``transform_ops`` (or ``Infer.transforms``) list."""
-    specs = item_specs(specs_node, key_path)
-    ops = [_build(registry, "transform", spec.name, spec.params, spec.key_path) for spec in specs]
-    return Pipeline(ops, specs, key_path)
-
-
-def build_batch_transforms(specs_node: Any, registry: Registry, key_path: str, *,
-                           class_num: int | None = None) -> list[Callable[..., Any]]:
-    """Build a ``batch_transform_ops`` list, passing ``class_num`` to the ops that take it."""
-    return [build_batch_transform(registry, spec.name, spec.params, spec.key_path, class_num=class_num)
-            for spec in item_specs(specs_node, key_path)]
+def build_pipeline(parts: Sequence[Part], registry: Registry, key_path: str) -> Pipeline:
+    """Build the pipeline of a planned ``transform_ops`` (or ``Infer.transforms``) list."""
+    return Pipeline([part.build(registry) for part in parts], parts, key_path)
 
 
 def build_batch_transform(registry: Registry, name: str, params: dict, key_path: str, *,
                           class_num: int | None = None) -> Callable[..., Any]:
-    """One batch transform; ``class_num`` fills its ``class_num`` argument unless the config sets it."""
+    """One batch transform built by name (an op that combines others, such as
+    ``OpSampler``); ``class_num`` fills its ``class_num`` argument unless the config sets it."""
     params = dict(params)
     if class_num is not None and "class_num" not in params:
         factory = registry.resolve("batch_transform", name, key_path=key_path).load()
         if _takes(factory, "class_num"):
             params["class_num"] = class_num
-    return _build(registry, "batch_transform", name, params, key_path)
-
-
-def _build(registry: Registry, kind: str, name: str, params: dict, key_path: str) -> Any:
-    try:
-        return registry.build(kind, name, params, key_path=key_path)
-    except CorollaError:
-        raise
-    except (ValueError, TypeError) as exc:  # a factory rejecting a parameter value
-        raise ComponentArgumentError(f"{key_path}: {exc}") from exc
+    return registry.build("batch_transform", name, params, key_path=key_path)
 
 
 def _takes(factory: Callable[..., Any], argument: str) -> bool:
@@ -192,4 +177,3 @@ def _takes(factory: Callable[..., Any], argument: str) -> bool:
         return argument in inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return False
-

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import paddle
 
-from corolla.config.load import get_path
+from corolla.config.plan import Plan
 from corolla.engine.builders import build_metrics, build_trained_model
 from corolla.engine.collectives import gather_outputs, select_rows
 from corolla.data.placement import setup_environment
@@ -15,8 +15,6 @@ from corolla.engine.formatting import progress
 from corolla.engine.precision import Precision
 from corolla.data.loader import build_dataloader
 from corolla.engine.loss import build_loss
-from corolla.plugin.registry import Registry
-from corolla.config.sections import GlobalSection, read_amp
 
 
 def sample_count(loader: Any) -> int | None:
@@ -106,22 +104,24 @@ def _length(loader: Any) -> int | None:
         return None
 
 
-def evaluate_config(config: dict, registry: Registry, settings: GlobalSection) -> dict[str, float]:
+def evaluate_config(plan: Plan) -> dict[str, float]:
     """Run ``corolla eval``: ``Global.pretrained_model`` on ``DataLoader.Eval`` with
     ``Loss.Eval`` and ``Metric.Eval`` (also under ``paddle.distributed.launch``)."""
+    plan.require("eval")
+    settings = plan.settings
     env = setup_environment(settings.device, settings.seed)
-    model = build_trained_model(config, settings, registry)
-    loader = build_dataloader(config, "Eval", registry, seed=env.seed, rank=env.rank, world_size=env.world_size)
-    loss_node = get_path(config, "Loss.Eval")
+    model = build_trained_model(plan)
+    loader = build_dataloader(plan.loaders["Eval"], plan.registry, class_num=plan.model.class_num, seed=env.seed,
+                              rank=env.rank, world_size=env.world_size, image_shape=settings.image_shape)
     results = evaluate(
         model,
         loader,
-        metrics=build_metrics(config, "Eval", registry),
-        loss_fn=build_loss(loss_node, registry, "Loss.Eval") if loss_node else None,
-        precision=Precision(read_amp(config, settings), env.device),
+        metrics=build_metrics(plan, "Eval"),
+        loss_fn=build_loss(plan.losses["Eval"], plan.registry, "Loss.Eval") if plan.losses["Eval"] else None,
+        precision=Precision(plan.amp, env.device),
         rank=env.rank,
         world_size=env.world_size,
         show_progress=env.is_main,
     )
-    registry.hook.corolla_eval_end(run=None, epoch=0, metrics=results)
+    plan.registry.hook.corolla_eval_end(run=None, epoch=0, metrics=results)
     return results

@@ -15,14 +15,10 @@ import paddle
 import yaml
 
 import corolla
-from corolla.config.load import get_path
-from corolla.engine.builders import arch_spec, build_trained_model, inference_model
+from corolla.config.plan import Plan
 from corolla.data.placement import setup_environment
+from corolla.engine.builders import build_trained_model, inference_model
 from corolla.engine.formatting import progress
-from corolla.engine.inference import adds_softmax
-from corolla.plugin.errors import ConfigError
-from corolla.plugin.registry import Registry
-from corolla.config.sections import GlobalSection
 
 MODEL_PREFIX = "inference"
 RECORD_NAME = "inference.yml"
@@ -46,19 +42,17 @@ class ExportedModel(paddle.nn.Layer):
         return out
 
 
-def export(config: dict, registry: Registry, settings: GlobalSection) -> Path:
-    """Write the exported model of ``config`` into ``Global.save_inference_dir``; return the folder."""
-    transforms = get_path(config, "Infer.transforms")
-    if not transforms:
-        raise ConfigError("Infer.transforms: missing; export records the preprocessing that predict will use")
+def export(plan: Plan) -> Path:
+    """Write the exported model of the plan into ``Global.save_inference_dir``; return the folder."""
+    plan.require("export")
+    settings = plan.settings
+    plan.postprocess.build(plan.registry)  # a missing class_id_map_file fails before anything is written
     setup_environment(settings.device, settings.seed, distributed=False)
     target = Path(settings.save_inference_dir)
     steps = ["build", "trace and save", "record preprocessing"]
-    bar = progress(steps, total=len(steps), desc="export", enabled=True)
-    for step in bar:
+    for step in progress(steps, total=len(steps), desc="export", enabled=True):
         if step == "build":
-            net = inference_model(build_trained_model(config, settings, registry))
-            exported = ExportedModel(net, adds_softmax(config))
+            exported = ExportedModel(inference_model(build_trained_model(plan)), plan.model.infer_add_softmax)
             exported.train(False)
         elif step == "trace and save":
             spec = paddle.static.InputSpec([None, *settings.image_shape], "float32", name="x")
@@ -66,27 +60,24 @@ def export(config: dict, registry: Registry, settings: GlobalSection) -> Path:
             target.mkdir(parents=True, exist_ok=True)
             paddle.jit.save(static, str(target / MODEL_PREFIX))
         else:
-            _write_record(config, settings, target)
+            _write_record(plan, target)
     return target
 
 
-def _write_record(config: dict, settings: GlobalSection, target: Path) -> None:
-    postprocess = copy.deepcopy(get_path(config, "Infer.PostProcess")) or {"name": "Topk", "topk": 5}
+def _write_record(plan: Plan, target: Path) -> None:
+    postprocess = copy.deepcopy(plan.infer.PostProcess) or {"name": "Topk", "topk": 5}
     label_file = postprocess.get("class_id_map_file")
     if label_file:
-        source = Path(label_file)
-        if not source.is_file():
-            raise ConfigError(f"Infer.PostProcess.class_id_map_file: file not found: {source}")
-        shutil.copyfile(source, target / LABELS_NAME)
+        shutil.copyfile(Path(label_file), target / LABELS_NAME)
         postprocess["class_id_map_file"] = LABELS_NAME
     record = {
         "Global": {
-            "model_name": arch_spec(config, settings)[0],
-            "image_shape": list(settings.image_shape),
-            "output": "probabilities" if adds_softmax(config) else "logits",
+            "model_name": plan.model.part.name,
+            "image_shape": list(plan.settings.image_shape),
+            "output": "probabilities" if plan.model.infer_add_softmax else "logits",
             "corolla_version": corolla.__version__,
         },
-        "PreProcess": {"transform_ops": copy.deepcopy(get_path(config, "Infer.transforms"))},
+        "PreProcess": {"transform_ops": copy.deepcopy(plan.infer.transforms)},
         "PostProcess": postprocess,
     }
     (target / RECORD_NAME).write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from corolla.config.load import get_path
 from corolla.engine.formatting import progress
-from corolla.engine.postprocess import Prediction, emit
+from corolla.engine.predictions import Prediction, emit
 from corolla.plugin.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -32,28 +31,19 @@ def batches(items: Sequence[Path], size: int) -> Iterator[list[Path]]:
         yield list(items[start:start + size])
 
 
-def infer_batch_size(config: Mapping[str, Any]) -> int:
-    """``Infer.batch_size`` (default 10, as PaddleClas)."""
-    size = get_path(config, "Infer.batch_size", 10)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"Infer.batch_size: expected an integer >= 1, found {size!r}")
-    return size
-
-
 def classify_images(
-    config: Mapping[str, Any],
+    files: Sequence[Path],
     classify: Callable[[list[Path]], list[Prediction]],
     *,
+    batch_size: int,
     desc: str,
     json_path: str | Path | None,
     echo: Callable[[str], Any],
 ) -> list[Prediction]:
-    """Run ``classify`` over ``Infer.infer_imgs`` in batches of ``Infer.batch_size``,
-    print each prediction (and write JSON lines to ``json_path``)."""
-    files = list_images(get_path(config, "Infer.infer_imgs"))
-    size = infer_batch_size(config)
+    """Run ``classify`` over ``files`` in batches, print each prediction (and write JSON
+    lines to ``json_path``)."""
     predictions: list[Prediction] = []
-    for group in progress(list(batches(files, size)), total=None, desc=desc, enabled=len(files) > size):
+    for group in progress(list(batches(files, batch_size)), total=None, desc=desc, enabled=len(files) > batch_size):
         predictions.extend(classify(group))
     emit(predictions, json_path=json_path, echo=echo)
     return predictions

@@ -7,20 +7,13 @@ from typing import Any, Callable
 import numpy as np
 import paddle
 
-from corolla.config.load import get_path
-from corolla.engine.builders import build_trained_model, inference_model
-from corolla.data.placement import setup_environment
-from corolla.engine.images import classify_images, list_images
-from corolla.engine.postprocess import Prediction, build_postprocess
-from corolla.plugin.outputs import pick_output
+from corolla.config.plan import Plan
 from corolla.data.pipeline import build_pipeline
-from corolla.plugin.registry import Registry
-from corolla.config.sections import GlobalSection
-
-
-def adds_softmax(config: dict) -> bool:
-    """PaddleClas's ``Arch.infer_add_softmax`` (default true): predictions are probabilities."""
-    return bool(get_path(config, "Arch.infer_add_softmax", True))
+from corolla.data.placement import setup_environment
+from corolla.engine.builders import build_trained_model, inference_model
+from corolla.engine.images import classify_images, list_images
+from corolla.engine.predictions import Prediction
+from corolla.plugin.outputs import pick_output
 
 
 @paddle.no_grad()
@@ -30,24 +23,18 @@ def class_scores(net: paddle.nn.Layer, images: np.ndarray, *, softmax: bool) -> 
     return (paddle.nn.functional.softmax(logits, axis=-1) if softmax else logits).numpy()
 
 
-def infer(
-    config: dict,
-    registry: Registry,
-    settings: GlobalSection,
-    *,
-    json_path: str | Path | None = None,
-    echo: Callable[[str], Any] = print,
-) -> list[Prediction]:
+def infer(plan: Plan, *, json_path: str | Path | None = None, echo: Callable[[str], Any] = print) -> list[Prediction]:
     """Classify ``Infer.infer_imgs`` with ``Infer.transforms`` and ``Infer.PostProcess``."""
-    list_images(get_path(config, "Infer.infer_imgs"))  # a wrong path fails before the model is built
-    pipeline = build_pipeline(get_path(config, "Infer.transforms"), registry, "Infer.transforms")
-    postprocess = build_postprocess(get_path(config, "Infer.PostProcess"))
-    setup_environment(settings.device, settings.seed, distributed=False)
-    net = inference_model(build_trained_model(config, settings, registry))
-    softmax = adds_softmax(config)
+    plan.require("infer")
+    files = list_images(plan.infer.infer_imgs)  # a wrong path fails before the model is built
+    pipeline = build_pipeline(plan.infer_transforms, plan.registry, "Infer.transforms")
+    postprocess = plan.postprocess.build(plan.registry)
+    setup_environment(plan.settings.device, plan.settings.seed, distributed=False)
+    net = inference_model(build_trained_model(plan))
+    softmax = plan.model.infer_add_softmax
 
-    def classify(files: list[Path]) -> list[Prediction]:
-        scores = class_scores(net, np.stack([pipeline(str(f)) for f in files]), softmax=softmax)
-        return postprocess(scores, [str(f) for f in files])
+    def classify(group: list[Path]) -> list[Prediction]:
+        scores = class_scores(net, np.stack([pipeline(str(f)) for f in group]), softmax=softmax)
+        return postprocess(scores, [str(f) for f in group])
 
-    return classify_images(config, classify, desc="infer", json_path=json_path, echo=echo)
+    return classify_images(files, classify, batch_size=plan.infer.batch_size, desc="infer", json_path=json_path, echo=echo)

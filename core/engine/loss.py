@@ -13,14 +13,13 @@ item, counts only its first term; corolla counts every term of every item).
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import paddle
 
+from corolla.config.plan import Part
 from corolla.plugin.errors import ConfigError
 from corolla.plugin.registry import Registry
-from corolla.config.specs import item_specs
 
 LossFn = Callable[[Any, Any], Mapping[str, paddle.Tensor]]
 
@@ -62,28 +61,12 @@ class CombinedLoss(paddle.nn.Layer):
         return result
 
 
-def build_loss(node: Any, registry: Registry, key_path: str) -> CombinedLoss:
-    """Build the losses listed at ``key_path`` (``Loss.Train``) through ``registry``.
-
-    Bad weights, unknown losses and bad loss arguments raise errors naming the item's
-    key path (``Loss.Train.1.DistillationDMLLoss.weight``).
-    """
-    specs = item_specs(node, key_path)
-    if not specs:
-        raise ConfigError(f"{key_path}: expected a list of at least one loss, found {node!r}")
+def build_loss(parts: Sequence[Part], registry: Registry, key_path: str) -> CombinedLoss:
+    """Build the planned losses of ``key_path`` (``Loss.Train``), each with its ``weight``
+    (checked by the plan)."""
+    if not parts:
+        raise ConfigError(f"{key_path}: expected a list of at least one loss")
     terms = []
-    for spec in specs:
-        params = dict(spec.params)
-        weight = _weight(params.pop("weight", 1.0), f"{spec.key_path}.weight")
-        try:
-            fn = registry.build("loss", spec.name, params, key_path=spec.key_path)
-        except ValueError as exc:  # a loss rejecting a parameter value
-            raise ConfigError(f"{spec.key_path}: {exc}") from None
-        terms.append((spec.key_path, weight, fn))
+    for part in parts:
+        terms.append((part.key_path, float(part.consumed.get("weight", 1.0)), part.build(registry)))
     return CombinedLoss(terms)
-
-
-def _weight(value: Any, key_path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{key_path}: expected a finite number >= 0, found {value!r} ({type(value).__name__})")
-    return float(value)

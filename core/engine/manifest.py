@@ -11,20 +11,19 @@ from typing import Any, Mapping
 import paddle
 
 import corolla
-from corolla.plugin.registry import Registry
-from corolla.config.plan import config_components
+from corolla.config.plan import Plan
 
 
-def build_manifest(config: Mapping[str, Any], registry: Registry, **facts: Any) -> dict[str, Any]:
+def build_manifest(plan: Plan, **facts: Any) -> dict[str, Any]:
     """The merged config, every loaded plugin's distribution and version, and the
-    plugin behind each component the config names."""
-    used = []
-    for kind, spec, _ in config_components(config):
-        component = registry.resolve(kind, spec.name, key_path=spec.key_path)
-        used.append({
-            "kind": kind, "name": spec.name, "key_path": spec.key_path,
-            "plugin": component.plugin.name, "distribution": component.plugin.dist, "version": component.plugin.version,
-        })
+    plugin behind each component the plan uses."""
+    registry = plan.registry
+    config = plan.config
+    used = [
+        {"kind": part.kind, "name": part.name, "key_path": part.key_path, "plugin": part.component.plugin.name,
+         "distribution": part.component.plugin.dist, "version": part.component.plugin.version}
+        for part in plan.parts()
+    ]
     return {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv,

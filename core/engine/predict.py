@@ -9,15 +9,14 @@ import paddle
 import yaml
 from paddle import inference
 
-from corolla.config.load import get_path
+from corolla.config.plan import Plan, plan_items, plan_named
+from corolla.data.pipeline import build_pipeline
 from corolla.data.placement import cpu_thread_count
 from corolla.engine.export import MODEL_PREFIX, RECORD_NAME
-from corolla.engine.images import classify_images
-from corolla.engine.postprocess import Prediction, build_postprocess
+from corolla.engine.images import classify_images, list_images
+from corolla.engine.predictions import Prediction
 from corolla.plugin.errors import DataError
-from corolla.data.pipeline import build_pipeline
 from corolla.plugin.registry import Registry
-from corolla.config.sections import GlobalSection
 
 
 class Predictor:
@@ -33,10 +32,14 @@ class Predictor:
                 raise DataError(
                     f"Global.save_inference_dir: {needed} not found; run 'corolla export' with the same config first"
                 )
-        record = yaml.safe_load(record_path.read_text(encoding="utf-8"))
+        record = yaml.safe_load(record_path.read_text(encoding="utf-8")) or {}
         where = f"{record_path}: PreProcess.transform_ops"
-        self.pipeline = build_pipeline(get_path(record, "PreProcess.transform_ops"), registry, where)
-        self.postprocess = build_postprocess(record.get("PostProcess"), base_dir=self.model_dir, key_path=f"{record_path}: PostProcess")
+        transforms = plan_items(registry, "transform", (record.get("PreProcess") or {}).get("transform_ops"), where)
+        self.pipeline = build_pipeline(transforms, registry, where)
+        postprocess = dict(record.get("PostProcess") or {"name": "Topk", "topk": 5})
+        if postprocess.get("class_id_map_file"):
+            postprocess["class_id_map_file"] = str(self.model_dir / postprocess["class_id_map_file"])
+        self.postprocess = plan_named(registry, "postprocess", postprocess, f"{record_path}: PostProcess").build(registry)
 
         config = inference.Config(str(program), str(weights))
         if device == "gpu" and paddle.device.is_compiled_with_cuda():
@@ -64,14 +67,9 @@ class Predictor:
         return self.postprocess(self.scores(batch), [str(f) for f in files])
 
 
-def predict(
-    config: dict,
-    registry: Registry,
-    settings: GlobalSection,
-    *,
-    json_path: str | Path | None = None,
-    echo: Callable[[str], Any] = print,
-) -> list[Prediction]:
+def predict(plan: Plan, *, json_path: str | Path | None = None, echo: Callable[[str], Any] = print) -> list[Prediction]:
     """Classify ``Infer.infer_imgs`` with the model exported to ``Global.save_inference_dir``."""
-    predictor = Predictor(settings.save_inference_dir, registry, device=settings.device)
-    return classify_images(config, predictor, desc="predict", json_path=json_path, echo=echo)
+    plan.require("predict")
+    files = list_images(plan.infer.infer_imgs)
+    predictor = Predictor(plan.settings.save_inference_dir, plan.registry, device=plan.settings.device)
+    return classify_images(files, predictor, batch_size=plan.infer.batch_size, desc="predict", json_path=json_path, echo=echo)

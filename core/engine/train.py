@@ -11,10 +11,9 @@ import numpy as np
 import paddle
 
 import corolla
-from corolla.config.load import get_path
+from corolla.config.plan import Plan
 from corolla.engine.builders import (
     Trainable,
-    arch_spec,
     build_callbacks,
     build_metrics,
     build_model,
@@ -35,13 +34,10 @@ from corolla.data.placement import Environment, epoch_seed, seed_everything, set
 from corolla.engine.evaluate import evaluate
 from corolla.engine.manifest import build_manifest, write_manifest
 from corolla.engine.precision import Precision
-from corolla.engine.state import Run
+from corolla.plugin.hookspecs import Run
 from corolla.plugin.errors import CorollaError, DataError
 from corolla.data.loader import build_dataloader
 from corolla.engine.loss import build_loss
-from corolla.plugin.registry import Registry
-from corolla.config.sections import GlobalSection, read_amp, read_ema, read_global
-from corolla.config.plan import validate_components
 
 
 class TrainingDiverged(CorollaError):
@@ -51,51 +47,49 @@ class TrainingDiverged(CorollaError):
 class _Job:
     """Everything one training run builds, and the loop over it."""
 
-    def __init__(self, config: dict, registry: Registry, settings: GlobalSection, *, distributed: bool) -> None:
-        validate_components(config, registry)
-        self.config = config
-        self.registry = registry
-        self.settings = settings
+    def __init__(self, plan: Plan, *, distributed: bool) -> None:
+        self.plan = plan
+        self.registry = registry = plan.registry
+        self.settings = settings = plan.settings
         resume_states = _read_states(settings.checkpoints) if settings.checkpoints else None
         seed = settings.seed if settings.seed is not None else (resume_states or {}).get("seed")
         self.env: Environment = setup_environment(settings.device, seed, distributed=distributed)
 
-        model_name, _ = arch_spec(config, settings)
-        self.model = _sync_batch_norm(build_model(config, settings, registry), config, self.env)
+        self.model = _sync_batch_norm(build_model(plan), plan.model.use_sync_bn, self.env)
         if settings.pretrained_model and not settings.checkpoints:
             load_weights(self.model, settings.pretrained_model, key_path="Global.pretrained_model")
 
-        where = {"seed": self.env.seed, "rank": self.env.rank, "world_size": self.env.world_size}
-        self.train_loader = build_dataloader(config, "Train", registry, **where)
+        where = {"class_num": plan.model.class_num, "seed": self.env.seed, "rank": self.env.rank,
+                 "world_size": self.env.world_size, "image_shape": settings.image_shape}
+        self.train_loader = build_dataloader(plan.loaders["Train"], registry, **where)
         steps_per_epoch = len(self.train_loader)
         if steps_per_epoch == 0:
             raise DataError("DataLoader.Train: the training set gives no batch (empty list file, or drop_last with too few samples)")
         self.eval_loader = (
-            build_dataloader(config, "Eval", registry, **where)
-            if settings.eval_during_train and get_path(config, "DataLoader.Eval") is not None
+            build_dataloader(plan.loaders["Eval"], registry, **where)
+            if settings.eval_during_train and "Eval" in plan.loaders
             else None
         )
-        self.train_loss = build_loss(get_path(config, "Loss.Train"), registry, "Loss.Train")
-        eval_loss_node = get_path(config, "Loss.Eval")
-        self.eval_loss = build_loss(eval_loss_node, registry, "Loss.Eval") if eval_loss_node else None
-        self.train_metrics = build_metrics(config, "Train", registry)
-        self.eval_metrics = build_metrics(config, "Eval", registry)
+        self.train_loss = build_loss(plan.losses["Train"], registry, "Loss.Train")
+        self.eval_loss = build_loss(plan.losses["Eval"], registry, "Loss.Eval") if plan.losses["Eval"] else None
+        self.train_metrics = build_metrics(plan, "Train")
+        self.eval_metrics = build_metrics(plan, "Eval")
 
         self.trainable = Trainable(self.model, self.train_loss)
         optimizer, self.schedule = build_optimizer(
-            config, self.trainable, registry, epochs=settings.epochs, steps_per_epoch=steps_per_epoch
+            plan, self.trainable, epochs=settings.epochs, steps_per_epoch=steps_per_epoch
         )
-        self.precision = Precision(read_amp(config, settings), self.env.device)
+        self.precision = Precision(plan.amp, self.env.device)
         self.model, self.optimizer = self.precision.decorate(self.model, optimizer)
-        ema_settings = read_ema(config)
-        self.ema = ModelEMA(self.model, ema_settings.decay) if ema_settings else None
+        self.ema = ModelEMA(self.model, plan.ema.decay) if plan.ema else None
         self.forward_model = paddle.DataParallel(self.model) if self.env.distributed else self.model
         self.best_ema: float | None = None
 
         self.run = Run(
-            config=config,
+            config=plan.config,
+            plan=plan,
             settings=settings,
-            output_dir=Path(settings.output_dir) / model_name,
+            output_dir=Path(settings.output_dir) / plan.model.part.name,
             is_main=self.env.is_main,
             rank=self.env.rank,
             world_size=self.env.world_size,
@@ -116,35 +110,34 @@ class _Job:
 
     def fit(self) -> Run:
         run, hook = self.run, self.registry.hook
-        callbacks = build_callbacks(self.settings, self.registry)
-        for callback in callbacks:
-            self.registry.plugin_manager.register(callback)
-        try:
-            if run.is_main:
-                for stale in run.output_dir.glob(f".tmp-*{TEMP_SUFFIX}"):  # left by a killed run
-                    stale.unlink()
-                write_manifest(run.output_dir, build_manifest(
-                    self.config, self.registry, job="train", seed=run.seed, world_size=run.world_size,
-                    device=self.env.device, resumed_from=run.resumed_from,
-                ))
-            hook.corolla_train_start(run=run)
-            for epoch in range(run.start_epoch, run.epochs + 1):
-                run.epoch = epoch
-                seed_everything(epoch_seed(run.seed, epoch, run.rank))
-                self.train_loader.set_epoch(epoch)
-                hook.corolla_epoch_start(run=run, epoch=epoch)
-                logs = self._train_epoch(epoch)
-                if self.schedule.by_epoch:
-                    self.schedule.step()
-                logs.update({f"eval_{k}": v for k, v in self._maybe_evaluate(epoch).items()})
-                self._save_epoch(epoch)
-                hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
-                if run.stop_training:
-                    break
-            hook.corolla_train_end(run=run)
-        finally:
-            for callback in callbacks:
-                self.registry.plugin_manager.unregister(callback)
+        with self.registry.callbacks(build_callbacks(self.plan)):
+            try:
+                if run.is_main:
+                    for stale in run.output_dir.glob(f".tmp-*{TEMP_SUFFIX}"):  # left by a killed run
+                        stale.unlink()
+                    write_manifest(run.output_dir, build_manifest(
+                        self.plan, job="train", seed=run.seed, world_size=run.world_size,
+                        device=self.env.device, resumed_from=run.resumed_from,
+                    ))
+                hook.corolla_train_start(run=run)
+                for epoch in range(run.start_epoch, run.epochs + 1):
+                    run.epoch = epoch
+                    seed_everything(epoch_seed(run.seed, epoch, run.rank))
+                    self.train_loader.set_epoch(epoch)
+                    hook.corolla_epoch_start(run=run, epoch=epoch)
+                    logs = self._train_epoch(epoch)
+                    if self.schedule.by_epoch:
+                        self.schedule.step()
+                    logs.update({f"eval_{k}": v for k, v in self._maybe_evaluate(epoch).items()})
+                    self._save_epoch(epoch)
+                    hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
+                    if run.stop_training:
+                        break
+            except BaseException as exc:
+                run.error = exc
+                raise
+            finally:
+                hook.corolla_train_end(run=run)
         return run
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
@@ -286,10 +279,10 @@ class _Job:
         run.last_checkpoint = prefix
 
 
-def _sync_batch_norm(model: paddle.nn.Layer, config: Mapping[str, Any], env: Environment) -> paddle.nn.Layer:
+def _sync_batch_norm(model: paddle.nn.Layer, use_sync_bn: bool, env: Environment) -> paddle.nn.Layer:
     """PaddleClas's ``Arch.use_sync_bn``: BatchNorm statistics over all GPUs of a
     multi-process run (Paddle has no SyncBatchNorm on CPU)."""
-    if not get_path(config, "Arch.use_sync_bn") or not env.distributed:
+    if not use_sync_bn or not env.distributed:
         return model
     if env.device == "gpu":
         return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -320,7 +313,7 @@ def _best_key(metrics: Mapping[str, float], eval_metrics: list) -> str | None:
     return "top1" if "top1" in metrics else None
 
 
-def train(config: dict, registry: Registry, settings: GlobalSection | None = None, *, distributed: bool = True) -> Run:
-    """Run ``corolla train``: build everything from ``config``, resume if
+def train(plan: Plan, *, distributed: bool = True) -> Run:
+    """Run ``corolla train``: build everything from the plan, resume if
     ``Global.checkpoints`` is set, and train for ``Global.epochs``."""
-    return _Job(config, registry, settings or read_global(config), distributed=distributed).fit()
+    return _Job(plan.require("train"), distributed=distributed).fit()

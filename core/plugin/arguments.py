@@ -1,9 +1,21 @@
-"""Check a component's config parameters against its signature before building it."""
+"""Check a component's config parameters against its factory's signature, names and values,
+before anything is built.
+
+A value is checked against the parameter's annotation (``int``, ``float | None``,
+``Sequence[int]``, ``Literal["a", "b"]``, ...) with typeguard: ``class_num: six``
+is an error naming the key, not a traceback from deep inside Paddle. Parameters
+without an annotation, or with one that does not resolve here, take any value.
+"""
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import inspect
-from typing import Any, Callable, Mapping
+import types
+import typing
+from typing import Any, Callable, Iterable, Mapping
+
+from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 
 from corolla.plugin.errors import ComponentArgumentError
 
@@ -16,27 +28,35 @@ def signature_of(factory: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+def accepted_arguments(factory: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The keyword-usable parameters of ``factory`` and whether it takes ``**kwargs``."""
+    sig = signature_of(factory)
+    if sig is None:
+        return {}, True
+    accepted = {n: p for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return accepted, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
 def check_arguments(
     factory: Callable[..., Any],
     params: Mapping[str, Any],
     *,
     component: str,
     key_path: str,
+    injected: Iterable[str] = (),
 ) -> None:
-    """Raise ComponentArgumentError if ``params`` cannot be passed to ``factory``.
+    """Raise :class:`ComponentArgumentError` if ``params`` cannot be passed to ``factory``:
+    an unknown name, a missing required argument, or a value its annotation rejects.
 
     ``component`` describes the component for the message (its name, plugin and
-    distribution); ``key_path`` is where its parameters sit in the config.
+    distribution); ``key_path`` is where its parameters sit in the config;
+    ``injected`` names the arguments the engine will pass itself (not checked here).
     """
     sig = signature_of(factory)
     if sig is None:
         return
-    accepted = {
-        name: p
-        for name, p in sig.parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    takes_var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    accepted, takes_var_kw = accepted_arguments(factory)
+    injected = set(injected)
     if not takes_var_kw:
         for key in params:
             if key not in accepted:
@@ -47,11 +67,83 @@ def check_arguments(
                     f"It accepts: {format_parameters(sig) or 'no arguments'}."
                 )
     for name, p in accepted.items():
-        if p.default is p.empty and name not in params:
+        if p.default is p.empty and name not in params and name not in injected:
             raise ComponentArgumentError(
                 f"{key_path}: {component} needs argument {name!r}, which is missing. "
                 f"It accepts: {format_parameters(sig)}."
             )
+    hints = _annotations(factory, accepted)
+    for key, value in params.items():
+        if key in hints and key not in injected:
+            _check_value(value, hints[key], path=_join(key_path, key), component=component)
+
+
+def _check_value(value: Any, annotation: Any, *, path: str, component: str) -> None:
+    try:
+        check_type(value, annotation, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
+    except TypeCheckError as exc:
+        raise ComponentArgumentError(
+            f"{path}: {component} expects {describe_type(annotation)}, found {value!r} ({type(value).__name__}): {exc}"
+        ) from None
+    if _is_plain(annotation, int) and isinstance(value, bool):
+        raise ComponentArgumentError(f"{path}: {component} expects an integer, found {value!r}")
+
+
+def _annotations(factory: Callable[..., Any], accepted: Mapping[str, inspect.Parameter]) -> dict[str, Any]:
+    """The evaluated annotation of each parameter that has one that resolves (string
+    annotations are evaluated in the factory's module)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    namespace = dict(getattr(inspect.unwrap(target), "__globals__", {}))
+    found = {}
+    for name, param in accepted.items():
+        annotation = param.annotation
+        if annotation is param.empty or annotation is Any:
+            continue
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, {**vars(typing), **namespace})  # noqa: S307 - source annotations
+            except Exception:
+                continue
+        if _checkable(annotation):
+            found[name] = annotation
+    return found
+
+
+def _checkable(annotation: Any) -> bool:
+    """Only annotations about plain config values are checked; a parameter typed with a
+    Paddle class, a protocol or a callable takes what its factory documents."""
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return annotation in (int, float, str, bool, list, dict, tuple, type(None)) or annotation is typing.Any
+    if origin is typing.Literal:
+        return True
+    return all(_checkable(arg) for arg in typing.get_args(annotation) if arg is not Ellipsis)
+
+
+def _is_plain(annotation: Any, kind: type) -> bool:
+    return annotation is kind
+
+
+def describe_type(annotation: Any) -> str:
+    """A reader's name for an annotation: ``an integer``, ``a number or null``, ``a list of an integer``."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+    if origin is None:
+        return _PLAIN_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in args)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return f"a list of {_PLURAL_NAMES.get(args[0], describe_type(args[0]))}" if args else "a list"
+    if origin in (dict, collections.abc.Mapping):
+        return "a mapping"
+    return str(annotation)
+
+
+_PLURAL_NAMES = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+_PLAIN_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+                type(None): "null", list: "a list", dict: "a mapping", tuple: "a list"}
 
 
 def format_parameters(sig: inspect.Signature) -> str:

@@ -123,7 +123,8 @@ def _check_hook_names(manager: pluggy.PluginManager, plugin: Any) -> None:
 
 
 def _collect_components(manager: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> Iterable[Component]:
-    for kind, hook_name in KINDS.items():
+    for kind in KINDS.values():
+        hook_name = kind.hook
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             if impl.plugin is not plugin:
                 continue
@@ -136,4 +137,4 @@ def _collect_components(manager: pluggy.PluginManager, plugin: Any, info: Plugin
                         f"{hook_name}() gave {name!r}: {target!r}; expected a callable, "
                         "a 'module:attribute' reference or corolla.Alias"
                     )
-                yield Component(kind, name, info, target)
+                yield Component(kind.name, name, info, target)

@@ -17,8 +17,8 @@ class UnknownComponentError(CorollaError):
     """A config names a component that no plugin provides."""
 
 
-class ComponentArgumentError(CorollaError):
-    """A component was given arguments its signature does not accept."""
+class ComponentArgumentError(ConfigError, ValueError):
+    """A component was given arguments its signature does not accept, or values it rejects."""
 
 
 class DataError(CorollaError):

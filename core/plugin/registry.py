@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import contextvars
 import difflib
 import importlib.util
@@ -14,20 +15,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import attrs
 
 from corolla.plugin.arguments import check_arguments
-from corolla.plugin.errors import PluginError, UnknownComponentError
+from corolla.plugin.errors import ComponentArgumentError, CorollaError, PluginError, UnknownComponentError
+from corolla.plugin.hookspecs import Kind, kinds
 
-#: Component kind -> the registration hook that gives it.
-KINDS: dict[str, str] = {
-    "backbone": "corolla_backbones",
-    "loss": "corolla_losses",
-    "transform": "corolla_transforms",
-    "batch_transform": "corolla_batch_transforms",
-    "dataset": "corolla_datasets",
-    "metric": "corolla_metrics",
-    "optimizer": "corolla_optimizers",
-    "lr_schedule": "corolla_lr_schedules",
-    "callback": "corolla_callbacks",
-}
+#: Component kind -> how its registration hook declares it (:mod:`corolla.plugin.hookspecs`).
+KINDS: dict[str, Kind] = kinds()
 
 _current: contextvars.ContextVar[Registry] = contextvars.ContextVar("corolla_registry")
 
@@ -181,21 +173,44 @@ class Registry:
         return component
 
     def build(self, kind: str, name: str, params: Mapping[str, Any] | None = None, *, key_path: str = "") -> Any:
-        """Resolve ``name``, check ``params`` against its signature, and call it.
-
-        While the factory runs, :func:`current_registry` returns this registry,
-        so that a component can build its own sub-components (a
-        ``DistillationModel`` its teacher and student).
-        """
+        """Resolve ``name``, check ``params`` against its signature, and call it (see :meth:`create`)."""
         component = self.resolve(kind, name, key_path=key_path)
-        factory = component.load()
         params = dict(params or {})
-        check_arguments(factory, params, component=component.describe(), key_path=key_path)
+        check_arguments(component.load(), params, component=component.describe(), key_path=key_path)
+        return self.create(component, params, key_path=key_path)
+
+    def create(self, component: Component, params: Mapping[str, Any], *, key_path: str = "") -> Any:
+        """Call ``component``'s factory with ``params`` (already checked).
+
+        While the factory runs, :func:`current_registry` returns this registry, so
+        that a component can build its own sub-components (a ``DistillationModel``
+        its teacher and student). A factory rejecting a value with ``ValueError`` or
+        ``TypeError`` becomes a :class:`ComponentArgumentError` naming the key path.
+        """
         token = _current.set(self)
         try:
-            return factory(**params)
+            return component.load()(**params)
+        except CorollaError:
+            raise
+        except (ValueError, TypeError) as exc:
+            where = f"{key_path}: " if key_path else ""
+            raise ComponentArgumentError(f"{where}{component.describe()}: {exc}") from exc
         finally:
             _current.reset(token)
+
+    @contextlib.contextmanager
+    def callbacks(self, callbacks: Iterable[Any]) -> Iterator[None]:
+        """Register ``callbacks`` (objects with lifecycle-hook methods) for the block:
+        what the engine does with ``Global.callbacks``, and how a script adds its own."""
+        registered = []
+        try:
+            for callback in callbacks:
+                self.plugin_manager.register(callback)
+                registered.append(callback)
+            yield
+        finally:
+            for callback in registered:
+                self.plugin_manager.unregister(callback)
 
     def _unknown_message(self, kind: str, name: str) -> str:
         known = self.names(kind)

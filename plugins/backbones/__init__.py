@@ -10,13 +10,6 @@ from corolla.api import Alias, hookimpl, lazy, lazy_variants
 
 #: family modules not yet converted to a VARIANTS table -> the names they build
 _FAMILIES: dict[str, tuple[str, ...]] = {
-    "resnet": (
-        "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
-        "ResNet18_vd", "ResNet34_vd", "ResNet50_vd", "ResNet101_vd", "ResNet152_vd", "ResNet200_vd",
-        "ResNet50_vc",
-    ),
-    "resnext": ("ResNeXt50_32x4d", "ResNeXt101_64x4d", "ResNeXt101_vd_64x4d"),
-    "se_resnext": ("SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "SENet154_vd"),
     "mobilenet_v1": ("MobileNetV1_x0_25", "MobileNetV1_x0_5", "MobileNetV1_x0_75", "MobileNetV1"),
     "mobilenet_v2": (
         "MobileNetV2_x0_25", "MobileNetV2_x0_5", "MobileNetV2_x0_75", "MobileNetV2",

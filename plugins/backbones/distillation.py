@@ -27,10 +27,7 @@ from typing import Any
 
 import paddle
 
-from corolla.plugin.errors import ConfigError
-from corolla.plugin.outputs import ModelOutputs
-from corolla.plugin.registry import current_registry
-from corolla.config.specs import ComponentSpec, item_spec, named_spec
+from corolla.api import ComponentSpec, ConfigError, ModelOutputs, current_registry, item_spec, named_spec
 
 _ARCH = "Arch"
 
@@ -79,6 +76,17 @@ class DistillationModel(paddle.nn.Layer):
             self.frozen[model_name] = bool(frozen[index])
         self.infer_model_name = self._choose_infer_model(infer_model_name)
         self._keep_frozen_models_inferring()
+
+    @staticmethod
+    def corolla_children(params: dict, key_path: str) -> list[tuple[str, ComponentSpec]]:
+        """The sub-models this config builds, with ``class_num`` and ``pretrained_list``
+        applied (checked by the config plan before anything is built)."""
+        models = params.get("models")
+        if not isinstance(models, list) or not models:
+            raise ConfigError(f"{key_path}.models: expected a list of models like [{{Teacher: {{name: ResNet50_vd}}}}, ...], found {models!r}")
+        pretrained = _per_model(params.get("pretrained_list"), len(models), "pretrained_list", None)
+        return [("backbone", _model_spec(item, index, params.get("class_num"), pretrained[index])[1])
+                for index, item in enumerate(models)]
 
     def forward(self, x: paddle.Tensor) -> ModelOutputs:
         self._keep_frozen_models_inferring()  # also when a wrapper (DataParallel) switched modes

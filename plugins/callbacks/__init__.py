@@ -1,5 +1,5 @@
 """Built-in callbacks (console log, metrics file, curves, VisualDL), registered lazily."""
-from corolla import hookimpl
+from corolla.api import hookimpl
 
 
 @hookimpl

@@ -8,8 +8,7 @@ from typing import Any, Mapping
 
 from tqdm import tqdm
 
-from corolla import hookimpl
-from corolla.engine.formatting import format_values
+from corolla.api import format_values, hookimpl
 
 
 class ConsoleLogger:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from corolla import hookimpl
+from corolla.api import hookimpl
 
 
 class CurvePlot:

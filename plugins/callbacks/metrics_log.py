@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from corolla import hookimpl
+from corolla.api import hookimpl
 
 
 class MetricsLog:

@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from corolla import hookimpl
-from corolla.plugin.errors import ConfigError
+from corolla.api import ConfigError, hookimpl
 
 
 class VisualDL:

@@ -2,7 +2,7 @@
 
 Datasets are map-style (``__len__``, ``__getitem__``) and never import paddle.
 """
-from corolla import hookimpl, lazy
+from corolla.api import hookimpl, lazy
 
 _PACKAGE = __name__
 

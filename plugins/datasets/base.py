@@ -8,8 +8,7 @@ from typing import Any, Sequence
 import attrs
 import numpy as np
 
-from corolla.plugin.errors import CorollaError, DataError
-from corolla.data.pipeline import Pipeline, read_image_bytes
+from corolla.api import CorollaError, DataError, Pipeline, read_image_bytes
 
 #: the label of a sample without one (an unlabeled line); losses needing ground truth skip it
 UNLABELED = -1

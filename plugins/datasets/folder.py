@@ -5,8 +5,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from corolla.plugin.errors import DataError
-from corolla.data.pipeline import Pipeline
+from corolla.api import DataError, Pipeline
 from corolla.plugins.datasets.base import ImageDataset, existing_root
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

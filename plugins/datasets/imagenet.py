@@ -1,7 +1,7 @@
 """ImageNetDataset: a PaddleClas list file of ``path label`` lines under an image root."""
 from __future__ import annotations
 
-from corolla.data.pipeline import Pipeline
+from corolla.api import Pipeline
 from corolla.plugins.datasets.base import UNLABELED, ImageDataset, existing_root
 from corolla.plugins.datasets.lists import class_label, parse_labels, read_list
 

@@ -6,7 +6,7 @@ from typing import Callable, TypeVar
 
 import attrs
 
-from corolla.plugin.errors import DataError
+from corolla.api import DataError
 
 T = TypeVar("T")
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from corolla.plugin.errors import DataError
-from corolla.data.pipeline import Pipeline
+from corolla.api import DataError, Pipeline
 from corolla.plugins.datasets.base import DataSummary, ImageDataset, existing_root
 from corolla.plugins.datasets.lists import multi_hot, parse_labels, read_list
 

@@ -7,7 +7,7 @@ single-backbone config loads as ``pretrained`` or ``Global.pretrained_model``.
 """
 from typing import Any, Mapping
 
-from corolla import hookimpl
+from corolla.api import hookimpl
 
 
 @hookimpl

@@ -6,16 +6,14 @@ from typing import Any
 
 import paddle
 
-from corolla.engine.files import write_checkpoint
-from corolla.engine.safe_pickle import load_state_dict_file
+from corolla.api import load_state_dict_file, write_checkpoint
 
 BEST = "best_model"
 STUDENT_SUFFIX = "_student"
 
 
 def predicting_model_name(model: paddle.nn.Layer) -> str | None:
-    """The ``infer_model_name`` of a distillation model (unwrapped from DataParallel), else None."""
-    model = getattr(model, "_layers", model)
+    """The ``infer_model_name`` of a distillation model, else None."""
     return getattr(model, "infer_model_name", None) if callable(getattr(model, "inference_model", None)) else None
 
 

@@ -1,5 +1,5 @@
 """Built-in losses plugin: registers its components lazily, so listing them imports nothing heavy."""
-from corolla import hookimpl, lazy
+from corolla.api import hookimpl, lazy
 
 _PACKAGE = __name__
 

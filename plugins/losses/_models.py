@@ -5,7 +5,7 @@ from typing import Any, Iterator
 
 import paddle
 
-from corolla.plugin.outputs import pick_output
+from corolla.api import pick_output
 
 Tensor = paddle.Tensor
 

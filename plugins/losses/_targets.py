@@ -4,7 +4,7 @@ from __future__ import annotations
 import paddle
 import paddle.nn.functional as F
 
-from corolla.plugin.errors import DataError
+from corolla.api import DataError
 
 
 def smooth(target: paddle.Tensor, epsilon: float) -> paddle.Tensor:

@@ -7,7 +7,7 @@ from typing import Any
 import paddle
 import paddle.nn.functional as F
 
-from corolla.plugin.outputs import pick_output
+from corolla.api import pick_output
 from corolla.plugins.losses._models import PairLoss, PerModelLoss
 from corolla.plugins.losses._params import check_epsilon
 from corolla.plugins.losses._targets import label_targets, masked_mean, smooth, soft_cross_entropy

@@ -6,8 +6,7 @@ from typing import Any
 import paddle
 import paddle.nn.functional as F
 
-from corolla.plugin.errors import ConfigError
-from corolla.plugin.outputs import pick_output
+from corolla.api import ConfigError, pick_output
 from corolla.plugins.losses._models import PairLoss
 from corolla.plugins.losses._params import check_act, check_positive
 

@@ -1,5 +1,5 @@
 """Built-in metrics, registered lazily so that listing them does not import paddle."""
-from corolla import hookimpl, lazy
+from corolla.api import hookimpl, lazy
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import paddle
 
-from corolla.plugin.outputs import pick_output
+from corolla.api import pick_output
 
 
 def _logits(outputs: Any) -> paddle.Tensor:

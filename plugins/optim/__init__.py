@@ -1,6 +1,6 @@
 """Built-in optimizers and learning-rate schedules, registered lazily so that
 listing them does not import paddle."""
-from corolla import hookimpl, lazy
+from corolla.api import hookimpl, lazy
 
 _PACKAGE = __name__
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import paddle
 
-from corolla.plugin.errors import ConfigError
+from corolla.api import ConfigError
 
 _REGULARIZERS = {"L2": paddle.regularizer.L2Decay, "L1": paddle.regularizer.L1Decay}
 

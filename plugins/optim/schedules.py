@@ -19,7 +19,7 @@ from typing import Sequence
 
 from paddle.optimizer import lr as paddle_lr
 
-from corolla.plugin.errors import ConfigError
+from corolla.api import ConfigError
 
 
 class _Steps:

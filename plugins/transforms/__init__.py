@@ -3,7 +3,7 @@
 Per-sample transforms work on NumPy arrays (uint8 HWC unless noted) with
 NumPy and PIL only; batch transforms work on NCHW float batches.
 """
-from corolla import hookimpl, lazy
+from corolla.api import hookimpl, lazy
 
 _PACKAGE = __name__
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from corolla.plugins.transforms import pil_ops
 from corolla.plugins.transforms._params import channel_values
-from corolla.data.randomness import generator
+from corolla.api import generator
 
 #: magnitude index 0..9 -> argument, per operation (PaddleClas's SubPolicy ranges)
 _RANGES: dict[str, np.ndarray] = {

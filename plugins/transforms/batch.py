@@ -12,11 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from corolla.plugin.errors import DataError
+from corolla.api import DataError, build_batch_transform, current_registry, generator
 from corolla.plugins.transforms._params import number, probability
-from corolla.data.pipeline import build_batch_transform
-from corolla.data.randomness import generator
-from corolla.plugin.registry import current_registry
 
 
 class _Mixer:

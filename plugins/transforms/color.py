@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from corolla.plugins.transforms._params import number
-from corolla.data.randomness import generator
+from corolla.api import generator
 
 
 def adjust_hue(image: Image.Image, shift: float) -> Image.Image:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from corolla.data.pipeline import UnreadableImageError
+from corolla.api import UnreadableImageError
 from corolla.plugins.transforms._params import choice
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from corolla.plugins.transforms._params import channel_values, choice, number, probability
-from corolla.data.randomness import generator
+from corolla.api import generator
 
 
 class _ErasesInPlace:

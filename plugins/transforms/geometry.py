@@ -9,7 +9,7 @@ from PIL import Image
 
 from corolla.plugins.transforms._params import choice, number, number_range, pil_filter, size_pair
 from corolla.plugins.transforms.decode import _require_cv2, load_rgb, needed_size
-from corolla.data.randomness import generator
+from corolla.api import generator
 
 _CV2_FILTERS = ("nearest", "bilinear", "area", "bicubic", "lanczos")
 _RANDOM_PIL = (Image.BILINEAR, Image.BICUBIC)

@@ -19,7 +19,7 @@ from PIL import Image
 from corolla.plugins.transforms import pil_ops
 from corolla.plugins.transforms._params import channel_values, number, pil_filter, probability
 from corolla.plugins.transforms.autoaugment import IMAGENET_POLICY
-from corolla.data.randomness import generator
+from corolla.api import generator
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 MAX_LEVEL = 10.0

@@ -1,0 +1,1 @@
+"""The configs corolla ships (package data: YAML files, no code)."""
