@@ -9,7 +9,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import _classic, densenet
+from corolla.plugins.backbones import _classic, densenet, hardnet
 
 REGISTRY = load_registry()
 
@@ -97,3 +97,43 @@ def test_densenet_weights_are_paddleclas_model_zoo_files():
     assert weights.url == MODEL_ZOO_URL + "DenseNet264_pretrained.pdparams"
     assert weights.top1 == 0.7796 and weights.input_size == 224
     assert list(densenet.WEIGHTS) == list(densenet.VARIANTS)
+
+
+# --- HarDNet -------------------------------------------------------------------------------
+
+
+def test_harmonic_links_and_widths_follow_the_powers_of_two():
+    assert hardnet.harmonic_links(1) == [0]
+    assert hardnet.harmonic_links(6) == [5, 4]
+    assert hardnet.harmonic_links(8) == [7, 6, 4, 0]
+    # growth 14, times 1.7 per extra link, rounded to even: 14, 23.8 -> 24, 40.46 -> 40, 68.78 -> 68
+    assert [hardnet.harmonic_width(k, 14, 1.7) for k in (1, 2, 4, 8)] == [14, 24, 40, 68]
+    block = hardnet.HarmonicBlock(64, 14, 1.7, depth=8, depthwise=False)
+    assert block.out_channels == 14 + 14 + 14 + 14 + 68  # layers 1, 3, 5, 7 and the last
+    assert block.layers[7].conv.weight.shape == [68, 14 + 24 + 40 + 64, 3, 3]  # layers 7, 6, 4 and the input
+    with paddle.no_grad():
+        assert block(paddle.zeros([1, 64, 4, 4])).shape == [1, 124, 4, 4]
+
+
+def test_hardnet39_ds_stages_and_lr_groups():
+    model = _build("HarDNet39_ds", return_stages=True, lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5])
+    assert _stage_shapes(model, 64) == [[1, 96, 16, 16], [1, 320, 8, 8], [1, 640, 4, 4], [1, 1024, 2, 2]]
+    # the "_ds" stem: 3x3/2 conv, 1x1 conv, depthwise 3x3/2 downsampling
+    assert model.base[1].conv.weight.shape == [48, 24, 1, 1]
+    assert isinstance(model.base[2], hardnet.DepthwiseBN)
+    assert _lr_mults(model.base[0]) == _lr_mults(model.base[2]) == {0.1}
+    assert _lr_mults(model.base[3]) == {0.2}  # the first harmonic block
+    assert _lr_mults(model.base[5]) == {0.3}  # the downsampling that starts stage 1
+    assert _lr_mults(model.base[-1]) == {1.0}  # the head
+
+
+def test_hardnet68_keeps_max_pooling_and_two_blocks_at_stride_8():
+    model = _build("HarDNet68", return_stages=True)
+    assert isinstance(model.base[2], paddle.nn.MaxPool2D) and model.base[1].conv.weight.shape == [64, 32, 3, 3]
+    assert _stage_shapes(model, 64) == [[1, 128, 16, 16], [1, 320, 8, 8], [1, 640, 4, 4], [1, 1024, 2, 2]]
+
+
+def test_hardnet_weights_table():
+    assert hardnet.WEIGHTS["HarDNet68_ds"].url == MODEL_ZOO_URL + "HarDNet68_ds_pretrained.pdparams"
+    assert hardnet.WEIGHTS["HarDNet85"].top1 == 0.7744
+    assert list(hardnet.WEIGHTS) == list(hardnet.VARIANTS)
