@@ -182,9 +182,14 @@ def test_googlenet_auxiliary_heads_in_training():
 
 def test_docs_and_details_show_the_groups_and_the_published_weights():
     builder = REGISTRY.resolve("backbone", "ResNet50_vd").load()
-    assert "lr_mult_list: 5 values: stem, stage0-stage3." in builder.__doc__
+    doc = " ".join(builder.__doc__.split())
+    # the variant's fixed architecture, its family's groups, and what every backbone takes
+    assert doc.startswith("ResNet50_vd: ResNet(depth=50, vd=True).")
+    assert "``lr_mult_list`` has 5 values: stem, stage0-stage3" in doc
+    assert "lr_mult_list: one learning-rate multiplier per parameter group" in doc
     assert list(inspect.signature(builder).parameters) == [
-        "class_num", "pretrained", "use_ssld", "lr_mult_list", "stride_list", "return_stages"
+        "class_num", "pretrained", "use_ssld", "stride_list", "stem_act", "max_pool", "input_image_channel",
+        "data_format", "layer_type", "use_first_short_conv", "lr_mult_list", "return_stages", "return_patterns",
     ]
     details = builder.corolla_details()
     assert "ResNet50_vd       top-1  79.12%  input 224" in details

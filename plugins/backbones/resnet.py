@@ -1,35 +1,102 @@
-"""ResNet (He et al. 2015) and its PaddleClas variants.
+"""ResNet (He et al. 2015, https://arxiv.org/abs/1512.03385) and its PaddleClas variants,
+weight-compatible with PaddleClas 2.6's legendary_models/resnet.py.
 
-``_vd`` (ResNet-D, He et al. 2019): a deep 3-conv stem and shortcuts that
-average-pool before their 1x1 convolution. ``ResNet50_vc``: the deep stem only;
-it is PaddleClas's model_zoo network, built by :class:`~.resnext.ResNeXt`.
-Parameter names and shapes are those of PaddleClas 2.6 (legendary_models/resnet.py).
+``_vd`` (ResNet-D, He et al. 2019): a deep 3-conv stem and shortcuts that average-pool
+before their 1x1 convolution. ``layer_type="DiverseBranchBlock"`` replaces the convolutions
+inside the blocks by Diverse Branch Blocks (Ding et al. 2021, https://arxiv.org/abs/2103.13425).
+``ResNet50_vc`` (the deep stem only) is PaddleClas's model_zoo network,
+:class:`~._zoo_resnet.ResNeXt`.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import paddle
 from paddle import nn
 
-from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones._layers import (
-    ConvBN,
-    make_builder,
-    resolve_lr_mult_list,
-    resolve_return_stages,
-    run_stages,
-    with_features,
-)
-from corolla.plugins.backbones.resnext import ResNeXt
-from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._layers import ACTIVATIONS, ConvBN, LeanBatchNorm2D, conv_bn
+from corolla.plugins.backbones._zoo_resnet import ResNeXt
 
-LR_GROUPS = ("stem", "stage0", "stage1", "stage2", "stage3")
-STAGE_WIDTHS = (64, 128, 256, 512)
+# --- Diverse Branch Block ------------------------------------------------------------------
 
 
-# --- building blocks ---------------------------------------------------------------------
+class BorderedBatchNorm(nn.Layer):
+    """BatchNorm (``bn``), then a border of ``pad`` pixels holding what that BatchNorm makes
+    of a zero input (from its running statistics): the unpadded k x k convolution after it
+    then sees what it would see had its input been zero-padded before the BatchNorm."""
+
+    def __init__(self, channels: int, pad: int) -> None:
+        super().__init__()
+        # PaddleClas's momentum for this BatchNorm (PyTorch's convention: the running
+        # statistics keep only 10% of their value at each step in Paddle's)
+        self.bn = LeanBatchNorm2D(channels, momentum=0.1)
+        self.pad = pad
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.bn(x)
+        if self.pad == 0:
+            return x
+        bn = self.bn
+        border = (bn.bias - bn.weight * bn._mean / paddle.sqrt(bn._variance + bn._epsilon)).reshape([1, -1, 1, 1])
+        return nn.functional.pad(x - border, [self.pad] * 4) + border
+
+
+class IdentityConv1x1(nn.Conv2D):
+    """A bias-free 1x1 convolution whose kernel is the identity plus ``weight`` (which starts at zero)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(
+            channels, channels, 1, bias_attr=False, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+        )
+        self.register_buffer("identity", paddle.eye(channels).reshape([channels, channels, 1, 1]), persistable=False)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return nn.functional.conv2d(x, self.weight + self.identity)
+
+
+def _conv_bn_pair(in_channels: int, out_channels: int, kernel_size: int, stride: int) -> nn.Sequential:
+    conv, bn = conv_bn(in_channels, out_channels, kernel_size, stride=stride)
+    return nn.Sequential(("conv", conv), ("bn", bn))
+
+
+class DiverseBranchBlock(nn.Layer):
+    """A k x k conv-BN learnt as the sum of four branches, each ending in a BatchNorm:
+    the k x k conv (``dbb_origin``), a 1x1 conv (``dbb_1x1``), 1x1 conv -> k x k average
+    pool (``dbb_avg``) and an identity-initialised 1x1 conv -> k x k conv (``dbb_1x1_kxk``);
+    then ReLU where ``act``. All four are linear, so they could be merged into one conv
+    for inference; corolla keeps them apart."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, act: str | None = None) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.dbb_origin = _conv_bn_pair(in_channels, out_channels, kernel_size, stride)
+        self.dbb_avg = nn.Sequential(
+            ("conv", nn.Conv2D(in_channels, out_channels, 1, bias_attr=False)),
+            ("bn", BorderedBatchNorm(out_channels, pad)),
+            ("avg", nn.AvgPool2D(kernel_size, stride=stride, padding=0)),
+            ("avgbn", LeanBatchNorm2D(out_channels)),
+        )
+        self.dbb_1x1 = _conv_bn_pair(in_channels, out_channels, 1, stride)
+        self.dbb_1x1_kxk = nn.Sequential(
+            ("idconv1", IdentityConv1x1(in_channels)),
+            ("bn1", BorderedBatchNorm(in_channels, pad)),
+            ("conv2", nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias_attr=False)),
+            ("bn2", LeanBatchNorm2D(out_channels)),
+        )
+        self.act = nn.ReLU() if act else None
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        y = self.dbb_origin(x) + self.dbb_1x1(x) + self.dbb_avg(x) + self.dbb_1x1_kxk(x)
+        return y if self.act is None else self.act(y)
+
+
+#: ``layer_type`` (PaddleClas's names) -> the convolution unit inside the blocks
+LAYER_TYPES = {"ConvBNLayer": ConvBN, "DiverseBranchBlock": DiverseBranchBlock}
+
+# --- residual blocks -------------------------------------------------------------------------
 
 
 class _Block(nn.Layer):
@@ -37,10 +104,18 @@ class _Block(nn.Layer):
 
     expansion = 1
 
-    def _make_shortcut(self, in_channels: int, out_channels: int, stride: int, *, project: bool, avg_down: bool, lr_mult: float) -> None:
-        # vd shortcuts pool with the block's stride, then project at stride 1.
-        self.short_pool = nn.AvgPool2D(2, stride=stride, padding="SAME", ceil_mode=True) if project and avg_down else None
-        self.short = ConvBN(in_channels, out_channels, 1, stride=1 if avg_down else stride, lr_mult=lr_mult) if project else None
+    def _make_shortcut(self, in_channels: int, out_channels: int, stride: int, *, project: bool, avg_down: bool, data_format: str) -> None:
+        # vd shortcuts pool with the block's stride, then project at stride 1
+        self.short_pool = (
+            nn.AvgPool2D(2, stride=stride, padding="SAME", ceil_mode=True, data_format=data_format)
+            if project and avg_down
+            else None
+        )
+        self.short = (
+            ConvBN(in_channels, out_channels, 1, stride=1 if avg_down else stride, data_format=data_format)
+            if project
+            else None
+        )
 
     def _add_shortcut(self, x: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
         if self.short is not None:
@@ -49,13 +124,14 @@ class _Block(nn.Layer):
 
 
 class BasicBlock(_Block):
-    """Two 3x3 conv-BNs (the first carries the stride) plus shortcut (ResNet18/34)."""
+    """Two 3x3 convolution units (the first carries the stride) plus shortcut (ResNet18/34)."""
 
-    def __init__(self, in_channels: int, width: int, *, stride: int, project: bool, avg_down: bool, lr_mult: float) -> None:
+    def __init__(self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool) -> None:
         super().__init__()
-        self.conv0 = ConvBN(in_channels, width, 3, stride=stride, act="relu", lr_mult=lr_mult)
-        self.conv1 = ConvBN(width, width, 3, lr_mult=lr_mult)
-        self._make_shortcut(in_channels, width, stride, project=project, avg_down=avg_down, lr_mult=lr_mult)
+        options = {"data_format": data_format} if unit is ConvBN else {}
+        self.conv0 = unit(in_channels, width, 3, stride=stride, act="relu", **options)
+        self.conv1 = unit(width, width, 3, **options)
+        self._make_shortcut(in_channels, width, stride, data_format=data_format, **shortcut)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self._add_shortcut(x, self.conv1(self.conv0(x)))
@@ -66,12 +142,13 @@ class BottleneckBlock(_Block):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, *, stride: int, project: bool, avg_down: bool, lr_mult: float) -> None:
+    def __init__(self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool) -> None:
         super().__init__()
-        self.conv0 = ConvBN(in_channels, width, 1, act="relu", lr_mult=lr_mult)
-        self.conv1 = ConvBN(width, width, 3, stride=stride, act="relu", lr_mult=lr_mult)
-        self.conv2 = ConvBN(width, width * 4, 1, lr_mult=lr_mult)
-        self._make_shortcut(in_channels, width * 4, stride, project=project, avg_down=avg_down, lr_mult=lr_mult)
+        options = {"data_format": data_format} if unit is ConvBN else {}
+        self.conv0 = unit(in_channels, width, 1, act="relu", **options)
+        self.conv1 = unit(width, width, 3, stride=stride, act="relu", **options)
+        self.conv2 = unit(width, width * 4, 1, **options)
+        self._make_shortcut(in_channels, width * 4, stride, data_format=data_format, **shortcut)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self._add_shortcut(x, self.conv2(self.conv1(self.conv0(x))))
@@ -86,77 +163,111 @@ DEPTHS: dict[int, tuple[type[_Block], tuple[int, int, int, int]]] = {
     152: (BottleneckBlock, (3, 8, 36, 3)),
     200: (BottleneckBlock, (3, 12, 48, 3)),
 }
+STAGE_WIDTHS = (64, 128, 256, 512)
+DATA_FORMATS = ("NCHW", "NHWC")
+
+# --- the model -----------------------------------------------------------------------------
 
 
-# --- the model --------------------------------------------------------------------------------
+class ResNet(Backbone):
+    """ResNet of ``depth`` layers: ``stem``, ``max_pool``, ``blocks`` (4 stages), ``avg_pool``,
+    classifier ``fc``; ``vd`` selects the ResNet-D stem and shortcuts.
 
-
-class ResNet(nn.Layer):
-    """ResNet of ``depth`` layers; ``vd`` selects the ResNet-D stem and shortcuts.
-
-    ``lr_mult_list`` has 5 values (stem, stages 0-3; the classifier keeps 1.0),
-    ``stride_list`` 5 strides (stem conv, max-pool, stages 1-3), ``return_stages``
-    picks among the 4 stages.
+    ``stride_list``: 5 strides (stem conv, max-pool, stages 1-3; default all 2);
+    ``stem_act``: the stem's activation (None for none); ``max_pool=False`` drops the
+    max-pool and strides the first block by ``stride_list[1]`` instead;
+    ``input_image_channel``: channels of the input images; ``data_format``: "NCHW", or
+    "NHWC" to run every layer channels-last (the input is still given NCHW; the stage
+    outputs are then NHWC); ``layer_type``: "ConvBNLayer", or "DiverseBranchBlock" for DBB
+    convolutions inside the blocks (PaddleClas publishes ResNet18 DBB weights at
+    MODEL_ZOO_URL + "legendary_models/ResNet18_dbb_pretrained.pdparams": give that URL as
+    ``pretrained``); ``use_first_short_conv=False``: the first block keeps an identity
+    shortcut (PaddleClas's ResNet18_dbb config; basic blocks only).
+    ``lr_mult_list`` has 5 values: stem, stage0-stage3 (the classifier keeps 1.0);
+    ``return_stages`` picks among the 4 stages.
     """
 
     def __init__(
         self,
         *,
-        name: str,
         depth: int,
         vd: bool,
-        class_num: int = 1000,
-        lr_mult_list: Sequence[float] | None = None,
         stride_list: Sequence[int] | None = None,
-        return_stages: bool | int | Sequence[int] | None = None,
+        stem_act: str | None = "relu",
+        max_pool: bool = True,
+        input_image_channel: int = 3,
+        data_format: str = "NCHW",
+        layer_type: str = "ConvBNLayer",
+        use_first_short_conv: bool = True,
+        **contract: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**contract)
+        name = contract["name"]
         block_type, counts = DEPTHS[depth]
-        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, LR_GROUPS)
-        strides = _resolve_stride_list(name, stride_list)
-        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(counts)))
+        strides = _check_stride_list(name, stride_list)
+        _check_choices(name, stem_act=(stem_act, (None, *ACTIVATIONS)), data_format=(data_format, DATA_FORMATS),
+                       layer_type=(layer_type, tuple(LAYER_TYPES)))
+        if not isinstance(input_image_channel, int) or input_image_channel < 1:
+            raise ComponentArgumentError(f"{name}: input_image_channel must be a positive int; got {input_image_channel!r}")
+        if layer_type == "DiverseBranchBlock" and data_format != "NCHW":
+            raise ComponentArgumentError(f"{name}: DiverseBranchBlock layers need data_format NCHW")
+        first_stride = 1 if max_pool else strides[1]
+        if not use_first_short_conv and (block_type is not BasicBlock or first_stride != 1):
+            raise ComponentArgumentError(
+                f"{name}: use_first_short_conv=False needs a first block that keeps the shape "
+                "(basic blocks, depth 18 or 34, with the max-pool)"
+            )
+        self.data_format = data_format
+        unit = {"data_format": data_format}
 
-        stem = [(3, 32, 3, strides[0]), (32, 32, 3, 1), (32, 64, 3, 1)] if vd else [(3, 64, 7, strides[0])]
-        self.stem = nn.Sequential(
-            *(ConvBN(i, o, k, stride=s, act="relu", lr_mult=self.lr_mult_list[0]) for i, o, k, s in stem)
-        )
-        self.max_pool = nn.MaxPool2D(3, stride=strides[1], padding=1)
+        stem = [(input_image_channel, 32, 3, strides[0]), (32, 32, 3, 1), (32, 64, 3, 1)] if vd else [(input_image_channel, 64, 7, strides[0])]
+        self.stem = nn.Sequential(*(ConvBN(i, o, k, stride=s, act=stem_act, **unit) for i, o, k, s in stem))
+        self.max_pool = nn.MaxPool2D(3, stride=strides[1], padding=1, **unit) if max_pool else None
 
-        self._stages: list[list[_Block]] = []
+        stages: list[list[_Block]] = []
         channels = 64
         for stage, (count, width) in enumerate(zip(counts, STAGE_WIDTHS)):
             blocks = []
             for i in range(count):
+                first = (stage, i) == (0, 0)
                 blocks.append(
                     block_type(
                         channels,
                         width,
-                        stride=strides[stage + 1] if i == 0 and stage > 0 else 1,
-                        project=i == 0,
-                        avg_down=vd and (stage, i) != (0, 0),
-                        lr_mult=self.lr_mult_list[stage + 1],
+                        stride=(first_stride if stage == 0 else strides[stage + 1]) if i == 0 else 1,
+                        unit=LAYER_TYPES[layer_type],
+                        project=i == 0 and (use_first_short_conv or stage > 0),
+                        avg_down=vd and not first,
+                        **unit,
                     )
                 )
                 channels = width * block_type.expansion
-            self._stages.append(blocks)
-        self.blocks = nn.Sequential(*(block for blocks in self._stages for block in blocks))
+            stages.append(blocks)
+        self.blocks = nn.Sequential(*(block for blocks in stages for block in blocks))
 
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        self.avg_pool = nn.AdaptiveAvgPool2D(1, **unit)
         bound = 1.0 / math.sqrt(channels)
-        self.fc = nn.Linear(channels, class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
+        self.fc = nn.Linear(channels, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        features: dict[str, paddle.Tensor] = {}
-        x = run_stages(self._stages, self.max_pool(self.stem(x)), self._wanted, features)
-        logits = self.fc(self.avg_pool(x).flatten(1))
-        return with_features(logits, features, bool(self._wanted))
+        self.finish(
+            lr_groups={"stem": [self.stem], **{f"stage{i}": blocks for i, blocks in enumerate(stages)}},
+            stages=[blocks[-1] for blocks in stages],
+        )
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.data_format == "NHWC":
+            x = x.transpose([0, 2, 3, 1])
+        x = self.stem(x)
+        if self.max_pool is not None:
+            x = self.max_pool(x)
+        return self.fc(self.avg_pool(self.blocks(x)).flatten(1))
 
 
-def _resolve_stride_list(name: str, stride_list: Sequence[int] | None) -> list[int]:
+def _check_stride_list(name: str, stride_list: Sequence[int] | None) -> list[int]:
     if stride_list is None:
         return [2, 2, 2, 2, 2]
     if not isinstance(stride_list, (list, tuple)) or len(stride_list) != 5 or not all(
-        isinstance(s, int) and s >= 1 for s in stride_list
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in stride_list
     ):
         raise ComponentArgumentError(
             f"{name}: stride_list needs 5 positive strides (stem conv, max-pool, stages 1-3); got {stride_list!r}"
@@ -164,65 +275,51 @@ def _resolve_stride_list(name: str, stride_list: Sequence[int] | None) -> list[i
     return list(stride_list)
 
 
+def _check_choices(name: str, **arguments: tuple[Any, tuple[Any, ...]]) -> None:
+    for argument, (value, choices) in arguments.items():
+        if value not in choices:
+            raise ComponentArgumentError(f"{name}: {argument} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------
 
-_LEGENDARY = MODEL_ZOO_URL + "legendary_models/"
+WEIGHTS = weights_table(
+    MODEL_ZOO_URL + "legendary_models/{}_pretrained.pdparams",
+    {
+        "ResNet18": 0.7098,
+        "ResNet18_vd": 0.7226,
+        "ResNet34": 0.7457,
+        "ResNet34_vd": 0.7598,
+        "ResNet34_vd_ssld": 0.7972,
+        "ResNet50": 0.7650,
+        "ResNet50_vd": 0.7912,
+        "ResNet50_vd_ssld": 0.8300,
+        "ResNet101": 0.7756,
+        "ResNet101_vd": 0.8017,
+        "ResNet101_vd_ssld": 0.8373,
+        "ResNet152": 0.7826,
+        "ResNet152_vd": 0.8059,
+        "ResNet200_vd": 0.8093,
+    },
+) | weights_table(MODEL_ZOO_URL + "{}_pretrained.pdparams", {"ResNet50_vc": 0.7835})
 
-WEIGHTS: dict[str, PretrainedWeights] = {
-    "ResNet18": PretrainedWeights(_LEGENDARY + "ResNet18_pretrained.pdparams", 0.7098),
-    "ResNet18_vd": PretrainedWeights(_LEGENDARY + "ResNet18_vd_pretrained.pdparams", 0.7226),
-    "ResNet34": PretrainedWeights(_LEGENDARY + "ResNet34_pretrained.pdparams", 0.7457),
-    "ResNet34_vd": PretrainedWeights(_LEGENDARY + "ResNet34_vd_pretrained.pdparams", 0.7598),
-    "ResNet34_vd_ssld": PretrainedWeights(_LEGENDARY + "ResNet34_vd_ssld_pretrained.pdparams", 0.7972),
-    "ResNet50": PretrainedWeights(_LEGENDARY + "ResNet50_pretrained.pdparams", 0.7650),
-    "ResNet50_vc": PretrainedWeights(MODEL_ZOO_URL + "ResNet50_vc_pretrained.pdparams", 0.7835),
-    "ResNet50_vd": PretrainedWeights(_LEGENDARY + "ResNet50_vd_pretrained.pdparams", 0.7912),
-    "ResNet50_vd_ssld": PretrainedWeights(_LEGENDARY + "ResNet50_vd_ssld_pretrained.pdparams", 0.8300),
-    "ResNet101": PretrainedWeights(_LEGENDARY + "ResNet101_pretrained.pdparams", 0.7756),
-    "ResNet101_vd": PretrainedWeights(_LEGENDARY + "ResNet101_vd_pretrained.pdparams", 0.8017),
-    "ResNet101_vd_ssld": PretrainedWeights(_LEGENDARY + "ResNet101_vd_ssld_pretrained.pdparams", 0.8373),
-    "ResNet152": PretrainedWeights(_LEGENDARY + "ResNet152_pretrained.pdparams", 0.7826),
-    "ResNet152_vd": PretrainedWeights(_LEGENDARY + "ResNet152_vd_pretrained.pdparams", 0.8059),
-    "ResNet200_vd": PretrainedWeights(_LEGENDARY + "ResNet200_vd_pretrained.pdparams", 0.8093),
+# --- registered names ---------------------------------------------------------------------------
+
+VARIANTS = {
+    "ResNet18": dict(depth=18, vd=False),
+    "ResNet18_vd": dict(depth=18, vd=True),
+    "ResNet34": dict(depth=34, vd=False),
+    "ResNet34_vd": dict(depth=34, vd=True),
+    "ResNet50": dict(depth=50, vd=False),
+    "ResNet50_vd": dict(depth=50, vd=True),
+    "ResNet50_vc": dict(
+        model=ResNeXt, depth=50, groups=1, group_width=64, deep_stem=(32, 32, 64), avg_down=False, se_reduction=None
+    ),
+    "ResNet101": dict(depth=101, vd=False),
+    "ResNet101_vd": dict(depth=101, vd=True),
+    "ResNet152": dict(depth=152, vd=False),
+    "ResNet152_vd": dict(depth=152, vd=True),
+    "ResNet200_vd": dict(depth=200, vd=True),
 }
 
-
-# --- builders ---------------------------------------------------------------------------------
-
-
-def _builder(name: str, depth: int, vd: bool):
-    variant = " with a deep stem and average-pool shortcuts (ResNet-D)" if vd else ""
-    summary = (
-        f"ResNet-{depth}{variant}.\n\n"
-        "  lr_mult_list: 5 values: stem, stage0-stage3.\n"
-        "  stride_list: 5 strides (stem conv, max-pool, stages 1-3), default all 2."
-    )
-    return make_builder(name, ResNet, WEIGHTS, summary, depth=depth, vd=vd)
-
-
-ResNet18 = _builder("ResNet18", 18, vd=False)
-ResNet34 = _builder("ResNet34", 34, vd=False)
-ResNet50 = _builder("ResNet50", 50, vd=False)
-ResNet101 = _builder("ResNet101", 101, vd=False)
-ResNet152 = _builder("ResNet152", 152, vd=False)
-ResNet18_vd = _builder("ResNet18_vd", 18, vd=True)
-ResNet34_vd = _builder("ResNet34_vd", 34, vd=True)
-ResNet50_vd = _builder("ResNet50_vd", 50, vd=True)
-ResNet101_vd = _builder("ResNet101_vd", 101, vd=True)
-ResNet152_vd = _builder("ResNet152_vd", 152, vd=True)
-ResNet200_vd = _builder("ResNet200_vd", 200, vd=True)
-
-
-ResNet50_vc = make_builder(
-    "ResNet50_vc",
-    ResNeXt,
-    WEIGHTS,
-    "ResNet-50 with a deep 3-conv stem (vc; PaddleClas's model_zoo layout).\n\n"
-    "  lr_mult_list: 5 values: stem, stage0-stage3.",
-    depth=50,
-    groups=1,
-    group_width=64,
-    deep_stem=(32, 32, 64),
-    avg_down=False,
-    se_reduction=None,
-)
+BUILDERS = builders(ResNet, VARIANTS, WEIGHTS)
