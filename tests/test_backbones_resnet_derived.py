@@ -9,7 +9,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, lazy_variants
-from corolla.plugins.backbones import res2net
+from corolla.plugins.backbones import res2net, resnest
 
 REGISTRY = load_registry()
 
@@ -92,12 +92,63 @@ def test_res2net_lr_mult_list_groups_are_the_stem_and_the_stages():
     assert found == {"conv1_": {0.1}, "bb_0_": {0.2}, "bb_1_": {0.3}, "bb_2_": {0.4}, "bb_3_": {0.5}, "out.": {1.0}}
 
 
+# --- ResNeSt ------------------------------------------------------------------------------------
+
+
+def test_resnest_stages_and_paddleclas_parameter_names():
+    assert _stage_shapes("ResNeSt50_fast_1s1x64d") == [
+        [1, 256, 16, 16], [1, 512, 8, 8], [1, 1024, 4, 4], [1, 2048, 2, 2]
+    ]
+    shapes = _lazy_state_shapes("ResNeSt101")
+    assert shapes["stem.conv3._conv.weight"] == [128, 64, 3, 3]  # stem width 64
+    # the first block projects 128 -> 256 channels, at stride 1
+    assert shapes["layer1.layer1_bottleneck_0.conv4.weight"] == [256, 128, 1, 1]
+    assert shapes["layer3.layer3_bottleneck_22.conv2.conv1._conv.weight"] == [512, 128, 3, 3]  # radix 2
+    assert shapes["layer3.layer3_bottleneck_22.conv2.conv3.bias"] == [512]
+    assert "layer3.layer3_bottleneck_22.conv4.weight" not in shapes
+
+
+@pytest.mark.parametrize("radix", [1, 2])
+def test_split_attention_weighs_its_splits(radix):
+    paddle.seed(1)
+    conv = resnest.SplitAttentionConv(32, radix=radix)
+    conv.eval()
+    captured = []
+    conv.conv1.register_forward_post_hook(lambda layer, args, output: captured.append(output))
+    with paddle.no_grad():
+        y = conv(_tensor(2, 32, 6)).numpy()
+    splits = np.split(captured[0].numpy(), radix, axis=1)
+    if radix == 1:  # a sigmoid gate: same sign, smaller magnitude
+        assert np.all(y * splits[0] >= 0) and np.all(np.abs(y) <= np.abs(splits[0]))
+    else:  # softmax over the splits: a convex combination, per channel
+        low, high = np.minimum(*splits), np.maximum(*splits)
+        assert np.all(y >= low - 1e-6) and np.all(y <= high + 1e-6)
+        assert not np.allclose(y, splits[0]) and not np.allclose(y, splits[1])
+
+
+def test_resnest_batchnorm_is_exempt_from_weight_decay_and_groups_are_stem_and_stages():
+    model = _build("ResNeSt50_fast_1s1x64d", class_num=2)
+    norm, conv = model.stem.conv1._batch_norm, model.stem.conv1._conv
+    before = norm.weight.numpy().copy(), conv.weight.numpy().copy()
+    # a step with zero gradients: only weight decay can move a parameter
+    opt = paddle.optimizer.Momentum(0.1, parameters=model.parameters(), weight_decay=paddle.regularizer.L2Decay(0.5))
+    (model(_images(2, 32)) * 0).sum().backward()
+    opt.step()
+    assert np.array_equal(norm.weight.numpy(), before[0])
+    assert not np.array_equal(conv.weight.numpy(), before[1])
+    found = _lr_mult_by_prefix("ResNeSt50_fast_1s1x64d", ["stem.", "layer1.", "layer2.", "layer3.", "layer4.", "out."])
+    assert found == {"stem.": {0.1}, "layer1.": {0.2}, "layer2.": {0.3}, "layer3.": {0.4}, "layer4.": {0.5}, "out.": {1.0}}
+
+
 # --- weights tables ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "module, ssld",
-    [(res2net, {"Res2Net50_vd_26w_4s", "Res2Net101_vd_26w_4s", "Res2Net200_vd_26w_4s"})],
+    [
+        (res2net, {"Res2Net50_vd_26w_4s", "Res2Net101_vd_26w_4s", "Res2Net200_vd_26w_4s"}),
+        (resnest, set()),
+    ],
 )
 def test_weights_tables_cover_every_name_with_paddleclas_urls(module, ssld):
     names = set(lazy_variants(module.__name__))
