@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import paddle
 import pytest
+from _backbone_cases import paddleclas
 
 from corolla import load_registry
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import pphgnet, pphgnet_v2
+from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, apply_state_dict
+from corolla.plugins.backbones import pphgnet, pphgnet_v2, pplcnet_v2
 
 REGISTRY = load_registry()
 
@@ -109,3 +110,54 @@ def test_pphgnet_v2_weights_are_the_ssld_stages():
     assert table["PPHGNetV2_B0"].top1 is None
     assert table["PPHGNetV2_B6_ssld"].url == MODEL_ZOO_URL + "legendary_models/PPHGNetV2_B6_ssld_pretrained.pdparams"
     assert table["PPHGNetV2_B6_ssld"].top1 == 0.8630
+
+
+# --- PP-LCNetV2 -------------------------------------------------------------------------
+
+
+def _randomise_batchnorm_statistics(model: paddle.nn.Layer, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm2D):
+            layer._mean.set_value(rng.normal(0, 0.1, layer._mean.shape).astype("float32"))
+            layer._variance.set_value(rng.uniform(0.5, 1.5, layer._variance.shape).astype("float32"))
+            layer.weight.set_value(rng.uniform(0.5, 1.5, layer.weight.shape).astype("float32"))
+
+
+def test_pplcnet_v2_stages_follow_paddleclas_widths_and_strides():
+    assert _stage_shapes("PPLCNetV2_small") == [[1, 96, 16, 16], [1, 192, 8, 8], [1, 384, 4, 4], [1, 768, 2, 2]]
+
+
+def test_pplcnet_v2_re_parameterize_folds_the_depthwise_branches_without_changing_outputs():
+    model = _build("PPLCNetV2_small")
+    _randomise_batchnorm_statistics(model)
+    images = _images(2, 64)
+    before = _eval(model, images).numpy()
+    block = model.stages[2][0]
+    assert [branch.conv.weight.shape[-1] for branch in block.dw_conv_list] == [5, 3]  # no 1x1 at stride 2
+    assert [branch.conv.weight.shape[-1] for branch in model.stages[2][1].dw_conv_list] == [5, 3, 1]
+    # the fused conv is never trained: only re_parameterize writes it
+    assert block.dw_conv.weight.stop_gradient and block.dw_conv.bias.stop_gradient
+    model.re_parameterize()
+    assert block.is_repped
+    after = _eval(model, images).numpy()
+    np.testing.assert_allclose(after, before, rtol=0, atol=1e-4 * np.abs(before).max())
+
+
+@pytest.mark.parametrize("act", ["prelu", "hardswish"])
+def test_pplcnet_v2_activation_option_matches_paddleclas(act):
+    with paddle.utils.unique_name.guard():
+        theirs = paddleclas().arch.backbone.PPLCNetV2_small(act=act)
+    ours = _build("PPLCNetV2_small", act=act)
+    _randomise_batchnorm_statistics(theirs)
+    apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name="PPLCNetV2_small", source="PaddleClas", strict=True)
+    images = _images(2, 32)
+    expected = _eval(theirs, images).numpy()
+    np.testing.assert_allclose(_eval(ours, images).numpy(), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    with pytest.raises(ComponentArgumentError, match="PPLCNetV2_small: act must be one of relu, hardswish"):
+        _build("PPLCNetV2_small", act="gelu")
+
+
+def test_pplcnet_v2_weights_table():
+    assert pplcnet_v2.WEIGHTS["PPLCNetV2_base_ssld"].top1 == 0.8007
+    assert pplcnet_v2.WEIGHTS["PPLCNetV2_large"].url == MODEL_ZOO_URL + "legendary_models/PPLCNetV2_large_pretrained.pdparams"
