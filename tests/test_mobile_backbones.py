@@ -9,17 +9,8 @@ import paddle
 import pytest
 
 from corolla import load_registry
-from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones import (
-    _FAMILIES,
-    _mobile,
-    mobilenet_v1,
-    mobilenet_v2,
-    mobilenet_v3,
-    pplcnet,
-    shufflenet_v2,
-)
-from corolla.engine.weights import MODEL_ZOO_URL
+from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
+from corolla.plugins.backbones import _mobile, mobilenet_v1, mobilenet_v2, mobilenet_v3, pplcnet, shufflenet_v2
 
 REGISTRY = load_registry()
 
@@ -194,7 +185,7 @@ def test_depthwise_convs_start_kaiming_normal_where_paddleclas_says(name, kaimin
 
 def test_weights_tables_cover_every_name_with_paddleclas_urls():
     for module in (mobilenet_v1, mobilenet_v2, mobilenet_v3, pplcnet, shufflenet_v2):
-        names = _FAMILIES[module.__name__.rpartition(".")[2]]
+        names = list(module.VARIANTS)
         table = module.WEIGHTS
         assert set(names) <= set(table)
         assert {key.removesuffix("_ssld") for key in table} == set(names)

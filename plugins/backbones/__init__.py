@@ -10,17 +10,6 @@ from corolla.api import Alias, hookimpl, lazy, lazy_variants
 
 #: family modules not yet converted to a VARIANTS table -> the names they build
 _FAMILIES: dict[str, tuple[str, ...]] = {
-    "mobilenet_v1": ("MobileNetV1_x0_25", "MobileNetV1_x0_5", "MobileNetV1_x0_75", "MobileNetV1"),
-    "mobilenet_v2": (
-        "MobileNetV2_x0_25", "MobileNetV2_x0_5", "MobileNetV2_x0_75", "MobileNetV2",
-        "MobileNetV2_x1_5", "MobileNetV2_x2_0",
-    ),
-    "mobilenet_v3": tuple(
-        f"MobileNetV3_{size}_{scale}"
-        for size in ("small", "large")
-        for scale in ("x0_35", "x0_5", "x0_75", "x1_0", "x1_25")
-    ),
-    "shufflenet_v2": tuple(f"ShuffleNetV2_{s}" for s in ("x0_25", "x0_33", "x0_5", "x1_0", "x1_5", "x2_0", "swish")),
     "alexnet": ("AlexNet",),
     "vgg": ("VGG11", "VGG13", "VGG16", "VGG19"),
     "googlenet": ("GoogLeNet",),

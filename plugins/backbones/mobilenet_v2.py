@@ -7,22 +7,15 @@ parameters are named by Paddle, so any number of instances coexist.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any
 
 import paddle
 from paddle import nn
 
-from corolla.plugins.backbones._layers import (
-    ZooConvBN,
-    make_builder,
-    resolve_lr_mult_list,
-    resolve_return_stages,
-    run_stages,
-    weights_table,
-    with_features,
-)
-from corolla.plugins.backbones._mobile import set_lr_mults, split_stages
-from corolla.engine.weights import MODEL_ZOO_URL
+from corolla.api import MODEL_ZOO_URL, weights_table
+from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._layers import ZooConvBN
+from corolla.plugins.backbones._mobile import split_stages
 
 # --- building blocks -----------------------------------------------------------
 
@@ -78,55 +71,47 @@ GROUPS: tuple[tuple[int, int, int, int], ...] = (
 )
 #: index (into GROUPS) of the last group of each stage: each stage ends before a stride change
 STAGE_ENDS = (0, 1, 2, 4, 6)
-LR_GROUPS = ("stem", *(f"stage{i}" for i in range(len(STAGE_ENDS))))
 
 
-class MobileNetV2Model(nn.Layer):
+class MobileNetV2(Backbone):
     """Stem ``conv1``, inverted-residual groups ``conv2 .. conv8``, a 1x1 ``conv9``, global
-    pooling and the classifier ``out``.
+    pooling and the classifier ``out``; ``scale`` is the width.
 
-    ``lr_mult_list`` has 6 values: the stem, then the 5 stages ending at ``STAGE_ENDS``
-    (``conv9`` and the classifier keep the base rate); ``return_stages`` picks stages 0-4.
+    ``lr_mult_list`` has 6 values: the stem, then the 5 stages (``conv2``, ``conv3``,
+    ``conv4``, ``conv5-6``, ``conv7-8``; ``conv9`` and the classifier keep the base rate);
+    ``return_stages`` picks stages 0-4.
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        scale: float,
-        class_num: int = 1000,
-        lr_mult_list: Sequence[float] | None = None,
-        return_stages: bool | int | Sequence[int] | None = None,
-    ) -> None:
-        super().__init__()
-        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, LR_GROUPS)
-        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(STAGE_ENDS)))
-
+    def __init__(self, *, scale: float, **contract: Any) -> None:
+        super().__init__(**contract)
         self.conv1 = ZooConvBN(3, int(32 * scale), 3, stride=2, act="relu6")
         in_channels = int(32 * scale)
-        groups = []
+        self._residual_groups = []
         for i, (expansion, out, repeats, stride) in enumerate(GROUPS):
             group_name = f"conv{i + 2}"
             group = InvertedResidualGroup(
                 group_name, in_channels, int(out * scale), repeats=repeats, stride=stride, expansion=expansion
             )
-            groups.append(self.add_sublayer(group_name, group))
+            self._residual_groups.append(self.add_sublayer(group_name, group))
             in_channels = int(out * scale)
-        self._stages = split_stages(groups, STAGE_ENDS)
         # PaddleClas widens the last conv only above scale 1.0
         self.out_c = int(1280 * scale) if scale > 1.0 else 1280
         self.conv9 = ZooConvBN(in_channels, self.out_c, 1, act="relu6")
         self.pool2d_avg = nn.AdaptiveAvgPool2D(1)
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.out = nn.Linear(self.out_c, class_num)
+        self.out = nn.Linear(self.out_c, self.class_num)
 
-        set_lr_mults([[self.conv1], *self._stages], self.lr_mult_list)
+        stages = split_stages(self._residual_groups, STAGE_ENDS)
+        self.finish(
+            lr_groups={"stem": [self.conv1], **{f"stage{i}": groups for i, groups in enumerate(stages)}},
+            stages=[groups[-1] for groups in stages],
+        )
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        features: dict[str, paddle.Tensor] = {}
-        x = run_stages(self._stages, self.conv1(x), self._wanted, features)
-        x = self.pool2d_avg(self.conv9(x))
-        return with_features(self.out(self.flatten(x)), features, bool(self._wanted))
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.conv1(x)
+        for group in self._residual_groups:
+            x = group(x)
+        return self.out(self.flatten(self.pool2d_avg(self.conv9(x))))
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------
@@ -144,20 +129,15 @@ WEIGHTS = weights_table(
     },
 )
 
-# --- builders ---------------------------------------------------------------------------------
+# --- registered names ---------------------------------------------------------------------------
 
+VARIANTS = {
+    "MobileNetV2_x0_25": dict(scale=0.25),
+    "MobileNetV2_x0_5": dict(scale=0.5),
+    "MobileNetV2_x0_75": dict(scale=0.75),
+    "MobileNetV2": dict(scale=1.0),
+    "MobileNetV2_x1_5": dict(scale=1.5),
+    "MobileNetV2_x2_0": dict(scale=2.0),
+}
 
-def _builder(name: str, scale: float):
-    summary = (
-        f"MobileNetV2 at width {scale}. lr_mult_list groups: stem, stage0..stage4 "
-        "(conv2, conv3, conv4, conv5-6, conv7-8); return_stages 0-4."
-    )
-    return make_builder(name, MobileNetV2Model, WEIGHTS, summary, scale=scale)
-
-
-MobileNetV2_x0_25 = _builder("MobileNetV2_x0_25", 0.25)
-MobileNetV2_x0_5 = _builder("MobileNetV2_x0_5", 0.5)
-MobileNetV2_x0_75 = _builder("MobileNetV2_x0_75", 0.75)
-MobileNetV2 = _builder("MobileNetV2", 1.0)
-MobileNetV2_x1_5 = _builder("MobileNetV2_x1_5", 1.5)
-MobileNetV2_x2_0 = _builder("MobileNetV2_x2_0", 2.0)
+BUILDERS = builders(MobileNetV2, VARIANTS, WEIGHTS)

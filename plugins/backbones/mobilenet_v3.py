@@ -2,29 +2,15 @@
 weight-compatible with PaddleClas 2.6's ``MobileNetV3_{small,large}_x*``."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any
 
 import paddle
 from paddle import nn
 
-from corolla.plugins.backbones._layers import (
-    ConvBN,
-    activation,
-    make_builder,
-    resolve_lr_mult_list,
-    resolve_return_stages,
-    run_stages,
-    weights_table,
-    with_features,
-)
-from corolla.plugins.backbones._mobile import (
-    SqueezeExcite,
-    exempt_norms_from_decay,
-    make_divisible,
-    set_lr_mults,
-    split_stages,
-)
-from corolla.engine.weights import MODEL_ZOO_URL
+from corolla.api import MODEL_ZOO_URL, weights_table
+from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._layers import ConvBN, activation
+from corolla.plugins.backbones._mobile import SqueezeExcite, exempt_norms_from_decay, make_divisible, split_stages
 
 # --- building blocks -----------------------------------------------------------
 
@@ -95,33 +81,22 @@ SIZES = {
 STEM_CHANNELS = 16
 
 
-class MobileNetV3(nn.Layer):
+class MobileNetV3(Backbone):
     """Stem ``conv``, the inverted-residual ``blocks``, a 1x1 ``last_second_conv``, global
-    pooling, a 1x1 ``last_conv`` to ``class_expand`` channels, dropout and the classifier ``fc``.
+    pooling, a 1x1 ``last_conv`` to ``class_expand`` channels, dropout (``dropout_prob``,
+    None for none) and the classifier ``fc``.
 
-    ``size`` is ``"large"`` or ``"small"``. The blocks form stages (5 for large, 4 for small)
-    ending where PaddleClas's stage patterns do; ``lr_mult_list`` has one value for the stem
-    and one per stage (the head keeps the base rate), ``return_stages`` picks stages by index.
+    ``size`` is ``"large"`` or ``"small"``, ``scale`` the width. The blocks form stages (5 for
+    large, 4 for small) ending where PaddleClas's stage patterns do; ``lr_mult_list`` has one
+    value for the stem and one per stage (the head keeps the base rate), ``return_stages``
+    picks stages by index.
     """
 
     def __init__(
-        self,
-        *,
-        name: str,
-        size: str,
-        scale: float,
-        class_num: int = 1000,
-        class_expand: int = 1280,
-        dropout_prob: float | None = 0.2,
-        lr_mult_list: Sequence[float] | None = None,
-        return_stages: bool | int | Sequence[int] | None = None,
+        self, *, size: str, scale: float, class_expand: int = 1280, dropout_prob: float | None = 0.2, **contract: Any
     ) -> None:
-        super().__init__()
+        super().__init__(**contract)
         blocks, stage_ends, squeeze = SIZES[size]
-        groups = ["stem", *(f"stage{i}" for i in range(len(stage_ends)))]
-        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, groups)
-        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(stage_ends)))
-
         self.conv = ConvBN(3, make_divisible(STEM_CHANNELS * scale), 3, stride=2, act="hardswish")
         units = []
         in_channels = STEM_CHANNELS
@@ -134,7 +109,6 @@ class MobileNetV3(nn.Layer):
             )
             in_channels = out
         self.blocks = nn.Sequential(*units)
-        self._stages = split_stages(self.blocks, stage_ends)
 
         self.last_second_conv = ConvBN(
             make_divisible(in_channels * scale), make_divisible(squeeze * scale), 1, act="hardswish"
@@ -144,18 +118,21 @@ class MobileNetV3(nn.Layer):
         self.hardswish = activation("hardswish")
         self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else None
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(class_expand, class_num)
+        self.fc = nn.Linear(class_expand, self.class_num)
 
         exempt_norms_from_decay(self)
-        set_lr_mults([[self.conv], *self._stages], self.lr_mult_list)
+        stages = split_stages(self.blocks, stage_ends)
+        self.finish(
+            lr_groups={"stem": [self.conv], **{f"stage{i}": units for i, units in enumerate(stages)}},
+            stages=[units[-1] for units in stages],
+        )
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        features: dict[str, paddle.Tensor] = {}
-        x = run_stages(self._stages, self.conv(x), self._wanted, features)
-        x = self.hardswish(self.last_conv(self.avg_pool(self.last_second_conv(x))))
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.last_second_conv(self.blocks(self.conv(x)))
+        x = self.hardswish(self.last_conv(self.avg_pool(x)))
         if self.dropout is not None:
             x = self.dropout(x)
-        return with_features(self.fc(self.flatten(x)), features, bool(self._wanted))
+        return self.fc(self.flatten(x))
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------
@@ -179,26 +156,19 @@ WEIGHTS = weights_table(
     },
 )
 
-# --- builders ---------------------------------------------------------------------------------
+# --- registered names ---------------------------------------------------------------------------
 
+VARIANTS = {
+    "MobileNetV3_small_x0_35": dict(size="small", scale=0.35),
+    "MobileNetV3_small_x0_5": dict(size="small", scale=0.5),
+    "MobileNetV3_small_x0_75": dict(size="small", scale=0.75),
+    "MobileNetV3_small_x1_0": dict(size="small", scale=1.0),
+    "MobileNetV3_small_x1_25": dict(size="small", scale=1.25),
+    "MobileNetV3_large_x0_35": dict(size="large", scale=0.35),
+    "MobileNetV3_large_x0_5": dict(size="large", scale=0.5),
+    "MobileNetV3_large_x0_75": dict(size="large", scale=0.75),
+    "MobileNetV3_large_x1_0": dict(size="large", scale=1.0),
+    "MobileNetV3_large_x1_25": dict(size="large", scale=1.25),
+}
 
-def _builder(name: str, size: str, scale: float):
-    stages = len(SIZES[size][1])
-    summary = (
-        f"MobileNetV3-{size.capitalize()} at width {scale}. Also: class_expand (channels of the 1x1 conv "
-        f"after pooling) and dropout_prob. lr_mult_list groups: stem, stage0..stage{stages - 1}; "
-        f"return_stages 0-{stages - 1}."
-    )
-    return make_builder(name, MobileNetV3, WEIGHTS, summary, size=size, scale=scale)
-
-
-MobileNetV3_small_x0_35 = _builder("MobileNetV3_small_x0_35", "small", 0.35)
-MobileNetV3_small_x0_5 = _builder("MobileNetV3_small_x0_5", "small", 0.5)
-MobileNetV3_small_x0_75 = _builder("MobileNetV3_small_x0_75", "small", 0.75)
-MobileNetV3_small_x1_0 = _builder("MobileNetV3_small_x1_0", "small", 1.0)
-MobileNetV3_small_x1_25 = _builder("MobileNetV3_small_x1_25", "small", 1.25)
-MobileNetV3_large_x0_35 = _builder("MobileNetV3_large_x0_35", "large", 0.35)
-MobileNetV3_large_x0_5 = _builder("MobileNetV3_large_x0_5", "large", 0.5)
-MobileNetV3_large_x0_75 = _builder("MobileNetV3_large_x0_75", "large", 0.75)
-MobileNetV3_large_x1_0 = _builder("MobileNetV3_large_x1_0", "large", 1.0)
-MobileNetV3_large_x1_25 = _builder("MobileNetV3_large_x1_25", "large", 1.25)
+BUILDERS = builders(MobileNetV3, VARIANTS, WEIGHTS)

@@ -2,23 +2,15 @@
 PaddleClas 2.6's ``ShuffleNetV2_x*`` (its ``model_zoo`` version; any number of instances)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any
 
 import paddle
 from paddle import nn
 
-from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones._layers import (
-    ZooConvBN,
-    make_builder,
-    resolve_lr_mult_list,
-    resolve_return_stages,
-    run_stages,
-    weights_table,
-    with_features,
-)
-from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, set_lr_mults, split_stages
-from corolla.engine.weights import MODEL_ZOO_URL
+from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._layers import ZooConvBN
+from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, split_stages
 
 # --- building blocks -----------------------------------------------------------
 
@@ -73,39 +65,27 @@ CHANNELS: dict[float, tuple[int, int, int, int, int]] = {
 REPEATS = (4, 8, 4)
 #: index of the last unit of each stage in the flat unit list
 STAGE_ENDS = tuple(sum(REPEATS[: i + 1]) - 1 for i in range(len(REPEATS)))
-#: corolla numbers the paper's stages 2, 3 and 4 as stage0..stage2
-LR_GROUPS = ("stem", "stage0", "stage1", "stage2")
 ACTIVATIONS = ("relu", "swish")
 
 
-class ShuffleNetV2(nn.Layer):
+class ShuffleNetV2(Backbone):
     """Stem ``_conv1`` + max pool, the units ``2_1 .. 4_4`` of stages 2-4, a 1x1 ``_last_conv``,
-    global pooling and the classifier ``_fc``. ``scale`` is a key of ``CHANNELS``.
+    global pooling and the classifier ``_fc``. ``scale`` is a key of ``CHANNELS``; ``act`` is
+    relu or swish.
 
     ``lr_mult_list`` has 4 values: the stem, then stages 2, 3 and 4 (the head keeps the base
     rate); ``return_stages`` picks stages 0-2, which are the paper's stages 2, 3 and 4.
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        scale: float,
-        class_num: int = 1000,
-        act: str = "relu",
-        lr_mult_list: Sequence[float] | None = None,
-        return_stages: bool | int | Sequence[int] | None = None,
-    ) -> None:
-        super().__init__()
+    def __init__(self, *, scale: float, act: str = "relu", **contract: Any) -> None:
+        super().__init__(**contract)
         if act not in ACTIVATIONS:
-            raise ComponentArgumentError(f"{name}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, LR_GROUPS)
-        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(REPEATS)))
+            raise ComponentArgumentError(f"{contract['name']}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
         stem, *stage_channels, last = CHANNELS[scale]
 
         self._conv1 = ZooConvBN(3, stem, 3, stride=2, act=act)
         self._max_pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
-        units = []
+        self._units = []
         in_channels = stem
         for stage, (repeats, channels) in enumerate(zip(REPEATS, stage_channels, strict=True), start=2):
             for i in range(1, repeats + 1):
@@ -114,22 +94,26 @@ class ShuffleNetV2(nn.Layer):
                     if i == 1
                     else InvertedResidual(channels, act=act)
                 )
-                units.append(self.add_sublayer(f"{stage}_{i}", unit))
+                self._units.append(self.add_sublayer(f"{stage}_{i}", unit))
             in_channels = channels
-        self._stages = split_stages(units, STAGE_ENDS)
         self._last_conv = ZooConvBN(in_channels, last, 1, act=act)
         self._pool2d_avg = nn.AdaptiveAvgPool2D(1)
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self._fc = nn.Linear(last, class_num)
+        self._fc = nn.Linear(last, self.class_num)
 
         kaiming_init_conv_bn(self)
-        set_lr_mults([[self._conv1], *self._stages], self.lr_mult_list)
+        # corolla numbers the paper's stages 2, 3 and 4 as stage0..stage2
+        stages = split_stages(self._units, STAGE_ENDS)
+        self.finish(
+            lr_groups={"stem": [self._conv1], **{f"stage{i}": units for i, units in enumerate(stages)}},
+            stages=[units[-1] for units in stages],
+        )
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        features: dict[str, paddle.Tensor] = {}
-        x = run_stages(self._stages, self._max_pool(self._conv1(x)), self._wanted, features)
-        x = self._pool2d_avg(self._last_conv(x))
-        return with_features(self._fc(self.flatten(x)), features, bool(self._wanted))
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self._max_pool(self._conv1(x))
+        for unit in self._units:
+            x = unit(x)
+        return self._fc(self.flatten(self._pool2d_avg(self._last_conv(x))))
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------
@@ -147,23 +131,17 @@ WEIGHTS = weights_table(
     },
 )
 
-# --- builders ---------------------------------------------------------------------------------
+# --- registered names ---------------------------------------------------------------------------
 
+VARIANTS = {
+    "ShuffleNetV2_x0_25": dict(scale=0.25),
+    "ShuffleNetV2_x0_33": dict(scale=0.33),
+    "ShuffleNetV2_x0_5": dict(scale=0.5),
+    "ShuffleNetV2_x1_0": dict(scale=1.0),
+    "ShuffleNetV2_x1_5": dict(scale=1.5),
+    "ShuffleNetV2_x2_0": dict(scale=2.0),
+    # seed 002's "ShuffleNetV2" (70.03% top-1, "uses swish") is this model
+    "ShuffleNetV2_swish": dict(scale=1.0, act="swish"),
+}
 
-def _builder(name: str, scale: float, **fixed: str):
-    activations = f"{fixed['act']} activations" if "act" in fixed else "act (relu or swish)"
-    summary = (
-        f"ShuffleNetV2 at width {scale}, {activations}. lr_mult_list groups: stem, "
-        "stage0..stage2 (the paper's stages 2-4); return_stages 0-2."
-    )
-    return make_builder(name, ShuffleNetV2, WEIGHTS, summary, scale=scale, **fixed)
-
-
-ShuffleNetV2_x0_25 = _builder("ShuffleNetV2_x0_25", 0.25)
-ShuffleNetV2_x0_33 = _builder("ShuffleNetV2_x0_33", 0.33)
-ShuffleNetV2_x0_5 = _builder("ShuffleNetV2_x0_5", 0.5)
-ShuffleNetV2_x1_0 = _builder("ShuffleNetV2_x1_0", 1.0)
-ShuffleNetV2_x1_5 = _builder("ShuffleNetV2_x1_5", 1.5)
-ShuffleNetV2_x2_0 = _builder("ShuffleNetV2_x2_0", 2.0)
-# seed 002's "ShuffleNetV2" (70.03% top-1, "uses swish") is this model
-ShuffleNetV2_swish = _builder("ShuffleNetV2_swish", 1.0, act="swish")
+BUILDERS = builders(ShuffleNetV2, VARIANTS, WEIGHTS)
