@@ -9,7 +9,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import _classic, densenet, hardnet
+from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet
 
 REGISTRY = load_registry()
 
@@ -137,3 +137,28 @@ def test_hardnet_weights_table():
     assert hardnet.WEIGHTS["HarDNet68_ds"].url == MODEL_ZOO_URL + "HarDNet68_ds_pretrained.pdparams"
     assert hardnet.WEIGHTS["HarDNet85"].top1 == 0.7744
     assert list(hardnet.WEIGHTS) == list(hardnet.VARIANTS)
+
+
+# --- PeleeNet ------------------------------------------------------------------------------
+
+
+def test_peleenet_stages_and_two_way_dense_layers():
+    model = _build("PeleeNet", return_stages=True, lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5])
+    # 32 + 3*32, + 4*32, + 8*32, + 6*32 channels at strides 4, 8, 16, 32
+    assert _stage_shapes(model, 64) == [[1, 128, 16, 16], [1, 256, 8, 8], [1, 512, 4, 4], [1, 704, 2, 2]]
+    layer = model.features.denseblock1.denselayer1
+    assert layer.branch1a.conv.weight.shape == [16, 32, 1, 1]  # 16 * bottleneck width 1, rounded to 4s
+    assert layer.branch2c.conv.weight.shape == [16, 16, 3, 3]  # half the growth rate per branch
+    # a bottleneck wider than half the input is cut to in/8 * 4 channels
+    assert peleenet.TwoWayDenseLayer(40, 32, 4).branch1a.conv.weight.shape == [20, 40, 1, 1]
+    assert _lr_mults(model.features.stemblock) == {0.1}
+    assert _lr_mults(model.features.denseblock2) == _lr_mults(model.features.transition2) == {0.3}
+    assert _lr_mults(model.classifier) == {1.0}
+
+
+def test_peleenet_drop_rate():
+    model = _build("PeleeNet", drop_rate=0.0)
+    assert model.dropout is None and _build("PeleeNet").dropout.p == 0.05
+    with pytest.raises(ComponentArgumentError, match=r"PeleeNet: drop_rate must be a number in \[0, 1\)"):
+        _build("PeleeNet", drop_rate=2)
+    assert peleenet.WEIGHTS["PeleeNet"].url == MODEL_ZOO_URL + "PeleeNet_pretrained.pdparams"
