@@ -9,7 +9,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet
+from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet, squeezenet
 
 REGISTRY = load_registry()
 
@@ -162,3 +162,28 @@ def test_peleenet_drop_rate():
     with pytest.raises(ComponentArgumentError, match=r"PeleeNet: drop_rate must be a number in \[0, 1\)"):
         _build("PeleeNet", drop_rate=2)
     assert peleenet.WEIGHTS["PeleeNet"].url == MODEL_ZOO_URL + "PeleeNet_pretrained.pdparams"
+
+
+# --- SqueezeNet ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, shapes", [
+    ("SqueezeNet1_0", [[1, 256, 14, 14], [1, 512, 6, 6], [1, 512, 2, 2]]),
+    ("SqueezeNet1_1", [[1, 128, 15, 15], [1, 256, 7, 7], [1, 512, 3, 3]]),
+])
+def test_squeezenet_stages_end_before_each_max_pooling(name, shapes):
+    assert _stage_shapes(_build(name, return_stages=True), 64) == shapes
+
+
+def test_squeezenet_classifier_is_a_relu_conv_and_groups_cover_the_fire_modules():
+    model = _build("SqueezeNet1_1", class_num=5, lr_mult_list=[0.1, 0.2, 0.3, 0.4])
+    assert model._conv9.weight.shape == [5, 512, 1, 1]
+    model.eval()
+    with paddle.no_grad():
+        logits = model(_images(3, 35, seed=1)).numpy()
+    assert logits.shape == (3, 5) and (logits >= 0).all()  # as PaddleClas's
+    assert _lr_mults(model._conv) == {0.1}
+    assert _lr_mults(model._conv1) == _lr_mults(model._conv2) == {0.2}
+    assert _lr_mults(model._conv5) == _lr_mults(model._conv8) == {0.4}
+    assert _lr_mults(model._conv9) == {1.0}
+    assert squeezenet.WEIGHTS["SqueezeNet1_0"].top1 == 0.596
