@@ -46,7 +46,7 @@ def test_drop_path_drops_whole_samples_in_training_only():
     np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
 
 
-@pytest.mark.parametrize("name", ["VAN_B0", "PVT_V2_B0"])
+@pytest.mark.parametrize("name", ["VAN_B0", "PVT_V2_B0", "pcpvt_small"])
 @pytest.mark.parametrize("argument", ["drop_rate", "drop_path_rate"])
 def test_rates_are_checked(name, argument):
     with pytest.raises(ComponentArgumentError, match=rf"{name}: {argument} must be a number in \[0, 1\); got 1.5"):
@@ -90,3 +90,46 @@ def test_pvt_v2_linear_pools_keys_and_values_to_7x7():
     model.eval()
     with paddle.no_grad():
         assert model(_images(1, 96)).shape == [1, 3]
+
+
+# --- Twins --------------------------------------------------------------------------------------
+
+
+def test_twins_pcpvt_stage_maps_and_position_encoding_without_decay():
+    shapes = _stage_shapes("pcpvt_small", 64)
+    assert shapes == {
+        "logits": [1, 3], "stage0": [1, 64, 16, 16], "stage1": [1, 128, 8, 8], "stage2": [1, 320, 4, 4], "stage3": [1, 512, 2, 2]
+    }
+    model = REGISTRY.build("backbone", "pcpvt_small")
+    conv = model.pos_block[0].proj[0]
+    assert float(conv.weight.regularizer._coeff) == 0.0 and float(conv.bias.regularizer._coeff) == 0.0
+
+
+def test_twins_windowed_attention_attends_within_each_window():
+    from corolla.plugins.backbones.twins import LocallyGroupedAttention
+
+    paddle.seed(2)
+    attn = LocallyGroupedAttention(8, 2, window_size=2, attn_drop=0.0, proj_drop=0.0)
+    attn.eval()
+    maps = paddle.randn([1, 8, 4, 6])  # 2 x 3 windows of 2 x 2
+    tokens = maps.flatten(2).transpose([0, 2, 1])
+    with paddle.no_grad():
+        out = attn(tokens, 4, 6).transpose([0, 2, 1]).reshape([1, 8, 4, 6])
+        # the top-left window alone gives the same output for its tokens
+        window = maps[:, :, :2, :2].flatten(2).transpose([0, 2, 1])
+        alone = attn(window, 2, 2).transpose([0, 2, 1]).reshape([1, 8, 2, 2])
+    np.testing.assert_allclose(out[:, :, :2, :2].numpy(), alone.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"multiples of 2; got 4x5"):
+        attn(paddle.randn([1, 20, 8]), 4, 5)
+
+
+def test_twins_svt_alternates_windowed_and_subsampled_attention():
+    from corolla.plugins.backbones._hybrid import SpatialReductionAttention
+    from corolla.plugins.backbones.twins import LocallyGroupedAttention
+
+    with paddle.LazyGuard():
+        model = REGISTRY.build("backbone", "alt_gvt_small")
+    kinds = [type(block.attn) for block in model.blocks[2]]
+    assert kinds == [LocallyGroupedAttention, SpatialReductionAttention] * 5
+    with pytest.raises(ComponentArgumentError, match=r"pcpvt_small: window_sizes needs 4 positive integers"):
+        REGISTRY.build("backbone", "pcpvt_small", {"window_sizes": [7, 7]})
