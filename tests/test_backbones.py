@@ -178,6 +178,15 @@ def test_googlenet_auxiliary_heads_in_training():
     model.eval()
     with paddle.no_grad():
         assert model(images).shape == [2, 5]
+    # with stage outputs too, one dict holds them all
+    model = REGISTRY.build("backbone", "GoogLeNet", {"aux_logits": True, "return_stages": [2]})
+    model.train()
+    output = model(images)
+    assert sorted(output) == ["aux_logits1", "aux_logits2", "logits", "stage2"]
+    assert output["stage2"].shape == [2, 1024, 6, 6]  # its max-pools do not pad
+    model.eval()
+    with paddle.no_grad():
+        assert sorted(model(images)) == ["logits", "stage2"]
 
 
 def test_docs_and_details_show_the_groups_and_the_published_weights():

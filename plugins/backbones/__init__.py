@@ -10,10 +10,6 @@ from corolla.api import Alias, hookimpl, lazy, lazy_variants
 
 #: family modules not yet converted to a VARIANTS table -> the names they build
 _FAMILIES: dict[str, tuple[str, ...]] = {
-    "alexnet": ("AlexNet",),
-    "vgg": ("VGG11", "VGG13", "VGG16", "VGG19"),
-    "googlenet": ("GoogLeNet",),
-    "inception_v4": ("InceptionV4",),
     "distillation": ("DistillationModel",),
 }
 

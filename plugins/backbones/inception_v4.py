@@ -3,48 +3,39 @@ with its parameter names. Trained at 299x299; any input from 75x75 runs."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any
 
 import paddle
 from paddle import nn
 
-from corolla.plugins.backbones._layers import (
-    ZooConvBN,
-    make_builder,
-    resolve_lr_mult_list,
-    resolve_return_stages,
-    run_stages,
-    with_features,
-)
-from corolla.engine.weights import MODEL_ZOO_URL, PretrainedWeights
+from corolla.api import MODEL_ZOO_URL, weights_table
+from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._layers import ZooConvBN
 
-LR_GROUPS = ("stem", "stage0", "stage1", "stage2")
+MIN_INPUT_SIZE = 75
 
 
 # --- building blocks ---------------------------------------------------------------------
 
 
-class _Module(nn.Layer):
-    """Base of the Inception modules: ``_unit`` makes their conv-BN-ReLU units."""
-
-    def __init__(self, lr_mult: float) -> None:
-        super().__init__()
-        self._lr_mult = lr_mult
-
-    def _unit(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1, padding=0) -> ZooConvBN:
-        return ZooConvBN(in_channels, out_channels, kernel_size, stride=stride, padding=padding, act="relu", lr_mult=self._lr_mult)
+def _unit(
+    in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], *, stride: int = 1,
+    padding: int | tuple[int, int] = 0,
+) -> ZooConvBN:
+    """The conv-BN-ReLU unit every Inception module is made of."""
+    return ZooConvBN(in_channels, out_channels, kernel_size, stride=stride, padding=padding, act="relu")
 
 
 def _cat(*branches: paddle.Tensor) -> paddle.Tensor:
     return paddle.concat(branches, axis=1)
 
 
-class InceptionStem(_Module):
+class InceptionStem(nn.Layer):
     """299x299x3 -> 35x35x384 through three convolutions and three two-branch splits."""
 
-    def __init__(self, lr_mult: float) -> None:
-        super().__init__(lr_mult)
-        u = self._unit
+    def __init__(self) -> None:
+        super().__init__()
+        u = _unit
         self._conv_1 = u(3, 32, 3, stride=2)
         self._conv_2 = u(32, 32, 3)
         self._conv_3 = u(32, 64, 3, padding=1)
@@ -68,12 +59,12 @@ class InceptionStem(_Module):
         return _cat(self._conv3(x), self._pool(x))
 
 
-class InceptionA(_Module):
+class InceptionA(nn.Layer):
     """35x35x384 -> 35x35x384."""
 
-    def __init__(self, lr_mult: float) -> None:
-        super().__init__(lr_mult)
-        u = self._unit
+    def __init__(self) -> None:
+        super().__init__()
+        u = _unit
         self._pool = nn.AvgPool2D(3, stride=1, padding=1)
         self._conv1 = u(384, 96, 1)
         self._conv2 = u(384, 96, 1)
@@ -92,12 +83,12 @@ class InceptionA(_Module):
         )
 
 
-class ReductionA(_Module):
+class ReductionA(nn.Layer):
     """35x35x384 -> 17x17x1024."""
 
-    def __init__(self, lr_mult: float) -> None:
-        super().__init__(lr_mult)
-        u = self._unit
+    def __init__(self) -> None:
+        super().__init__()
+        u = _unit
         self._pool = nn.MaxPool2D(3, stride=2)
         self._conv2 = u(384, 384, 3, stride=2)
         self._conv3_1 = u(384, 192, 1)
@@ -108,12 +99,12 @@ class ReductionA(_Module):
         return _cat(self._pool(x), self._conv2(x), self._conv3_3(self._conv3_2(self._conv3_1(x))))
 
 
-class InceptionB(_Module):
+class InceptionB(nn.Layer):
     """17x17x1024 -> 17x17x1024, with factorised 7x7 convolutions."""
 
-    def __init__(self, lr_mult: float) -> None:
-        super().__init__(lr_mult)
-        u = self._unit
+    def __init__(self) -> None:
+        super().__init__()
+        u = _unit
         self._pool = nn.AvgPool2D(3, stride=1, padding=1)
         self._conv1 = u(1024, 128, 1)
         self._conv2 = u(1024, 384, 1)
@@ -135,12 +126,12 @@ class InceptionB(_Module):
         )
 
 
-class ReductionB(_Module):
+class ReductionB(nn.Layer):
     """17x17x1024 -> 8x8x1536."""
 
-    def __init__(self, lr_mult: float) -> None:
-        super().__init__(lr_mult)
-        u = self._unit
+    def __init__(self) -> None:
+        super().__init__()
+        u = _unit
         self._pool = nn.MaxPool2D(3, stride=2)
         self._conv2_1 = u(1024, 192, 1)
         self._conv2_2 = u(192, 192, 3, stride=2)
@@ -157,12 +148,12 @@ class ReductionB(_Module):
         )
 
 
-class InceptionC(_Module):
+class InceptionC(nn.Layer):
     """8x8x1536 -> 8x8x1536, with split 1x3 / 3x1 branches."""
 
-    def __init__(self, lr_mult: float) -> None:
-        super().__init__(lr_mult)
-        u = self._unit
+    def __init__(self) -> None:
+        super().__init__()
+        u = _unit
         self._pool = nn.AvgPool2D(3, stride=1, padding=1)
         self._conv1 = u(1536, 256, 1)
         self._conv2 = u(1536, 256, 1)
@@ -191,55 +182,43 @@ class InceptionC(_Module):
 # --- the model --------------------------------------------------------------------------------
 
 
-class InceptionV4Model(nn.Layer):
+class InceptionV4(Backbone):
     """Stem; 4 x A; reduction A + 7 x B; reduction B + 3 x C (the 3 stages); pool,
     dropout 0.2, ``out``. ``lr_mult_list`` has 4 values (stem, stages 0-2)."""
 
-    def __init__(
-        self,
-        *,
-        name: str = "InceptionV4",
-        class_num: int = 1000,
-        lr_mult_list: Sequence[float] | None = None,
-        return_stages: bool | int | Sequence[int] | None = None,
-    ) -> None:
-        super().__init__()
-        self.lr_mult_list = resolve_lr_mult_list(name, lr_mult_list, LR_GROUPS)
-        self._wanted = frozenset(resolve_return_stages(name, return_stages, len(LR_GROUPS) - 1))
-        stem, lr_a, lr_b, lr_c = self.lr_mult_list
-        self._inception_stem = InceptionStem(stem)
-        stage_a = [self.add_sublayer(f"_inceptionA_{i}", InceptionA(lr_a)) for i in range(1, 5)]
-        stage_b = [self.add_sublayer("_reductionA", ReductionA(lr_b))]
-        stage_b += [self.add_sublayer(f"_inceptionB_{i}", InceptionB(lr_b)) for i in range(1, 8)]
-        stage_c = [self.add_sublayer("_reductionB", ReductionB(lr_c))]
-        stage_c += [self.add_sublayer(f"_inceptionC_{i}", InceptionC(lr_c)) for i in range(1, 4)]
-        self._stages = [stage_a, stage_b, stage_c]
+    def __init__(self, **contract: Any) -> None:
+        super().__init__(**contract)
+        self._inception_stem = InceptionStem()
+        stage_a = [self.add_sublayer(f"_inceptionA_{i}", InceptionA()) for i in range(1, 5)]
+        stage_b = [self.add_sublayer("_reductionA", ReductionA())]
+        stage_b += [self.add_sublayer(f"_inceptionB_{i}", InceptionB()) for i in range(1, 8)]
+        stage_c = [self.add_sublayer("_reductionB", ReductionB())]
+        stage_c += [self.add_sublayer(f"_inceptionC_{i}", InceptionC()) for i in range(1, 4)]
+        self._inception_blocks = stage_a + stage_b + stage_c
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
         self._drop = nn.Dropout(p=0.2, mode="downscale_in_infer")
         bound = 1.0 / math.sqrt(1536)
-        self.out = nn.Linear(1536, class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
+        self.out = nn.Linear(1536, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
+        self.finish(
+            lr_groups={"stem": [self._inception_stem], "stage0": stage_a, "stage1": stage_b, "stage2": stage_c},
+            stages=[stage_a[-1], stage_b[-1], stage_c[-1]],
+        )
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        features: dict[str, paddle.Tensor] = {}
-        x = run_stages(self._stages, self._inception_stem(x), self._wanted, features)
-        logits = self.out(self._drop(self.avg_pool(x).flatten(1)))
-        return with_features(logits, features, bool(self._wanted))
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self._inception_stem(x)
+        for module in self._inception_blocks:
+            x = module(x)
+        return self.out(self._drop(self.avg_pool(x).flatten(1)))
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------
 
-WEIGHTS: dict[str, PretrainedWeights] = {
-    "InceptionV4": PretrainedWeights(MODEL_ZOO_URL + "InceptionV4_pretrained.pdparams", 0.8077, 299),
+WEIGHTS = weights_table(MODEL_ZOO_URL + "{}_pretrained.pdparams", {"InceptionV4": 0.8077}, input_size=299)
+
+# --- registered names ---------------------------------------------------------------------------
+
+VARIANTS = {
+    "InceptionV4": dict(),
 }
 
-
-# --- builders ---------------------------------------------------------------------------------
-
-
-InceptionV4 = make_builder(
-    "InceptionV4",
-    InceptionV4Model,
-    WEIGHTS,
-    "Inception-v4 (trained at 299x299).\n\n"
-    "  lr_mult_list: 4 values: stem, stage0 (A), stage1 (reduction A, B), stage2 (reduction B, C).",
-)
+BUILDERS = builders(InceptionV4, VARIANTS, WEIGHTS)
