@@ -1,6 +1,6 @@
 """Pieces the mobile families (MobileNetV1/V2/V3, PP-LCNet, ShuffleNetV2) share beyond
 :mod:`._layers`: channel rounding, the squeeze-excitation gate, stage splitting, and the
-training details PaddleClas sets per parameter (initialisation, decay, learning rate)."""
+training details PaddleClas sets per parameter (initialisation, weight decay)."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -44,16 +44,6 @@ def split_stages(blocks: Iterable[nn.Layer], stage_ends: Sequence[int]) -> list[
     blocks = list(blocks)
     starts = [0, *(end + 1 for end in stage_ends[:-1])]
     return [blocks[start : end + 1] for start, end in zip(starts, stage_ends, strict=True)]
-
-
-def set_lr_mults(groups: Sequence[Sequence[nn.Layer]], lr_mults: Sequence[float]) -> None:
-    """Give every trainable parameter of the layers in ``groups[i]`` the learning-rate
-    multiplier ``lr_mults[i]`` (BatchNorm running statistics are parameters too, but not trained)."""
-    for layers, mult in zip(groups, lr_mults, strict=True):
-        for layer in layers:
-            for param in layer.parameters():
-                if not param.stop_gradient:
-                    param.optimize_attr["learning_rate"] = mult
 
 
 def kaiming_init_conv_bn(model: nn.Layer) -> None:
