@@ -161,3 +161,24 @@ def test_pplcnet_v2_activation_option_matches_paddleclas(act):
 def test_pplcnet_v2_weights_table():
     assert pplcnet_v2.WEIGHTS["PPLCNetV2_base_ssld"].top1 == 0.8007
     assert pplcnet_v2.WEIGHTS["PPLCNetV2_large"].url == MODEL_ZOO_URL + "legendary_models/PPLCNetV2_large_pretrained.pdparams"
+
+
+# --- ESNet ------------------------------------------------------------------------------
+
+
+def test_esnet_stages_end_where_paddleclas_stage_patterns_do():
+    model = _build("ESNet_x0_25", return_patterns=["blocks[2]", "blocks[9]", "blocks[12]"], return_stages=True)
+    output = _eval(model, _images(1, 64))
+    assert [output[f"stage{i}"].shape for i in range(3)] == [[1, 32, 8, 8], [1, 56, 4, 4], [1, 120, 2, 2]]
+    for i, pattern in enumerate(["blocks[2]", "blocks[9]", "blocks[12]"]):
+        np.testing.assert_array_equal(output[pattern].numpy(), output[f"stage{i}"].numpy())
+
+
+def test_esnet_head_options_and_groups():
+    model = _build("ESNet_x0_25", class_expand=320, dropout_prob=0.0, lr_mult_list=[0.1, 0.2, 0.3, 0.4], class_num=4)
+    assert model.last_conv.weight.shape == [320, 1024, 1, 1] and model.fc.weight.shape == [320, 4]
+    assert model.dropout is None
+    assert {_lr(p) for p in model.blocks[3:10].parameters() if p.trainable} == {0.3}
+    assert _lr(model.conv2.conv.weight) == 1.0
+    with pytest.raises(ComponentArgumentError, match="ESNet_x0_25: class_expand must be a positive"):
+        _build("ESNet_x0_25", class_expand=0)
