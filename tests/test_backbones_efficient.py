@@ -1,0 +1,149 @@
+"""What the "efficient" families (EfficientNet, TinyNet, EfficientNetV2, MixNet, ReXNet,
+RegNet, RepVGG) do beyond the registry-wide contract and parity tests: padding, drop-connect,
+family options and their checks, stage layout, and their weights tables."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from corolla import load_registry
+from corolla.engine.weights import MODEL_ZOO_URL
+from corolla.plugin.errors import ComponentArgumentError
+from corolla.plugins.backbones import _efficientnet, efficientnet
+
+REGISTRY = load_registry()
+
+
+def _build(name: str, **params) -> paddle.nn.Layer:
+    return REGISTRY.build("backbone", name, params)
+
+
+def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
+    return paddle.to_tensor(np.random.default_rng(seed).standard_normal((batch, 3, size, size), dtype=np.float32))
+
+
+def _stage_shapes(name: str, size: int = 64, **params) -> list[list[int]]:
+    model = _build(name, return_stages=True, **params)
+    model.eval()
+    with paddle.no_grad():
+        output = model(_images(1, size))
+    return [output[f"stage{i}"].shape for i in range(len(output) - 1)]
+
+
+def _check_weights(module, sizes: dict[str, int]) -> None:
+    names = set(module.VARIANTS)
+    assert {key.removesuffix("_ssld") for key in module.WEIGHTS} == names
+    for key, weights in module.WEIGHTS.items():
+        assert weights.url == f"{MODEL_ZOO_URL}{key}_pretrained.pdparams"
+        assert weights.input_size == sizes.get(key, 224), key
+        assert weights.top1 is None or 0.55 < weights.top1 < 0.85
+
+
+# --- EfficientNet -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding",
+    [
+        # TensorFlow pads 0 before, 1 after; PaddleClas 2 on each side, then crops a row and column
+        (224, 3, 2, (2, True)),
+        (112, 5, 2, (3, True)),
+        (65, 5, 2, (2, False)),  # odd size: even padding
+        (33, 3, 2, (1, False)),
+        (112, 3, 1, (1, False)),
+        (7, 1, 1, (0, False)),
+    ],
+)
+def test_same_padding_is_tensorflows_for_the_nominal_size(size, kernel, stride, padding):
+    assert _efficientnet.same_padding(size, kernel, stride) == padding
+
+
+@pytest.mark.parametrize("size", [224, 20, 17])
+def test_same_padded_conv_pads_as_tensorflow_before_and_a_stride_more_after(size):
+    conv = _efficientnet.PaddedConv(2, 3, 3, padding_type="SAME", size=224, stride=2)
+    x = paddle.to_tensor(np.random.default_rng(1).standard_normal((1, 2, size, size), dtype=np.float32))
+    weight = conv._conv.weight
+    asymmetric = paddle.nn.functional.conv2d(x, weight, stride=2, padding=[0, 2, 0, 2])
+    np.testing.assert_allclose(conv(x).numpy(), asymmetric.numpy(), rtol=1e-5, atol=1e-6)
+    if size % 2 == 0:  # TensorFlow: 0 before, 1 after
+        tf_same = paddle.nn.functional.conv2d(paddle.nn.functional.pad(x, [0, 1, 0, 1]), weight, stride=2)
+        np.testing.assert_allclose(conv(x).numpy(), tf_same.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_drop_connect_drops_whole_samples_in_training_only():
+    paddle.seed(3)
+    x = paddle.ones([400, 2, 3, 3])
+    out = _efficientnet.drop_connect(x, 0.25, training=True).numpy()
+    per_sample = out.reshape(400, -1)
+    assert set(np.unique(per_sample)) <= {0.0, np.float32(1 / 0.75)}
+    assert (per_sample == per_sample[:, :1]).all()  # a sample is kept or dropped whole
+    assert 0.15 < (per_sample[:, 0] == 0).mean() < 0.35
+    assert _efficientnet.drop_connect(x, 0.25, training=False) is x
+
+
+def test_efficientnet_drop_connect_rates_rise_over_the_blocks_and_act_in_training():
+    model = _build("EfficientNetB0_small", override_params={"drop_connect_rate": 0.5, "dropout_rate": 0.0})
+    blocks = model._ef.blocks
+    assert len(blocks) == 16 and model._drop is None
+    np.testing.assert_allclose([b.drop_rate for b in blocks], [0.5 * i / 16 for i in range(16)])
+    images = _images(4, 32)
+    model.train()
+    paddle.seed(0)
+    first = model(images).numpy()
+    second = model(images).numpy()
+    assert not np.allclose(first, second)  # some residual branches were dropped
+    model.eval()
+    with paddle.no_grad():
+        np.testing.assert_array_equal(model(images).numpy(), model(images).numpy())
+
+
+def test_efficientnet_stages_are_the_last_blocks_at_each_stride():
+    assert _stage_shapes("EfficientNetB0_small") == [
+        [1, 16, 32, 32], [1, 24, 16, 16], [1, 40, 8, 8], [1, 112, 4, 4], [1, 320, 2, 2]
+    ]
+
+
+def test_efficientnet_names_blocks_as_paddleclas():
+    keys = list(_build("EfficientNetB0").state_dict())
+    assert keys[0] == "_ef._conv_stem._conv._conv._conv.weight"
+    assert "_ef._blocks.1.._ecn._conv._conv._conv.weight" in keys  # a group's first block
+    assert "_ef.block.2.._se._conv1._conv.bias" in keys  # a repeat
+    assert keys[-2:] == ["_fc.weight", "_fc.bias"]
+
+
+def test_efficientnet_options():
+    assert _build("EfficientNetB0", num_features=640, class_num=3)._fc.weight.shape == [640, 3]
+    plain = _build("EfficientNetB0", use_se=False)
+    assert not any(isinstance(layer, _efficientnet.SqueezeExcite) for layer in plain.sublayers())
+    # width 1.2 (B3) widens the stem to 40 channels, unless it is fixed at 32
+    stem = {fixed: _build("EfficientNetB3", fix_stem=fixed)._ef._conv_stem._conv._conv for fixed in (False, True)}
+    assert (stem[False]._conv.weight.shape[0], stem[True]._conv.weight.shape[0]) == (40, 32)
+    norm = _build("EfficientNetB0_small", override_params={"batch_norm_momentum": 0.9, "batch_norm_epsilon": 1e-5})._conv._bn
+    assert (norm._momentum, norm._epsilon) == (0.9, 1e-5)
+    dynamic = _build("EfficientNetB0", padding_type="DYNAMIC")._ef._conv_stem._conv._conv
+    assert dynamic._conv._padding == 1 and not dynamic.crop
+    assert stem[False]._conv._padding == 2 and stem[False].crop
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"padding_type": "VALID"}, r"EfficientNetB0: padding_type must be one of SAME, DYNAMIC; got 'VALID'"),
+        ({"override_params": {"depth_truncate": "round"}}, r"EfficientNetB0: override_params takes a mapping of .*depth_trunc.*; got \['depth_truncate'\]"),
+        ({"override_params": {"depth_trunc": "floor"}}, r"override_params.depth_trunc must be 'ceil' or 'round'; got 'floor'"),
+        ({"override_params": {"batch_norm_epsilon": "small"}}, r"override_params.batch_norm_epsilon must be a non-negative number"),
+    ],
+)
+def test_efficientnet_argument_errors(params, message):
+    with pytest.raises(ComponentArgumentError, match=message):
+        _build("EfficientNetB0", **params)
+
+
+def test_efficientnet_weights_table():
+    _check_weights(
+        efficientnet,
+        {"EfficientNetB1": 240, "EfficientNetB2": 260, "EfficientNetB3": 300, "EfficientNetB4": 380,
+         "EfficientNetB5": 456, "EfficientNetB6": 528, "EfficientNetB7": 600},
+    )
+    assert efficientnet.WEIGHTS["EfficientNetB0"].top1 == 0.7738
