@@ -10,7 +10,7 @@ import pytest
 from corolla import load_registry
 from corolla.engine.weights import MODEL_ZOO_URL
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones import _efficientnet, efficientnet
+from corolla.plugins.backbones import _efficientnet, efficientnet, tinynet
 
 REGISTRY = load_registry()
 
@@ -147,3 +147,31 @@ def test_efficientnet_weights_table():
          "EfficientNetB5": 456, "EfficientNetB6": 528, "EfficientNetB7": 600},
     )
     assert efficientnet.WEIGHTS["EfficientNetB0"].top1 == 0.7738
+
+
+# --- TinyNet -----------------------------------------------------------------------------------
+
+
+def test_tinynet_stages_are_the_last_blocks_at_each_stride():
+    assert _stage_shapes("TinyNet_E") == [[1, 8, 32, 32], [1, 16, 16, 16], [1, 24, 8, 8], [1, 56, 4, 4], [1, 160, 2, 2]]
+
+
+def test_tinynet_config_overrides_round_the_depth_as_the_published_weights_do():
+    # PaddleClas's TinyNet configs: depth_trunc round gives 19 blocks at depth 1.2, ceil 23
+    assert len(_build("TinyNet_A")._ef.blocks) == 23
+    config = {"batch_norm_momentum": 0.9, "batch_norm_epsilon": 1e-5, "depth_trunc": "round", "drop_connect_rate": 0.1}
+    model = _build("TinyNet_A", override_params=config)
+    assert len(model._ef.blocks) == 19
+    assert model._ef._conv_stem._conv._conv._conv.weight.shape[0] == 32 and model._fc.weight.shape[0] == 1280
+
+
+def test_tinynet_initialises_convolutions_by_fan_in():
+    model = _build("TinyNet_E")
+    weight = model._conv._conv._conv.weight  # 1x1, 160 input channels
+    assert abs(weight.numpy().std() - (2 / 160) ** 0.5) < 0.01
+    assert not model._fc.bias.numpy().any()
+    assert np.abs(model._fc.weight.numpy()).max() <= 1 / 1280**0.5
+
+
+def test_tinynet_weights_table():
+    _check_weights(tinynet, {"TinyNet_A": 192, "TinyNet_B": 188, "TinyNet_C": 184, "TinyNet_D": 152, "TinyNet_E": 106})
