@@ -10,7 +10,7 @@ import pytest
 from corolla import load_registry
 from corolla.engine.weights import MODEL_ZOO_URL
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones import _efficientnet, efficientnet, tinynet
+from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, tinynet
 
 REGISTRY = load_registry()
 
@@ -175,3 +175,32 @@ def test_tinynet_initialises_convolutions_by_fan_in():
 
 def test_tinynet_weights_table():
     _check_weights(tinynet, {"TinyNet_A": 192, "TinyNet_B": 188, "TinyNet_C": 184, "TinyNet_D": 152, "TinyNet_E": 106})
+
+
+# --- EfficientNetV2 ----------------------------------------------------------------------------
+
+
+def test_efficientnet_v2_layout_drop_rates_and_decay():
+    model = _build("EfficientNetV2_S", return_stages=True, class_num=5)
+    blocks = list(model._blocks)
+    assert len(blocks) == 40
+    assert [type(b).__name__ for b in blocks].count("FusedMBConvBlock") == 10
+    np.testing.assert_allclose([b.drop_rate for b in blocks], [0.2 * i / 40 for i in range(40)])
+    model.eval()
+    with paddle.no_grad():
+        output = model(_images(1, 64))
+    assert [output[f"stage{i}"].shape for i in range(5)] == [
+        [1, 24, 32, 32], [1, 48, 16, 16], [1, 64, 8, 8], [1, 160, 4, 4], [1, 256, 2, 2]
+    ]
+    assert output["logits"].shape == [1, 5]
+    # BatchNorm and the classifier's bias are exempt from weight decay, as in PaddleClas
+    assert model._blocks[0]._norm1.weight.regularizer is not None and model._fc.bias.regularizer is not None
+    assert model._fc.weight.regularizer is None and model._stem._conv_stem._conv.weight.regularizer is None
+    # convolutions start normal with std sqrt(2 / fan-out): the head's 1x1 conv has 1280 outputs
+    assert abs(model._head._conv_head.weight.numpy().std() - (2 / 1280) ** 0.5) < 0.003
+    with pytest.raises(ComponentArgumentError, match=r"EfficientNetV2_S: padding_type must be one of SAME, DYNAMIC"):
+        _build("EfficientNetV2_S", padding_type="VALID")
+
+
+def test_efficientnet_v2_weights_table():
+    _check_weights(efficientnet_v2, {"EfficientNetV2_S": 384})
