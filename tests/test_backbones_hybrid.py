@@ -133,3 +133,16 @@ def test_twins_svt_alternates_windowed_and_subsampled_attention():
     assert kinds == [LocallyGroupedAttention, SpatialReductionAttention] * 5
     with pytest.raises(ComponentArgumentError, match=r"pcpvt_small: window_sizes needs 4 positive integers"):
         REGISTRY.build("backbone", "pcpvt_small", {"window_sizes": [7, 7]})
+
+
+# --- TNT ----------------------------------------------------------------------------------------
+
+
+def test_tnt_needs_224_input_and_has_no_stages():
+    model = REGISTRY.build("backbone", "TNT_small", {"drop_path_rate": 0.1})
+    assert model.lr_mult_list == [] and model.stage_count == 0
+    assert model.blocks[-1].drop_path.rate == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"position embeddings are for 224x224 input; got 64x64"):
+        model(_images(1, 64))
+    with pytest.raises(ComponentArgumentError, match=r"TNT_small: this family has no stages; use return_patterns"):
+        REGISTRY.build("backbone", "TNT_small", {"return_stages": True})
