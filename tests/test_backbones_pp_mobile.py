@@ -182,3 +182,13 @@ def test_esnet_head_options_and_groups():
     assert _lr(model.conv2.conv.weight) == 1.0
     with pytest.raises(ComponentArgumentError, match="ESNet_x0_25: class_expand must be a positive"):
         _build("ESNet_x0_25", class_expand=0)
+
+
+# --- GhostNet ---------------------------------------------------------------------------
+
+
+def test_ghostnet_stages_end_before_the_map_halves():
+    assert _stage_shapes("GhostNet_x0_5") == [[1, 8, 32, 32], [1, 12, 16, 16], [1, 20, 8, 8], [1, 56, 4, 4], [1, 80, 2, 2]]
+    model = _build("GhostNet_x0_5", lr_mult_list=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert {_lr(p) for p in model._ghostbottleneck_5.parameters() if p.trainable} == {0.4}
+    assert {_lr(p) for p in model.fc_0.parameters() if p.trainable} == {1.0}
