@@ -9,7 +9,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet, squeezenet
+from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet, squeezenet, xception
 
 REGISTRY = load_registry()
 
@@ -187,3 +187,35 @@ def test_squeezenet_classifier_is_a_relu_conv_and_groups_cover_the_fire_modules(
     assert _lr_mults(model._conv5) == _lr_mults(model._conv8) == {0.4}
     assert _lr_mults(model._conv9) == {1.0}
     assert squeezenet.WEIGHTS["SqueezeNet1_0"].top1 == 0.596
+
+
+# --- Xception ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, shapes", [
+    ("Xception41", [[1, 128, 16, 16], [1, 256, 8, 8], [1, 728, 4, 4], [1, 2048, 2, 2]]),
+    ("Xception71", [[1, 256, 16, 16], [1, 728, 8, 8], [1, 728, 4, 4], [1, 2048, 2, 2]]),
+])
+def test_xception_stages_at_strides_4_to_32(name, shapes):
+    assert _stage_shapes(_build(name, return_stages=True), 64) == shapes
+
+
+def test_xception71_groups_its_five_entry_blocks_by_stride():
+    model = _build("Xception71", lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5])
+    entry = model._entry_flow
+    assert _lr_mults(entry._conv1) == _lr_mults(entry._conv2) == {0.1}
+    assert _lr_mults(entry._conv_0) == _lr_mults(entry._conv_1) == {0.2}
+    assert _lr_mults(entry._conv_2) == _lr_mults(entry._conv_3) == {0.3}
+    assert _lr_mults(entry._conv_4) == _lr_mults(model._middle_flow) == {0.4}
+    assert _lr_mults(model._exit_flow._conv_0) == _lr_mults(model._exit_flow._conv_2) == {0.5}
+    assert _lr_mults(model._exit_flow._out) == {1.0}
+    assert len(model._middle_flow) == 16
+
+
+def test_xception_separable_convs_are_pointwise_first():
+    block = _build("Xception41")._entry_flow._conv_0
+    assert block._conv1._pointwise_conv._conv.weight.shape == [128, 64, 1, 1]
+    assert block._conv1._depthwise_conv._conv.weight.shape == [128, 1, 3, 3]
+    assert block._short.weight.shape == [128, 64, 1, 1] and block._short.bias is None
+    weights = xception.WEIGHTS["Xception65"]
+    assert (weights.url, weights.top1, weights.input_size) == (MODEL_ZOO_URL + "Xception65_pretrained.pdparams", 0.81, 299)
