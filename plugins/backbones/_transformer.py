@@ -200,18 +200,20 @@ def tokens_to_map(tokens: paddle.Tensor, height: int, width: int) -> paddle.Tens
     return tokens.transpose([0, 2, 1]).reshape([-1, tokens.shape[2], height, width])
 
 
-def window_partition(x: paddle.Tensor, window: int) -> paddle.Tensor:
-    """``[N, H, W, C]`` (H, W multiples of ``window``) -> ``[N * windows, window * window, C]``,
-    windows in row-major order."""
+def window_partition(x: paddle.Tensor, window: int | tuple[int, int]) -> paddle.Tensor:
+    """``[N, H, W, C]`` -> ``[N * windows, wh * ww, C]``: the ``window`` (a side, or a
+    ``(wh, ww)`` rectangle dividing H and W) windows in row-major order, each's tokens too."""
+    wh, ww = (window, window) if isinstance(window, int) else window
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    x = x.reshape([-1, height // window, window, width // window, window, channels])
-    return x.transpose([0, 1, 3, 2, 4, 5]).reshape([-1, window * window, channels])
+    x = x.reshape([-1, height // wh, wh, width // ww, ww, channels])
+    return x.transpose([0, 1, 3, 2, 4, 5]).reshape([-1, wh * ww, channels])
 
 
-def window_merge(windows: paddle.Tensor, window: int, height: int, width: int) -> paddle.Tensor:
-    """The inverse of :func:`window_partition`: ``[N * windows, window * window, C]`` -> ``[N, H, W, C]``."""
+def window_merge(windows: paddle.Tensor, window: int | tuple[int, int], height: int, width: int) -> paddle.Tensor:
+    """The inverse of :func:`window_partition`: ``[N * windows, wh * ww, C]`` -> ``[N, H, W, C]``."""
+    wh, ww = (window, window) if isinstance(window, int) else window
     channels = windows.shape[-1]
-    x = windows.reshape([-1, height // window, width // window, window, window, channels])
+    x = windows.reshape([-1, height // wh, width // ww, wh, ww, channels])
     return x.transpose([0, 1, 3, 2, 4, 5]).reshape([-1, height, width, channels])
 
 
