@@ -10,7 +10,7 @@ import pytest
 from corolla import load_registry
 from corolla.engine.weights import MODEL_ZOO_URL
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, tinynet
+from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, tinynet
 
 REGISTRY = load_registry()
 
@@ -204,3 +204,38 @@ def test_efficientnet_v2_layout_drop_rates_and_decay():
 
 def test_efficientnet_v2_weights_table():
     _check_weights(efficientnet_v2, {"EfficientNetV2_S": 384})
+
+
+# --- MixNet ------------------------------------------------------------------------------------
+
+
+def test_mixnet_stages_split_the_last_stage_where_it_halves_the_map():
+    # global pooling lets MixNet run below PaddleClas's 224x224
+    assert _stage_shapes("MixNet_S") == [[1, 16, 32, 32], [1, 24, 16, 16], [1, 40, 8, 8], [1, 120, 4, 4], [1, 200, 2, 2]]
+    model = _build("MixNet_S", lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    groups = {
+        "features.init_block.conv1.": 0.1, "features.init_block.conv2.": 0.2, "features.stage1.": 0.3,
+        "features.stage2.": 0.4, "features.stage3.": 0.5, "features.stage4.unit3.": 0.5, "features.stage4.unit4.": 0.6,
+        "features.final_block.": 1.0, "output.": 1.0,
+    }
+    params = {key: p for key, p in model.named_parameters() if not p.stop_gradient}
+    for prefix, mult in groups.items():
+        assert {round(p.optimize_attr["learning_rate"], 2) for k, p in params.items() if k.startswith(prefix)} == {mult}
+
+
+def test_mixnet_mixes_kernel_sizes_over_channel_groups():
+    assert mixnet.split_channels(10, 3) == [4, 3, 3]
+    model = _build("MixNet_S")
+    mixed = model.features.stage4.unit4.conv1.conv  # five kernel sizes over 720 depthwise channels
+    assert [list(conv.weight.shape) for conv in mixed] == [[144, 1, k, k] for k in (3, 5, 7, 9, 11)]
+    x = paddle.to_tensor(np.random.default_rng(2).standard_normal((1, 720, 5, 5), dtype=np.float32))
+    expected = paddle.concat(
+        [conv(part) for conv, part in zip(mixed, paddle.split(x, 5, axis=1))], axis=1
+    )
+    np.testing.assert_array_equal(mixed(x).numpy(), expected.numpy())
+    assert model.features.stage4.unit4.conv1.conv[4]._padding == 5  # every kernel keeps the size
+
+
+def test_mixnet_weights_table():
+    _check_weights(mixnet, {})
+    assert mixnet.WEIGHTS["MixNet_L"].top1 == 0.7860
