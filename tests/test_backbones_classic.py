@@ -9,7 +9,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet, squeezenet, xception
+from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet, squeezenet, xception, xception_deeplab
 
 REGISTRY = load_registry()
 
@@ -219,3 +219,27 @@ def test_xception_separable_convs_are_pointwise_first():
     assert block._short.weight.shape == [128, 64, 1, 1] and block._short.bias is None
     weights = xception.WEIGHTS["Xception65"]
     assert (weights.url, weights.top1, weights.input_size) == (MODEL_ZOO_URL + "Xception65_pretrained.pdparams", 0.81, 299)
+
+
+# --- Xception deeplab ----------------------------------------------------------------------
+
+
+def test_xception_deeplab_stages_names_and_tensorflow_batchnorm():
+    model = _build("Xception65_deeplab", return_stages=True, lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5])
+    assert _stage_shapes(model, 64) == [[1, 128, 16, 16], [1, 256, 8, 8], [1, 728, 4, 4], [1, 2048, 2, 2]]
+    keys = list(model.state_dict())
+    assert "xception_65/entry_flow/block1._short._conv.weight" in keys
+    assert "xception_65/middle_flow/block16._conv3._bn2._variance" in keys
+    assert not any(key.startswith("_exit_flow_2._short") for key in keys)  # no shortcut there
+    norm = model._exit_flow_2._conv3._bn2
+    assert (norm._epsilon, norm._momentum) == (1e-3, 0.99)
+    assert model._exit_flow_2._conv1._conv1._dilation == [2, 2]
+    middle = getattr(model, "xception_65/middle_flow/block1")
+    assert _lr_mults(model._conv1) == {0.1} and _lr_mults(middle) == {0.4}
+    assert _lr_mults(model._exit_flow_1) == {0.5} and _lr_mults(model._fc) == {1.0}
+
+
+def test_xception_deeplab_weights_table():
+    weights = xception_deeplab.WEIGHTS["Xception41_deeplab"]
+    assert weights.url == MODEL_ZOO_URL + "Xception41_deeplab_pretrained.pdparams"
+    assert (weights.top1, weights.input_size) == (0.7955, 299)
