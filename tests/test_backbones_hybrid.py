@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import paddle
 import pytest
-from _backbone_cases import REGISTRY
+from _backbone_cases import REGISTRY, batch_size, cases, input_size, paddleclas, release_memory
 
+from corolla.api import apply_state_dict
 from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones._hybrid import DropPath, drop_path_rates
 
@@ -146,3 +147,58 @@ def test_tnt_needs_224_input_and_has_no_stages():
         model(_images(1, 64))
     with pytest.raises(ComponentArgumentError, match=r"TNT_small: this family has no stages; use return_patterns"):
         REGISTRY.build("backbone", "TNT_small", {"return_stages": True})
+
+
+# --- UniFormer ----------------------------------------------------------------------------------
+# PaddleClas's UniFormer builders download their weights unless told pretrained=False, and
+# UniFormer_base_ls switches layer scale on, module-wide, for every later build; the shared
+# parity tests call builders without arguments, so UniFormer's parity is checked here instead.
+
+UNIFORMERS = ["UniFormer_small", "UniFormer_small_plus", "UniFormer_small_plus_dim64", "UniFormer_base", "UniFormer_base_ls"]
+
+
+def _paddleclas_uniformer(name: str) -> paddle.nn.Layer:
+    paddleclas()
+    from ppcls.arch.backbone.model_zoo import uniformer
+
+    try:
+        with paddle.utils.unique_name.guard():
+            return getattr(uniformer, name)(pretrained=False)
+    finally:
+        uniformer.layer_scale = False
+
+
+@pytest.mark.parametrize("name", cases(UNIFORMERS))
+def test_uniformer_has_paddleclas_parameters_and_logits(name):
+    theirs = _paddleclas_uniformer(name)
+    ours = REGISTRY.build("backbone", name)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    images = _images(batch_size(name), input_size(name), seed=3)
+    norms = [layer for layer in theirs.sublayers() if isinstance(layer, paddle.nn.layer.norm._BatchNormBase)]
+    for layer in norms:
+        layer._momentum = 0.0  # running statistics := this batch's, so that eval-mode logits are not degenerate
+    theirs.train()
+    with paddle.no_grad():
+        theirs(images)
+    apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name=name, source="PaddleClas", strict=True)
+    theirs.eval()
+    ours.eval()
+    with paddle.no_grad():
+        expected, got = theirs(images).numpy(), ours(images).numpy()
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-4)
+    del theirs, ours
+    release_memory()
+
+
+def test_uniformer_stage_maps_and_layer_scale():
+    shapes = _stage_shapes("UniFormer_small_plus", 64)
+    assert shapes == {
+        "logits": [1, 3], "stage0": [1, 64, 16, 16], "stage1": [1, 128, 8, 8], "stage2": [1, 320, 4, 4], "stage3": [1, 512, 2, 2]
+    }
+    with paddle.LazyGuard():
+        plain = REGISTRY.build("backbone", "UniFormer_base")
+        scaled = REGISTRY.build("backbone", "UniFormer_base_ls")
+    assert plain.blocks3[0].gamma_1 is None
+    assert scaled.blocks3[0].gamma_1.shape == [320] and scaled.blocks1[0].drop_path.rate == 0.0
+    assert scaled.blocks4[-1].drop_path.rate == pytest.approx(0.3)
