@@ -10,7 +10,7 @@ import pytest
 from corolla import load_registry
 from corolla.engine.weights import MODEL_ZOO_URL
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, tinynet
+from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, rexnet, tinynet
 
 REGISTRY = load_registry()
 
@@ -239,3 +239,40 @@ def test_mixnet_mixes_kernel_sizes_over_channel_groups():
 def test_mixnet_weights_table():
     _check_weights(mixnet, {})
     assert mixnet.WEIGHTS["MixNet_L"].top1 == 0.7860
+
+
+# --- ReXNet ------------------------------------------------------------------------------------
+
+
+def test_rexnet_widens_step_by_step_rounding_half_to_even():
+    # outputs 16 + 11.25 per block: 38.5 -> 38 and 128.5 -> 128, as PaddleClas's round()
+    assert _stage_shapes("ReXNet_1_0") == [[1, 16, 32, 32], [1, 38, 16, 16], [1, 61, 8, 8], [1, 128, 4, 4], [1, 185, 2, 2]]
+    assert rexnet.block_channels(1.3, 1.0, 16, 180)[:3] == [(42, 21), (21, 35), (35, 50)]
+
+
+def test_rexnet_shortcut_adds_the_input_to_the_first_channels():
+    block = rexnet.LinearBottleneck(4, 6, expand_ratio=1, stride=1, se_reduction=0)
+    block.eval()
+    x = paddle.to_tensor(np.random.default_rng(4).standard_normal((1, 4, 5, 5), dtype=np.float32))
+    with paddle.no_grad():
+        branch = block.out(x).numpy()
+        out = block(x).numpy()
+    np.testing.assert_allclose(out[:, :4], branch[:, :4] + x.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(out[:, 4:], branch[:, 4:])
+    assert not rexnet.LinearBottleneck(4, 6, expand_ratio=1, stride=2, se_reduction=0).shortcut
+
+
+def test_rexnet_options():
+    deep = _build("ReXNet_1_0", depth_mult=1.5, use_se=False, class_num=3)
+    blocks = [layer for layer in deep.features if isinstance(layer, rexnet.LinearBottleneck)]
+    assert len(blocks) == 2 + 3 + 3 + 5 + 5 + 8  # ceil(1.5 * n) per group
+    assert not any(isinstance(layer, rexnet.SqueezeExcite) for layer in deep.sublayers())
+    assert deep.output[1].weight.shape == [3, 1280, 1, 1]
+    assert _build("ReXNet_1_0", se_ratio=6).features[6].out[5].fc[0].weight.shape == [38, 228, 1, 1]
+    with pytest.raises(ComponentArgumentError, match=r"ReXNet_1_0: depth_mult must be positive"):
+        _build("ReXNet_1_0", depth_mult=0)
+
+
+def test_rexnet_weights_table():
+    _check_weights(rexnet, {})
+    assert rexnet.WEIGHTS["ReXNet_3_0"].top1 == 0.8209
