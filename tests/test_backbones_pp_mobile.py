@@ -11,7 +11,7 @@ from _backbone_cases import paddleclas
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, apply_state_dict
-from corolla.plugins.backbones import pphgnet, pphgnet_v2, pplcnet_v2
+from corolla.plugins.backbones import _lightweight, mobilenet_v4, pphgnet, pphgnet_v2, pplcnet_v2
 
 REGISTRY = load_registry()
 
@@ -192,3 +192,61 @@ def test_ghostnet_stages_end_before_the_map_halves():
     model = _build("GhostNet_x0_5", lr_mult_list=[0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
     assert {_lr(p) for p in model._ghostbottleneck_5.parameters() if p.trainable} == {0.4}
     assert {_lr(p) for p in model.fc_0.parameters() if p.trainable} == {1.0}
+
+
+# --- MobileNetV4 ------------------------------------------------------------------------
+
+
+def test_mobilenet_v4_stages_follow_paddleclas_stage_patterns():
+    assert _stage_shapes("MobileNetV4_conv_small") == [
+        [1, 32, 16, 16], [1, 64, 8, 8], [1, 96, 4, 4], [1, 128, 2, 2], [1, 960, 2, 2]
+    ]
+    for name, ends in [
+        ("MobileNetV4_conv_medium", [0, 2, 10, 21, 22]),
+        ("MobileNetV4_conv_large", [0, 2, 13, 26, 27]),
+        ("MobileNetV4_hybrid_medium", [0, 2, 14, 30, 31]),
+        ("MobileNetV4_hybrid_large", [0, 2, 17, 35, 36]),
+    ]:
+        assert mobilenet_v4._stage_ends(mobilenet_v4.VARIANTS[name]["blocks"]) == ends, name
+
+
+def test_mobilenet_v4_config_options():
+    model = _build("MobileNetV4_conv_small", drop_rate=0.25, drop_path_rate=0.34, class_expand=640, class_num=6)
+    assert model.dropout.p == 0.25 and model.classifier.weight.shape == [640, 6]
+    # stochastic depth rises with depth, on residual branches only
+    assert model.blocks[5].drop_path.rate == pytest.approx(0.34 * 5 / 17)
+    assert model.blocks[4].has_shortcut is False and model.blocks[5].has_shortcut
+    assert not any(isinstance(layer, _lightweight.DropPath) for layer in model.blocks[16].sublayers(include_self=True))
+    model.train()
+    assert model(_images(4, 32)).shape == [4, 6]
+    with pytest.raises(ComponentArgumentError, match=r"MobileNetV4_conv_small: drop_path_rate must be in \[0, 1\)"):
+        _build("MobileNetV4_conv_small", drop_path_rate=1.0)
+
+
+@pytest.mark.parametrize("use_fused_attn", [False, True])
+def test_mobilenet_v4_attention_matches_paddleclas_on_both_of_its_paths(use_fused_attn):
+    # one block on an 8x8 map (the 32-pixel parity case leaves the attention a single key);
+    # PaddleClas's two paths differ in the score scale
+    theirs_class = paddleclas().arch.backbone.legendary_models.mobilenet_v4.MobileAttention
+    with paddle.utils.unique_name.guard():
+        theirs = theirs_class(160, 160, 3, 1, 4, 256, 64, 2, layer_scale_init_value=0.5, use_fused_attn=use_fused_attn)
+    ours = mobilenet_v4.MobileAttention(
+        160, 160, kv_dim=64, kernel_size=3, heads=4, kv_stride=2, stride=1,
+        layer_scale_init=0.5, drop_path_rate=0.0, use_fused_attn=use_fused_attn,
+    )
+    _randomise_batchnorm_statistics(theirs)
+    apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name="MobileAttention", source="PaddleClas", strict=True)
+    images = paddle.to_tensor(np.random.default_rng(2).standard_normal((2, 160, 8, 8), dtype=np.float32))
+    expected = _eval(theirs, images).numpy()
+    np.testing.assert_allclose(_eval(ours, images).numpy(), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_mobilenet_v4_weights_carry_paddleclas_evaluation_sizes():
+    table = mobilenet_v4.WEIGHTS
+    assert {name: (w.top1, w.input_size) for name, w in table.items()} == {
+        "MobileNetV4_conv_small": (0.746, 256),
+        "MobileNetV4_conv_medium": (0.799, 320),
+        "MobileNetV4_conv_large": (0.834, 448),
+        "MobileNetV4_hybrid_medium": (0.805, 256),
+        "MobileNetV4_hybrid_large": (0.838, 448),
+    }
