@@ -9,7 +9,16 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import _classic, densenet, hardnet, peleenet, squeezenet, xception, xception_deeplab
+from corolla.plugins.backbones import (
+    _classic,
+    densenet,
+    hardnet,
+    inception_v3,
+    peleenet,
+    squeezenet,
+    xception,
+    xception_deeplab,
+)
 
 REGISTRY = load_registry()
 
@@ -243,3 +252,27 @@ def test_xception_deeplab_weights_table():
     weights = xception_deeplab.WEIGHTS["Xception41_deeplab"]
     assert weights.url == MODEL_ZOO_URL + "Xception41_deeplab_pretrained.pdparams"
     assert (weights.top1, weights.input_size) == (0.7955, 299)
+
+
+# --- InceptionV3 ---------------------------------------------------------------------------
+
+
+def test_inception_v3_stages_are_paddleclas_stage_pattern():
+    model = _build("InceptionV3", return_stages=True, return_patterns=["inception_block_list[3]"])
+    # modules 2, 3, 7, 8, 10; at 75x75 the 35x35 grid of 299x299 is 7x7
+    assert _stage_shapes(model, 75) == [[1, 288, 7, 7], [1, 768, 3, 3], [1, 768, 3, 3], [1, 1280, 1, 1], [1, 2048, 1, 1]]
+    with paddle.no_grad():
+        output = model(_images(1, 75))
+    np.testing.assert_array_equal(output["inception_block_list[3]"].numpy(), output["stage1"].numpy())
+    assert model.inception_block_list[0].branch_pool.exclusive is False  # padding counts in the average
+
+
+def test_inception_v3_lr_groups_follow_the_stages():
+    model = _build("InceptionV3", lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    blocks = model.inception_block_list
+    assert _lr_mults(model.inception_stem) == {0.1}
+    assert [_lr_mults(block).pop() for block in blocks] == [0.2, 0.2, 0.2, 0.3, 0.4, 0.4, 0.4, 0.4, 0.5, 0.6, 0.6]
+    assert _lr_mults(model.fc) == {1.0}
+    weights = inception_v3.WEIGHTS["InceptionV3"]
+    assert weights.url == MODEL_ZOO_URL + "legendary_models/InceptionV3_pretrained.pdparams"
+    assert (weights.top1, weights.input_size) == (0.7914, 299)
