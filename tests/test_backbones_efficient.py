@@ -10,7 +10,7 @@ import pytest
 from corolla import load_registry
 from corolla.engine.weights import MODEL_ZOO_URL
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, rexnet, tinynet
+from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, regnet, rexnet, tinynet
 
 REGISTRY = load_registry()
 
@@ -276,3 +276,27 @@ def test_rexnet_options():
 def test_rexnet_weights_table():
     _check_weights(rexnet, {})
     assert rexnet.WEIGHTS["ReXNet_3_0"].top1 == 0.8209
+
+
+# --- RegNet ------------------------------------------------------------------------------------
+
+
+def test_regnet_stage_widths_follow_the_quantised_linear_rule():
+    assert regnet.stage_widths(36.44, 24, 2.49, 13, 8) == [(1, 24, 8), (1, 56, 8), (4, 152, 8), (7, 368, 8)]
+    # 8GF: a first stage narrower than the group width becomes one group
+    assert regnet.stage_widths(49.56, 80, 2.88, 23, 120) == [(2, 80, 80), (5, 240, 120), (15, 720, 120), (1, 1920, 120)]
+
+
+def test_regnet_stages_names_and_classifier():
+    assert _stage_shapes("RegNetX_200MF") == [[1, 24, 16, 16], [1, 56, 8, 8], [1, 152, 4, 4], [1, 368, 2, 2]]
+    model = _build("RegNetX_200MF", class_num=4)
+    keys = set(model.state_dict())
+    assert {"s1_b1.short._conv.weight", "s3_b4.conv1._batch_norm._variance", "out.weight"} <= keys
+    assert "s3_b2.short._conv.weight" not in keys  # only a stage's first block projects
+    assert model.s3_b2.conv1._conv._groups == 152 // 8
+    assert np.abs(model.out.weight.numpy()).max() <= 1 / 368**0.5
+
+
+def test_regnet_weights_table():
+    _check_weights(regnet, {name: 256 for name in regnet.VARIANTS if name != "RegNetX_4GF"})
+    assert regnet.WEIGHTS["RegNetX_4GF"].top1 == 0.785
