@@ -11,7 +11,7 @@ from _backbone_cases import paddleclas
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, apply_state_dict
-from corolla.plugins.backbones import _lightweight, mobilenet_v4, pphgnet, pphgnet_v2, pplcnet_v2
+from corolla.plugins.backbones import _lightweight, mobilenet_v4, mobilenext, pphgnet, pphgnet_v2, pplcnet_v2
 
 REGISTRY = load_registry()
 
@@ -250,3 +250,24 @@ def test_mobilenet_v4_weights_carry_paddleclas_evaluation_sizes():
         "MobileNetV4_hybrid_medium": (0.805, 256),
         "MobileNetV4_hybrid_large": (0.838, 448),
     }
+
+
+# --- MobileNeXt -------------------------------------------------------------------------
+
+
+def test_mobilenext_stages_and_sandglass_layouts():
+    assert _stage_shapes("MobileNeXt_x0_35") == [[1, 48, 16, 16], [1, 64, 8, 8], [1, 136, 4, 4], [1, 1280, 2, 2]]
+    with paddle.LazyGuard():
+        model = _build("MobileNeXt_x1_0")
+    layouts = [
+        (len(block.conv), [block.conv[i]._stride for i in range(len(block.conv)) if isinstance(block.conv[i], paddle.nn.Conv2D)], block.identity)
+        for block in model.features[1:5]
+    ]
+    assert layouts == [
+        (10, [[1, 1], [1, 1], [1, 1], [2, 2]], False),  # first block: both depthwise convs, stride on the last
+        (10, [[1, 1], [1, 1], [1, 1], [1, 1]], False),  # keep_3x3: both, no shortcut
+        (7, [[1, 1], [1, 1], [2, 2]], False),  # widening at stride 2: the last depthwise only
+        (10, [[1, 1], [1, 1], [1, 1], [1, 1]], True),  # same width: both, with the shortcut
+    ]
+    assert mobilenext.WEIGHTS["MobileNeXt_x1_0"].url == MODEL_ZOO_URL + "MobileNeXt_x1_0_pretrained.pdparams"
+    assert set(mobilenext.WEIGHTS) == {"MobileNeXt_x1_0"}
