@@ -10,10 +10,10 @@ generated JPEGs, so the ratios compare like with like on this machine:
 - ``paddle.vision``: ``RandomResizedCrop(224)``, ``RandomHorizontalFlip()``,
   ``ToTensor()``, ``Normalize(mean, std)`` per image, batches stacked;
 - ``corolla``: DecodeImage, RandCropImage 224, RandFlipImage, NormalizeImage
-  through :func:`corolla.preprocess.build_pipeline` (uint8 per image,
+  through :func:`corolla.data.pipeline.build_pipeline` (uint8 per image,
   normalised into the batch), with and without reduced-scale JPEG decoding;
 - ``... DataLoader`` rows: the same through ``paddle.io.DataLoader``
-  (num_workers 0) and ``corolla.loader.build_dataloader`` (num_workers 0),
+  (num_workers 0) and ``corolla.data.loader.build_dataloader`` (num_workers 0),
   yielding paddle Tensors. Both prepare batches in one background thread
   while the caller converts and receives them, so these rows are "per
   process" rather than strictly per core.
@@ -73,10 +73,11 @@ def main() -> None:
     import paddle.vision.transforms as T
 
     from corolla import load_registry
+    from corolla.config.planner import plan_items, read_plan
     from corolla.data.loader import build_dataloader
     from corolla.data.pipeline import build_pipeline, read_image_bytes
     from corolla.data.randomness import reseed
-    from corolla.testing.images import make_list_dataset
+    from corolla.testing.datasets import make_list_dataset
 
     paddle.base.core.set_num_threads(1)
     reseed(0)
@@ -104,7 +105,7 @@ def main() -> None:
     registry = load_registry()
 
     def corolla_pipeline(draft: bool) -> Callable[[], int]:
-        pipeline = build_pipeline(corolla_ops(draft), registry, "bench")
+        pipeline = build_pipeline(plan_items(registry, "transform", corolla_ops(draft), "bench"), registry, "bench")
 
         def run() -> int:
             for group in in_batches(paths, args.batch):
@@ -127,7 +128,8 @@ def main() -> None:
                     "transform_ops": corolla_ops(True)},
         "sampler": {"name": "BatchSampler", "batch_size": args.batch, "shuffle": False},
         "loader": {"num_workers": 0}}}}
-    corolla_loader_obj = build_dataloader(config, "Train", registry, rank=0, world_size=1)
+    corolla_loader_obj = build_dataloader(read_plan(config, registry).loaders["Train"], registry, class_num=None,
+                                          seed=0, rank=0, world_size=1)
 
     def corolla_loader() -> int:
         return sum(images.shape[0] for images, _ in corolla_loader_obj)

@@ -49,8 +49,8 @@ from corolla.data.placement import cpu_thread_count, set_cpu_threads
 from corolla.engine.evaluate import evaluate
 from corolla.engine.train import train
 from corolla.data.loader import build_dataloader
-from corolla.config.sections import read_global
-from corolla.testing.images import make_list_dataset
+from corolla.config.planner import read_plan
+from corolla.testing.datasets import make_list_dataset
 
 MODELS = ("PPLCNet_x1_0", "MobileNetV3_large_x1_0", "ResNet50_vd")
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -83,7 +83,7 @@ class PlainLoop:
 
         self.threads = threads
         paddle.seed(1)
-        self.model = build_model(config, read_global(config), registry)
+        self.model = build_model(read_plan(config, registry))
         self.optimizer = paddle.optimizer.Momentum(
             learning_rate=paddle.optimizer.lr.CosineAnnealingDecay(0.01, T_max=100), momentum=0.9,
             parameters=self.model.parameters(), weight_decay=paddle.regularizer.L2Decay(0.00001))
@@ -200,12 +200,18 @@ def speeds(model: str, registry: corolla.Registry, data: Any, out: Path, batch: 
     config = config_for(model, data, out, batch)
     _Bench.plains = {name: PlainLoop(config, registry, data, batch, threads) for name, threads in loops.items()}
     _Bench.clock = Clock()
-    run = train(copy.deepcopy(config), registry, distributed=False)
+    plan = read_plan(copy.deepcopy(config), registry)
+    run = train(plan, distributed=False)
     train_clock, _Bench.clock = _Bench.clock, Clock()
-    loader = build_dataloader(config, "Eval", registry, seed=1, rank=0, world_size=1)
-    evaluate(run.model, interleaved_eval(loader, _Bench.plains, _Bench.clock),
-             metrics=build_metrics(config, "Eval", registry), show_progress=False)
+    evaluate(run.model, interleaved_eval(eval_loader(plan), _Bench.plains, _Bench.clock),
+             metrics=build_metrics(plan, "Eval"), show_progress=False)
     return {loop: (train_clock.rate(loop, batch), _Bench.clock.rate(loop, batch)) for loop in ["corolla", *loops]}
+
+
+def eval_loader(plan: Any) -> Any:
+    """The ``DataLoader.Eval`` loader of the plan, seeded, in this process."""
+    return build_dataloader(plan.loaders["Eval"], plan.registry, class_num=plan.model.class_num, seed=1, rank=0,
+                            world_size=1, image_shape=plan.settings.image_shape)
 
 
 def memory_only(loop: str, model: str, batch: int) -> None:
@@ -222,9 +228,9 @@ def memory_only(loop: str, model: str, batch: int) -> None:
             plain.eval_batch()
         else:
             _Bench.clock = Clock()
-            run = train(config, registry, distributed=False)
-            evaluate(run.model, build_dataloader(config, "Eval", registry, seed=1, rank=0, world_size=1),
-                     metrics=build_metrics(config, "Eval", registry), show_progress=False)
+            plan = read_plan(config, registry)
+            run = train(plan, distributed=False)
+            evaluate(run.model, eval_loader(plan), metrics=build_metrics(plan, "Eval"), show_progress=False)
     print(_high_water_mb())
 
 

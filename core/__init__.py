@@ -6,6 +6,7 @@ with one job each (``corolla.plugin.hookspecs`` is the plugin contract).
 from importlib.metadata import PackageNotFoundError, version
 
 from corolla.config.load import load_config
+from corolla.config.planner import read_plan
 from corolla.plugin.discovery import load_registry
 from corolla.plugin.errors import (
     ComponentArgumentError,
@@ -39,4 +40,5 @@ __all__ = [
     "lazy",
     "load_config",
     "load_registry",
+    "read_plan",
 ]

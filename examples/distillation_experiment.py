@@ -29,8 +29,8 @@ from pathlib import Path
 import corolla
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.train import train
-from corolla.config.sections import read_global
-from corolla.testing.images import SyntheticDataset, make_list_dataset
+from corolla.config.planner import read_plan
+from corolla.testing.datasets import SyntheticDataset, make_list_dataset
 
 
 def transform_ops(image_size: int, crop: int, *, train: bool) -> list:
@@ -93,11 +93,11 @@ def distilled(data: SyntheticDataset, out: Path, args: argparse.Namespace, teach
 def fit_and_score(config: dict, registry: corolla.Registry) -> tuple[float, float]:
     """Train, then evaluate the last epoch's weights: (top-1 on val, training minutes)."""
     start = time.perf_counter()
-    run = train(copy.deepcopy(config), registry, distributed=False)
+    run = train(read_plan(copy.deepcopy(config), registry), distributed=False)
     minutes = (time.perf_counter() - start) / 60
     config = copy.deepcopy(config)
     config["Global"]["pretrained_model"] = str(run.output_dir / "latest")
-    return evaluate_config(config, registry, read_global(config))["top1"], minutes
+    return evaluate_config(read_plan(config, registry))["top1"], minutes
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

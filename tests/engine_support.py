@@ -139,21 +139,21 @@ def tiny_config(data: Any, out: Path, *, epochs: int = 2, size: int = 32, batch:
 
 
 def plan_of(config: dict, registry: Any) -> Any:
-    from corolla.config.plan import read_plan
+    from corolla.config.planner import read_plan
 
     return read_plan(config, registry)
 
 
 def pipeline_of(ops: list, registry: Any, key_path: str = "T") -> Any:
     """The pipeline of a ``transform_ops`` list, planned and built as a loader would."""
-    from corolla.config.plan import plan_items
+    from corolla.config.planner import plan_items
     from corolla.data.pipeline import build_pipeline
 
     return build_pipeline(plan_items(registry, "transform", ops, key_path), registry, key_path)
 
 
 def batch_ops_of(items: list, registry: Any, key_path: str = "B", *, class_num: int | None = None) -> list:
-    from corolla.config.plan import plan_items
+    from corolla.config.planner import plan_items
 
     defaults = {"class_num": class_num} if class_num else {}
     return [part.build(registry) for part in plan_items(registry, "batch_transform", items, key_path, **defaults)]

@@ -9,16 +9,15 @@ import pytest
 
 import corolla
 import engine_support
-from corolla.config.load import load_config
+from corolla.config.load import load_config, shipped_configs
 from corolla.engine.export import export
 from corolla.engine.inference import infer
 from corolla.engine.predict import predict
 from corolla.engine.train import train
-from corolla.config.sections import read_global
-from corolla.testing.images import make_list_dataset
-from corolla.config.plan import validate_components
+from corolla.testing.datasets import make_list_dataset
+from corolla.config.planner import read_plan
 
-CONFIGS = Path(corolla.__file__).parent / "configs"
+CONFIGS = shipped_configs()
 SEED_000 = [
     "quick_start/ResNet50_vd.yaml",
     "quick_start/ResNet50_vd_finetune.yaml",
@@ -36,9 +35,8 @@ def registry():
 
 @pytest.mark.parametrize("name", SEED_000 + [PULC_PERSON, "quickstart.yaml"])
 def test_shipped_config_validates_unchanged(name, registry):
-    config = load_config(CONFIGS / name)
-    read_global(config)
-    validate_components(config, registry)
+    plan = read_plan(load_config(CONFIGS / name), registry)
+    assert {'train', 'eval', 'export'} <= set(plan.ready_for())
 
 
 def overrides(data, out: Path, *, crop_index: int = 1) -> list[str]:
@@ -68,7 +66,7 @@ def flowers_like(tmp_path_factory):
 def test_seed_000_flow_trains_and_evaluates(name, flowers_like, registry, tmp_path):
     extra = [] if name.endswith("ResNet50_vd.yaml") else ["Arch.pretrained=False"]
     config = load_config(CONFIGS / name, overrides(flowers_like, tmp_path) + extra)
-    run = train(config, registry, read_global(config), distributed=False)
+    run = train(read_plan(config, registry), distributed=False)
     assert run.global_step == 2 and run.stop_training
     records = [json.loads(l) for l in (run.output_dir / "metrics.jsonl").read_text().splitlines()]
     (evaluation,) = [r for r in records if r["event"] == "eval"]
@@ -87,20 +85,20 @@ def test_seed_004_person_flow_end_to_end(registry, tmp_path, capsys):
         "Infer.PostProcess.threshold=0.5",
     ]
     config = load_config(CONFIGS / PULC_PERSON, person)
-    run = train(config, registry, read_global(config), distributed=False)
+    run = train(read_plan(config, registry), distributed=False)
     records = [json.loads(l) for l in (run.output_dir / "metrics.jsonl").read_text().splitlines()]
     (evaluation,) = [r for r in records if r["event"] == "eval"]
     assert {"tpr_at_fpr", "threshold", "top1", "top2"} <= set(evaluation) and evaluation["top2"] == 1.0
     assert run.best_metric_name == "tpr_at_fpr"  # the first Metric.Eval entry decides, as PaddleClas
 
     config = load_config(CONFIGS / PULC_PERSON, person + [f"Global.pretrained_model={run.output_dir / 'best_model'}"])
-    settings = read_global(config)
+    plan = read_plan(config, registry)
     capsys.readouterr()
-    inferred = infer(config, registry, settings)
+    inferred = infer(plan)
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith(f"{Path(inferred[0].file).name}:\tclass id(s): [")
     assert line.endswith("label_name(s): ['someone']") or line.endswith("label_name(s): ['nobody']")
-    export(config, registry, settings)
-    predicted = predict(config, registry, settings)
+    export(plan)
+    predicted = predict(plan)
     assert [p.label_names for p in predicted] == [p.label_names for p in inferred]
     assert all(abs(a.scores[0] - b.scores[0]) < 1e-4 for a, b in zip(inferred, predicted))

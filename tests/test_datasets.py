@@ -15,7 +15,7 @@ from corolla.cli.main import main
 from corolla.data.flowers102 import write_flowers102_lists
 from corolla.data.pipeline import UnreadableImageError
 from engine_support import pipeline_of
-from corolla.testing.images import make_flowers102, make_image_folder, make_list_dataset
+from corolla.testing.datasets import make_flowers102, make_image_folder, make_list_dataset
 
 DECODE = [{"DecodeImage": None}]
 

@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 
 import corolla
-from corolla.config.load import load_config
+from corolla.config.load import load_config, shipped_configs
 from corolla.engine.checkpoint import model_arrays
 from corolla.engine.files import write_checkpoint
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.train import train
-from corolla.config.sections import read_global
-from corolla.testing.images import make_list_dataset
-from corolla.config.plan import validate_components
+from corolla.testing.datasets import make_list_dataset
+from corolla.config.planner import read_plan
 from corolla.engine.safe_pickle import load_state_dict_file
 
-CONFIGS = Path(corolla.__file__).parent / "configs" / "distillation"
+CONFIGS = shipped_configs() / "distillation"
 EVAL_SIZES = ["DataLoader.Eval.dataset.transform_ops.1.ResizeImage.resize_short=36",
               "DataLoader.Eval.dataset.transform_ops.2.CropImage.size=32"]
 
@@ -43,8 +42,8 @@ def test_every_distillation_recipe_validates_as_shipped(name, registry):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         config = load_config(CONFIGS / name)
-        read_global(config)
-    validate_components(config, registry)
+        plan = read_plan(config, registry)
+    assert {"train", "eval", "export"} <= set(plan.ready_for())
     assert config["Arch"]["name"] == "DistillationModel" and config["Arch"]["infer_model_name"] == "Student"
 
 
@@ -65,7 +64,7 @@ def run_recipe(name: str, overrides: list[str], registry):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # PaddleClas keys corolla does not use
         config = load_config(CONFIGS / name, overrides)
-    return config, train(config, registry, distributed=False)
+    return config, train(read_plan(config, registry), distributed=False)
 
 
 def step_terms(run) -> set[str]:
@@ -123,6 +122,6 @@ def test_paddleclas_pulc_person_distillation_config_runs_and_evaluates(data, reg
     ], registry)
     assert run.global_step == 2 and "loss_dml_Student_Teacher" in step_terms(run)
     config["Global"]["pretrained_model"] = str(run.output_dir / "latest")
-    results = evaluate_config(config, registry, read_global(config))
+    results = evaluate_config(read_plan(config, registry))
     # plain CELoss, TprAtFpr and TopkAcc read the student (infer_model_name)
     assert results["loss"] > 0 and 0.0 <= results["top1"] <= results["top2"] == 1.0

@@ -23,8 +23,8 @@ from corolla.engine.files import write_checkpoint
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.engine.train import train
-from corolla.config.sections import read_global
-from corolla.testing.images import make_list_dataset
+from corolla.config.planner import read_plan
+from corolla.testing.datasets import make_list_dataset
 from corolla.engine.safe_pickle import load_state_dict_file
 
 SCALED_LOSS = """
@@ -88,7 +88,7 @@ def distilled(data, tmp_path_factory):
     initial = {k: v.numpy() for k, v in start.state_dict().items()}
     write_checkpoint(out / "start", {".pdparams": initial})
     config["Global"]["pretrained_model"] = str(out / "start")
-    run = train(copy.deepcopy(config), registry, distributed=False)
+    run = train(read_plan(copy.deepcopy(config), registry), distributed=False)
     return config, run, initial, registry
 
 
@@ -117,7 +117,7 @@ def test_the_best_student_is_saved_on_its_own(distilled, data, tmp_path):
     # it is a plain TinyNet checkpoint: a single-backbone config evaluates it
     plain = engine_support.tiny_config(data, tmp_path, epochs=1, arch={"name": "TinyNet", "class_num": 3, "width": 4})
     plain["Global"]["pretrained_model"] = str(run.output_dir / "best_model_student")
-    alone = evaluate_config(plain, registry, read_global(plain))
+    alone = evaluate_config(read_plan(plain, registry))
     both = _evaluate_distillation(distilled)
     assert alone["top1"] == pytest.approx(both["top1"]) and alone["loss"] == pytest.approx(both["loss"], rel=1e-5)
 
@@ -127,7 +127,7 @@ def test_export_writes_only_the_student(distilled, tmp_path):
     config = copy.deepcopy(config)
     config["Global"]["pretrained_model"] = str(run.output_dir / "best_model")
     config["Global"]["save_inference_dir"] = str(tmp_path / "inference")
-    folder = export(config, registry, read_global(config))
+    folder = export(read_plan(config, registry))
     exported = paddle.jit.load(str(folder / "inference"))
     student = registry.build("backbone", "TinyNet", {"class_num": 3, "width": 4})
     student.set_state_dict({k: paddle.to_tensor(v) for k, v in load_state_dict_file(run.output_dir / "best_model_student.pdparams").items()})
@@ -143,7 +143,7 @@ def test_a_loss_from_a_third_party_distribution_trains(data, tmp_path, fake_dist
         {"HalfCrossEntropy": {"weight": 2.0, "scale": 0.25}},
         {"DistillationKLDivLoss": {"model_name_pairs": [["Student", "Teacher"]], "temperature": 2}},
     ])
-    run = train(config, registry_with(), distributed=False)
+    run = train(read_plan(config, registry_with()), distributed=False)
     records = [json.loads(line) for line in (run.output_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r.get("event") == "step"]
     assert len(steps) == run.steps_per_epoch and all("half_ce" in r and "loss_kl_Student_Teacher" in r for r in steps)
@@ -155,7 +155,7 @@ def _evaluate_distillation(distilled):
     config, run, _, registry = distilled
     config = copy.deepcopy(config)
     config["Global"]["pretrained_model"] = str(run.output_dir / "best_model")
-    return evaluate_config(config, registry, read_global(config))
+    return evaluate_config(read_plan(config, registry))
 
 
 def test_the_distillation_experiment_runs_its_three_trainings(tmp_path, capsys):

@@ -14,6 +14,7 @@ from corolla.plugin.errors import ConfigError
 from corolla.plugins.callbacks.console import ConsoleLogger
 from corolla.plugins.callbacks.curves import CurvePlot
 from corolla.plugins.callbacks.metrics_log import MetricsLog
+from corolla.config.planner import read_plan
 from corolla.config.sections import read_global
 
 
@@ -104,11 +105,11 @@ def test_curve_plot_recovers_earlier_epochs_from_metrics_log_on_resume(tmp_path)
 
 def test_default_callbacks_and_visualdl_when_not_installed(monkeypatch):
     registry = corolla.load_registry()
-    callbacks = build_callbacks(read_global({}), registry)
+    callbacks = build_callbacks(read_plan({}, registry))
     assert [type(c).__name__ for c in callbacks] == ["ConsoleLogger", "MetricsLog", "CurvePlot"]
     monkeypatch.setitem(sys.modules, "visualdl", None)  # import visualdl fails
     with pytest.raises(ConfigError, match="Global.use_visualdl: found true, but the visualdl package is not installed"):
-        build_callbacks(read_global({"Global": {"use_visualdl": True}}), registry)
+        build_callbacks(read_plan({"Global": {"use_visualdl": True}}, registry))
 
 
 def test_visualdl_writes_scalars_through_its_log_writer(tmp_path, monkeypatch):
@@ -126,6 +127,6 @@ def test_visualdl_writes_scalars_through_its_log_writer(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "visualdl", types.SimpleNamespace(LogWriter=LogWriter))
     registry = corolla.load_registry()
-    (callback,) = build_callbacks(read_global({"Global": {"use_visualdl": True, "callbacks": []}}), registry)
+    (callback,) = build_callbacks(read_plan({"Global": {"use_visualdl": True, "callbacks": []}}, registry))
     drive(callback, fake_run(tmp_path))
     assert ("train/loss", 1.0, 1) in written and ("eval/top1", 0.8, 2) in written and written[-1] == "closed"

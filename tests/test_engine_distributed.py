@@ -15,8 +15,9 @@ import yaml
 
 import corolla
 import engine_support
+from corolla.config.planner import read_plan
 from corolla.engine.train import train
-from corolla.testing.images import make_list_dataset
+from corolla.testing.datasets import make_list_dataset
 from corolla.engine.safe_pickle import load_state_dict_file
 
 
@@ -65,7 +66,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(fake_dist, tmp_path)
 
     one = tmp_path / "one"
     registry = corolla.load_registry(extra_plugins=[("engine_support", engine_support)])
-    run = train(config_for(data, one, batch=8), registry, distributed=False)
+    run = train(read_plan(config_for(data, one, batch=8), registry), distributed=False)
     assert run.steps_per_epoch == 3
     single = np.load(one / "rank0.npz")
     for name in single.files:

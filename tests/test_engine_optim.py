@@ -11,7 +11,7 @@ import corolla
 from corolla.engine.builders import build_optimizer
 from corolla.plugin.errors import ComponentArgumentError, ConfigError
 from corolla.plugins.optim import optimizers, schedules
-from corolla.config.plan import validate_components
+from corolla.config.planner import read_plan
 
 
 def lrs(schedule, n: int) -> list[float]:
@@ -126,20 +126,20 @@ def test_build_optimizer_from_config_sections():
     model = Tiny()
     for lr, first in (({"name": "Piecewise", "decay_epochs": [1], "values": [0.2, 0.02]}, 0.2),
                       ({"learning_rate": 0.3}, 0.3), (0.4, 0.4)):
-        opt, schedule = build_optimizer({"Optimizer": {"name": "RMSProp", "lr": lr}}, model, registry,
-                                        epochs=2, steps_per_epoch=3)
+        plan = read_plan({"Optimizer": {"name": "RMSProp", "lr": lr}}, registry)
+        opt, schedule = build_optimizer(plan, model, epochs=2, steps_per_epoch=3)
         assert isinstance(opt, paddle.optimizer.RMSProp)
         assert opt.get_lr() == pytest.approx(first)
         assert schedule.by_epoch is False
     with pytest.raises(ConfigError, match="Optimizer: missing key 'lr'"):
-        build_optimizer({"Optimizer": {"name": "SGD"}}, model, registry, epochs=1, steps_per_epoch=1)
+        read_plan({"Optimizer": {"name": "SGD"}}, registry)
 
 
 def test_validation_checks_optimizer_and_schedule_arguments():
     registry = corolla.load_registry()
     config = {"Optimizer": {"name": "Momentum", "momentun": 0.9, "lr": {"name": "Cosine", "learning_rate": 0.1}}}
     with pytest.raises(ComponentArgumentError, match=r"Optimizer.momentun: .*Did you mean 'momentum'"):
-        validate_components(config, registry)
+        read_plan(config, registry)
     config = {"Optimizer": {"name": "Momentum", "lr": {"name": "Cosine", "learning_rat": 0.1}}}
     with pytest.raises(ComponentArgumentError, match=r"Optimizer.lr.learning_rat"):
-        validate_components(config, registry)
+        read_plan(config, registry)

@@ -16,8 +16,8 @@ from corolla.engine.inference import infer
 from corolla.engine.predict import predict
 from corolla.engine.train import TrainingDiverged, train
 from corolla.plugin.errors import DataError
-from corolla.config.sections import read_global
-from corolla.testing.images import make_list_dataset
+from corolla.config.planner import read_plan
+from corolla.testing.datasets import make_list_dataset
 from corolla.engine.safe_pickle import load_state_dict_file
 
 
@@ -32,7 +32,7 @@ def registry():
 
 
 def run_training(config, registry):
-    return train(copy.deepcopy(config), registry, distributed=False)
+    return train(read_plan(copy.deepcopy(config), registry), distributed=False)
 
 
 @pytest.fixture(scope="module")
@@ -168,14 +168,14 @@ def test_eval_infer_export_predict_of_the_trained_model(trained, registry, data,
     config["Global"]["pretrained_model"] = str(run.output_dir / "best_model")
     config["Global"]["save_inference_dir"] = str(tmp_path / "inference")
     config["Infer"]["infer_imgs"] = str(data.root / "images" / data.class_names[1])
-    settings = read_global(config)
+    plan = read_plan(config, registry)
 
-    results = evaluate_config(config, registry, settings)
+    results = evaluate_config(plan)
     assert results["top1"] == pytest.approx(run.best_metric)
     assert results["images_per_sec"] > 0 and results["loss"] > 0
 
     capsys.readouterr()
-    inferred = infer(config, registry, settings, json_path=tmp_path / "infer.jsonl")
+    inferred = infer(plan, json_path=tmp_path / "infer.jsonl")
     lines = capsys.readouterr().out.splitlines()
     assert len(inferred) == len(lines) == 12
     first = inferred[0]
@@ -184,9 +184,9 @@ def test_eval_infer_export_predict_of_the_trained_model(trained, registry, data,
                         f"label_name(s): {[data.class_names[i] for i in first.class_ids]}")
     assert all(sum(p.scores) <= 1.0 + 1e-6 and p.scores[0] >= p.scores[1] for p in inferred)
 
-    folder = export(config, registry, settings)
+    folder = export(plan)
     assert sorted(p.name for p in folder.iterdir()) == ["inference.json", "inference.pdiparams", "inference.yml", "label_list.txt"]
-    predicted = predict(config, registry, settings, json_path=tmp_path / "predict.jsonl")
+    predicted = predict(plan, json_path=tmp_path / "predict.jsonl")
     assert [p.file for p in predicted] == [p.file for p in inferred]
     assert [p.class_ids[0] for p in predicted] == [p.class_ids[0] for p in inferred]
     for a, b in zip(inferred, predicted):

@@ -13,7 +13,7 @@ from corolla.data.loader import SkippedImagesWarning
 from corolla.data.pipeline import UnreadableImageError
 from corolla.data.sampler import EpochBatchSampler
 from engine_support import loader_of, pipeline_of
-from corolla.testing.images import make_list_dataset
+from corolla.testing.datasets import make_list_dataset
 
 NORMALIZE = {"NormalizeImage": {"scale": "1.0/255.0", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
                                 "order": ""}}
@@ -239,11 +239,11 @@ def test_workers_give_the_same_batches_and_report_errors(registry, data, flawed,
 
 
 def test_small_shared_memory_falls_back_with_a_message(registry, data, monkeypatch) -> None:
-    monkeypatch.setattr("corolla.data.loader.shm_free_bytes", lambda: 1 << 20)
+    monkeypatch.setattr("corolla.data.background.shm_free_bytes", lambda: 1 << 20)
     with pytest.warns(UserWarning, match=r"/dev/shm has 1 MiB free, 2 workers need about \d+ MiB.*--shm-size"):
         loader = loader_of(config_for(data, loader={"num_workers": 2}, batch_size=64), "Train", registry,
                                   rank=0, world_size=1)
     assert loader.use_shared_memory is False
-    monkeypatch.setattr("corolla.data.loader.shm_free_bytes", lambda: None)
+    monkeypatch.setattr("corolla.data.background.shm_free_bytes", lambda: None)
     with pytest.warns(UserWarning, match="there is no /dev/shm"):
         loader_of(config_for(data, loader={"num_workers": 1}), "Train", registry, rank=0, world_size=1)

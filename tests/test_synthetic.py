@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from corolla.testing.images import class_looks, make_flowers102, make_image_folder, make_list_dataset
+from corolla.testing.datasets import make_flowers102, make_image_folder, make_list_dataset
+from corolla.testing.images import class_looks
 
 
 def _lines(path: Path) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from corolla.config.load import Config, load_config
-from corolla.config.plan import Plan, read_plan
+from corolla.config.plan import Plan
+from corolla.config.planner import read_plan
 from corolla.config.schema import structure
 from corolla.config.sections import PluginSettings
 from corolla.plugin.discovery import load_registry

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from corolla.cli.common import registry_from_args
 from corolla.config.load import load_config, shipped_configs
-from corolla.config.plan import read_plan
+from corolla.config.planner import read_plan
 
 #: the shipped config of the main job
 CONFIG = shipped_configs() / "quickstart.yaml"
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from corolla.engine.formatting import format_values
     from corolla.engine.predict import Predictor
     from corolla.engine.train import train
-    from corolla.testing.images import make_list_dataset
+    from corolla.testing.datasets import make_list_dataset
 
     started = time.perf_counter()
     workdir = Path(args.workdir).resolve()

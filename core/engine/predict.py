@@ -9,7 +9,9 @@ import paddle
 import yaml
 from paddle import inference
 
-from corolla.config.plan import Plan, plan_items, plan_named
+from corolla.config.plan import Plan
+
+from corolla.config.planner import plan_items, plan_named
 from corolla.data.pipeline import build_pipeline
 from corolla.data.placement import cpu_thread_count
 from corolla.engine.export import MODEL_PREFIX, RECORD_NAME
@@ -70,6 +72,6 @@ class Predictor:
 def predict(plan: Plan, *, json_path: str | Path | None = None, echo: Callable[[str], Any] = print) -> list[Prediction]:
     """Classify ``Infer.infer_imgs`` with the model exported to ``Global.save_inference_dir``."""
     plan.require("predict")
-    files = list_images(plan.infer.infer_imgs)
     predictor = Predictor(plan.settings.save_inference_dir, plan.registry, device=plan.settings.device)
+    files = list_images(plan.infer.infer_imgs)
     return classify_images(files, predictor, batch_size=plan.infer.batch_size, desc="predict", json_path=json_path, echo=echo)

@@ -5,39 +5,25 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-import numpy as np
 import paddle
 
-import corolla
 from corolla.config.plan import Plan
-from corolla.engine.builders import (
-    Trainable,
-    build_callbacks,
-    build_metrics,
-    build_model,
-    build_optimizer,
-)
-from corolla.engine.checkpoint import (
-    flatten,
-    load_optimizer_arrays,
-    load_weights,
-    model_arrays,
-    optimizer_arrays,
-    unflatten,
-)
-from corolla.engine.files import TEMP_SUFFIX, checkpoint_file, read_arrays, write_checkpoint
+from corolla.data.loader import build_dataloader
+from corolla.data.placement import Environment, epoch_seed, seed_everything, setup_environment
+from corolla.engine.builders import Trainable, build_callbacks, build_metrics, build_model, build_optimizer
+from corolla.engine.checkpoint import load_weights
+from corolla.engine.checkpointing import Checkpoints, read_states
 from corolla.engine.collectives import mean_over_ranks, sum_over_ranks
 from corolla.engine.ema import ModelEMA
-from corolla.data.placement import Environment, epoch_seed, seed_everything, setup_environment
 from corolla.engine.evaluate import evaluate
+from corolla.engine.files import TEMP_SUFFIX
+from corolla.engine.loss import build_loss
 from corolla.engine.manifest import build_manifest, write_manifest
 from corolla.engine.precision import Precision
-from corolla.plugin.hookspecs import Run
 from corolla.plugin.errors import CorollaError, DataError
-from corolla.data.loader import build_dataloader
-from corolla.engine.loss import build_loss
+from corolla.plugin.hookspecs import Run
 
 
 class TrainingDiverged(CorollaError):
@@ -51,7 +37,7 @@ class _Job:
         self.plan = plan
         self.registry = registry = plan.registry
         self.settings = settings = plan.settings
-        resume_states = _read_states(settings.checkpoints) if settings.checkpoints else None
+        resume_states = read_states(settings.checkpoints) if settings.checkpoints else None
         seed = settings.seed if settings.seed is not None else (resume_states or {}).get("seed")
         self.env: Environment = setup_environment(settings.device, seed, distributed=distributed)
 
@@ -103,8 +89,9 @@ class _Job:
                             for loader in (self.train_loader, self.eval_loader) if loader is not None},
             ema=self.ema,
         )
+        self.checkpoints = Checkpoints(self)
         if resume_states is not None:
-            self._resume(Path(settings.checkpoints), resume_states)
+            self.checkpoints.resume(Path(settings.checkpoints), resume_states)
 
     # --- the loop ---------------------------------------------------------------
 
@@ -129,7 +116,7 @@ class _Job:
                     if self.schedule.by_epoch:
                         self.schedule.step()
                     logs.update({f"eval_{k}": v for k, v in self._maybe_evaluate(epoch).items()})
-                    self._save_epoch(epoch)
+                    self.checkpoints.save_epoch(epoch)
                     hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
                     if run.stop_training:
                         break
@@ -209,75 +196,16 @@ class _Job:
         key = _best_key(metrics, self.eval_metrics)
         if key is not None and (run.best_metric is None or metrics[key] > run.best_metric):
             run.best_metric, run.best_metric_name, run.best_epoch = metrics[key], key, epoch
-            self._save("best_model", epoch)
+            self.checkpoints.save("best_model", epoch)
         if self.ema is not None:
             with self.ema.applied(self.model):
                 ema_metrics = evaluate(self.forward_model, self.eval_loader, **kwargs)
             metrics.update({f"ema_{k}": v for k, v in ema_metrics.items()})
             if key is not None and (self.best_ema is None or ema_metrics[key] > self.best_ema):
                 self.best_ema = ema_metrics[key]
-                self._save("best_model_ema", epoch, weights=self.ema.arrays(), full=False)
+                self.checkpoints.save("best_model_ema", epoch, weights=self.ema.arrays(), full=False)
         self.registry.hook.corolla_eval_end(run=run, epoch=epoch, metrics=metrics)
         return metrics
-
-    # --- checkpoints ------------------------------------------------------------
-
-    def _save_epoch(self, epoch: int) -> None:
-        if epoch % self.settings.save_interval == 0:
-            self._save(f"epoch_{epoch}", epoch)
-        self._save("latest", epoch)
-        self.run.last_checkpoint = self.run.output_dir / "latest"
-
-    def _save(self, name: str, epoch: int, *, weights: Mapping[str, np.ndarray] | None = None, full: bool = True) -> None:
-        """Write checkpoint ``name`` (main process only); ``full`` adds what resuming needs."""
-        if not self.run.is_main:
-            return
-        files = {".pdparams": weights if weights is not None else model_arrays(self.model)}
-        if full:
-            files[".pdopt"] = optimizer_arrays(self.optimizer, self.trainable)
-            files[".pdstates"] = flatten(self._states(epoch))
-            if self.ema is not None:
-                files[".pdema"] = self.ema.arrays()
-        write_checkpoint(self.run.output_dir / name, files)
-
-    def _states(self, epoch: int) -> dict[str, Any]:
-        run = self.run
-        return {
-            "epoch": epoch,
-            "global_step": run.global_step,
-            "best_metric": run.best_metric,
-            "best_metric_name": run.best_metric_name,
-            "best_epoch": run.best_epoch,
-            "best_metric_ema": self.best_ema,
-            "seed": run.seed,
-            "world_size": run.world_size,
-            "lr_schedule": self.schedule.state_dict(),
-            "loss_scaler": self.precision.state(),
-            "corolla_version": corolla.__version__,
-        }
-
-    def _resume(self, prefix: Path, states: Mapping[str, Any]) -> None:
-        run = self.run
-        load_weights(self.model, prefix, key_path="Global.checkpoints", strict=True)
-        with warnings.catch_warnings():  # Paddle's LinearWarmup warns about its own nested state
-            warnings.filterwarnings("ignore", message="There are some unused values in state_dict")
-            load_optimizer_arrays(
-                self.optimizer, self.trainable, read_arrays(checkpoint_file(prefix, ".pdopt"), "Global.checkpoints")
-            )
-            self.schedule.set_state_dict(states["lr_schedule"])
-        self.precision.load_state(states.get("loss_scaler") or {})
-        if self.ema is not None:
-            self.ema.load_arrays(read_arrays(checkpoint_file(prefix, ".pdema"), "Global.checkpoints (EMA is on)"))
-        run.start_epoch = int(states["epoch"]) + 1
-        run.epoch = int(states["epoch"])
-        run.global_step = int(states.get("global_step", 0))
-        run.best_metric = states.get("best_metric")
-        run.best_metric_name = states.get("best_metric_name")
-        run.best_epoch = states.get("best_epoch")
-        self.best_ema = states.get("best_metric_ema")
-        run.resumed_from = prefix
-        run.last_checkpoint = prefix
-
 
 def _sync_batch_norm(model: paddle.nn.Layer, use_sync_bn: bool, env: Environment) -> paddle.nn.Layer:
     """PaddleClas's ``Arch.use_sync_bn``: BatchNorm statistics over all GPUs of a
@@ -292,16 +220,6 @@ def _sync_batch_norm(model: paddle.nn.Layer, use_sync_bn: bool, env: Environment
         stacklevel=2,
     )
     return model
-
-
-def _read_states(prefix: str) -> dict[str, Any]:
-    states = unflatten(read_arrays(checkpoint_file(prefix, ".pdstates"), "Global.checkpoints"))
-    if "epoch" not in states or "lr_schedule" not in states:
-        raise DataError(
-            f"Global.checkpoints: {checkpoint_file(prefix, '.pdstates')} is not a corolla training state "
-            f"(found keys {sorted(states)}); to start from weights only, use Global.pretrained_model"
-        )
-    return states
 
 
 def _best_key(metrics: Mapping[str, float], eval_metrics: list) -> str | None:

@@ -31,6 +31,9 @@ Lifecycle hooks
     Every lifecycle hook returns ``None``; all implementations are called.
 
 What a factory returns for each kind is written below as a ``Protocol``.
+
+This module is over 300 lines on purpose: it is the whole contract, in one file that
+a plugin author reads from top to bottom (as pytest's hookspec module).
 """
 from __future__ import annotations
 

@@ -1,0 +1,237 @@
+"""Reading a config into its :class:`~corolla.config.plan.Plan`: resolve, check, structure."""
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any, Mapping
+
+import attrs
+
+from corolla.config.load import SECTIONS, Config
+from corolla.config.plan import MODES, LoaderPlan, ModelPlan, Part, Plan
+from corolla.config.schema import structure
+from corolla.config.sections import (
+    AmpSection,
+    EmaSection,
+    GlobalSection,
+    InferSection,
+    LoaderSettings,
+    PluginSettings,
+    SamplerSettings,
+    read_amp,
+    read_ema,
+    read_global,
+)
+from corolla.config.specs import ComponentSpec, item_specs, named_spec
+from corolla.plugin.arguments import accepted_arguments, check_arguments
+from corolla.plugin.errors import ConfigError
+from corolla.plugin.registry import KINDS, Registry
+
+#: any key is known under these paths (free-form mappings)
+_ANY = None
+
+
+def read_plan(config: Mapping[str, Any], registry: Registry) -> Plan:
+    """Check ``config`` against ``registry`` and return its :class:`Plan`.
+
+    Raises :class:`ConfigError` (or :class:`~corolla.plugin.errors.ComponentArgumentError`,
+    :class:`~corolla.plugin.errors.UnknownComponentError`) naming the key path of the
+    first problem.
+    """
+    return _Planner(config, registry).plan()
+
+
+def plan_items(registry: Registry, kind: str, node: Any, key_path: str, **defaults: Any) -> tuple[Part, ...]:
+    """Plan a list of components outside a config (an exported model's preprocessing);
+    ``defaults`` fill arguments the items take and do not set."""
+    planner = _Planner({}, registry)
+    return tuple(planner._part(kind, spec, defaults=defaults) for spec in item_specs(node, key_path))
+
+
+def plan_named(registry: Registry, kind: str, node: Any, key_path: str) -> Part:
+    """Plan one ``{name: X, ...}`` component outside a config (an exported model's post-process)."""
+    return _Planner({}, registry)._named(kind, node, key_path)
+
+
+class _Planner:
+    def __init__(self, config: Mapping[str, Any], registry: Registry) -> None:
+        self.config = config
+        self.registry = registry
+        #: key path -> the keys known there (None: any key), for checking added keys
+        self.known: dict[str, set[str] | None] = {}
+
+    def plan(self) -> Plan:
+        config = self.config
+        added = getattr(config, "added", ())
+        self.known[""] = set(SECTIONS)
+        self._know_section("Global", GlobalSection)
+        self._know_section("Global.plugins", PluginSettings)
+        self.known["Global.plugins.prefer"] = _ANY
+        self._know_section("AMP", AmpSection)
+        self._know_section("EMA", EmaSection)
+        self._know_section("Infer", InferSection)
+        self._check_added(added)  # the sections' keys, before their readers warn about them
+        settings = read_global(config)
+        model = self._model(settings) if config.get("Arch") is not None else None
+        class_num = model.class_num if model else settings.class_num
+        loaders = {mode: self._loader(mode, class_num) for mode in MODES if _get(config, "DataLoader", mode) is not None}
+        self.known["DataLoader"] = set(MODES)
+        optimizer, schedule = self._optimizer() if config.get("Optimizer") is not None else (None, None)
+        infer = structure(InferSection, config.get("Infer"), "Infer")
+        postprocess = self._named("postprocess", infer.PostProcess or {"name": "Topk", "topk": 5}, "Infer.PostProcess")
+        callbacks = self._items("callback", settings.callbacks, "Global.callbacks")
+        if settings.use_visualdl and not any(p.name == "VisualDL" for p in callbacks):
+            callbacks += self._items("callback", [{"VisualDL": None}], "Global.use_visualdl")
+        plan = Plan(
+            config=dict(config) if not isinstance(config, Config) else config,
+            registry=self.registry,
+            settings=settings,
+            amp=read_amp(config, settings),
+            ema=read_ema(config),
+            model=model,
+            losses={mode: self._losses(mode) for mode in MODES},
+            metrics={mode: self._items("metric", _get(config, "Metric", mode), f"Metric.{mode}") for mode in MODES},
+            optimizer=optimizer,
+            lr_schedule=schedule,
+            loaders=loaders,
+            infer=infer,
+            infer_transforms=self._items("transform", infer.transforms, "Infer.transforms"),
+            postprocess=postprocess,
+            callbacks=callbacks,
+        )
+        self._check_added(added)
+        return plan
+
+    # --- components -------------------------------------------------------------------
+
+    def _part(self, kind: str, spec: ComponentSpec, *, defaults: Mapping[str, Any] = ()) -> Part:
+        component = self.registry.resolve(kind, spec.name, key_path=spec.key_path)
+        factory = component.load()
+        declared = KINDS[kind]
+        params = dict(spec.params)
+        consumed = {key: params.pop(key) for key in declared.consumed if key in params}
+        accepted, any_key = accepted_arguments(factory)
+        for key, value in dict(defaults).items():
+            if key not in params and (key in accepted or any_key):
+                params[key] = value
+        check_arguments(factory, params, component=component.describe(), key_path=spec.key_path, injected=declared.injected)
+        if declared.trial:  # cheap to make: make one, so that the values its factory checks are checked now
+            self.registry.create(component, params, key_path=spec.key_path)
+        self.known[spec.key_path] = _ANY if any_key else {*accepted, *declared.consumed, "name"}
+        children = getattr(factory, "corolla_children", None)
+        planned = tuple(
+            self._part(child_kind, child_spec) for child_kind, child_spec in (children(params, spec.key_path) if callable(children) else ())
+        )
+        return Part(kind, spec.name, spec.key_path, component, params, consumed, planned)
+
+    def _named(self, kind: str, node: Any, key_path: str, **defaults: Any) -> Part:
+        return self._part(kind, named_spec(node, key_path), defaults=defaults)
+
+    def _items(self, kind: str, node: Any, key_path: str) -> tuple[Part, ...]:
+        return tuple(self._part(kind, spec) for spec in item_specs(node, key_path))
+
+    def _losses(self, mode: str) -> tuple[Part, ...]:
+        parts = self._items("loss", _get(self.config, "Loss", mode), f"Loss.{mode}")
+        for part in parts:
+            weight = part.consumed.get("weight", 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+                raise ConfigError(f"{part.key_path}.weight: expected a finite number >= 0, found {weight!r} ({type(weight).__name__})")
+        return parts
+
+    def _model(self, settings: GlobalSection) -> ModelPlan:
+        arch = self.config["Arch"]
+        part = self._named("backbone", arch, "Arch", **({"class_num": settings.class_num} if settings.class_num else {}))
+        for key in ("use_sync_bn", "infer_add_softmax"):
+            value = part.consumed.get(key, key == "infer_add_softmax")
+            if not isinstance(value, bool):
+                raise ConfigError(f"Arch.{key}: expected true or false, found {value!r}")
+        return ModelPlan(
+            part=part,
+            class_num=_class_num(part),
+            use_sync_bn=part.consumed.get("use_sync_bn", False),
+            infer_add_softmax=part.consumed.get("infer_add_softmax", True),
+        )
+
+    def _loader(self, mode: str, class_num: int | None) -> LoaderPlan:
+        key_path = f"DataLoader.{mode}"
+        section = _get(self.config, "DataLoader", mode)
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{key_path}: expected a mapping with dataset, sampler and loader, found {section!r}")
+        self.known[key_path] = {"dataset", "sampler", "loader"}
+        dataset_node = section.get("dataset")
+        dataset = self._named("dataset", dataset_node, f"{key_path}.dataset")
+        transforms = self._items("transform", dataset.params.pop("transform_ops", None), f"{key_path}.dataset.transform_ops")
+        if not transforms:
+            raise ConfigError(f"{key_path}.dataset.transform_ops: missing; the loader needs at least '- DecodeImage:'")
+        batch_transforms = tuple(
+            self._part("batch_transform", spec, defaults={"class_num": class_num} if class_num else {})
+            for spec in item_specs(dataset.consumed.get("batch_transform_ops"), f"{key_path}.dataset.batch_transform_ops")
+        )
+        sampler = structure(SamplerSettings, section.get("sampler"), f"{key_path}.sampler")
+        if sampler.batch_size is None:
+            raise ConfigError(f"{key_path}.sampler.batch_size: missing (the number of images per batch)")
+        self._know_section(f"{key_path}.sampler", SamplerSettings)
+        self._know_section(f"{key_path}.loader", LoaderSettings)
+        return LoaderPlan(mode, dataset, transforms, batch_transforms, sampler,
+                          structure(LoaderSettings, section.get("loader"), f"{key_path}.loader"))
+
+    def _optimizer(self) -> tuple[Part, Part]:
+        optimizer = self._named("optimizer", self.config["Optimizer"], "Optimizer")
+        if "lr" not in optimizer.consumed:
+            raise ConfigError("Optimizer: missing key 'lr' (e.g. lr: {name: Cosine, learning_rate: 0.1})")
+        lr = optimizer.consumed["lr"]
+        if isinstance(lr, Mapping):
+            node = lr if "name" in lr else {"name": "Constant", **lr}  # ``lr: {learning_rate: 0.1}``
+        elif isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+            node = {"name": "Constant", "learning_rate": float(lr)}  # ``lr: 0.1``
+        else:
+            raise ConfigError(f"Optimizer.lr: expected a mapping (name: Cosine, learning_rate: ...) or a number > 0, found {lr!r}")
+        return optimizer, self._named("lr_schedule", node, "Optimizer.lr")
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def _know_section(self, key_path: str, section: type) -> None:
+        self.known[key_path] = {f.name for f in attrs.fields(section)}
+
+    def _check_added(self, added: Any) -> None:
+        """Each key that ``-o`` added must be known to the schema or to its component
+        (keys inside a component's argument values are that argument's business)."""
+        for path in added:
+            segments = path.split(".")
+            for depth, key in enumerate(segments):
+                parent = ".".join(segments[:depth])
+                if parent not in self.known:
+                    break
+                known = self.known[parent]
+                if known is _ANY:
+                    break
+                if key in known:
+                    continue
+                close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise ConfigError(
+                    f"override of {path}: {parent or 'the config'} has no key {key!r} (known: {', '.join(sorted(known))}).{hint} "
+                    f"To add a key nobody checks, write '+{path}=...'."
+                )
+
+
+def _get(config: Mapping[str, Any], *keys: str) -> Any:
+    node: Any = config
+    for key in keys:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _class_num(part: Part) -> int | None:
+    """The class count a backbone predicts: its ``class_num`` argument or default, or,
+    for a composite (a distillation model), the one its sub-models agree on."""
+    if "class_num" in part.params:
+        return part.params["class_num"]
+    found = {_class_num(child) for child in part.children if child.kind == "backbone"}
+    if part.children:
+        return found.pop() if len(found) == 1 else None
+    accepted, _ = accepted_arguments(part.component.load())
+    default = accepted["class_num"].default if "class_num" in accepted else None
+    return default if isinstance(default, int) and not isinstance(default, bool) else None

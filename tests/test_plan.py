@@ -1,0 +1,108 @@
+"""The config plan: one checked reading of a config, shared by ``corolla config`` and every verb."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import corolla
+import engine_support
+from corolla.cli.main import main
+from corolla.config.load import load_config, shipped_configs
+from corolla.config.planner import read_plan
+from corolla.plugin.errors import ComponentArgumentError, ConfigError, UnknownComponentError
+
+QUICKSTART = str(shipped_configs() / "quickstart.yaml")
+DISTILLATION = str(shipped_configs() / "distillation" / "person_PPLCNet_x1_0_distillation.yaml")
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return corolla.load_registry(extra_plugins=[("engine_support", engine_support)])
+
+
+@pytest.mark.parametrize(
+    "config, override, message",
+    [
+        (QUICKSTART, "Arch.class_num=six", r"Arch.class_num: backbone 'PPLCNet_x0_25' .* expects an integer, found 'six'"),
+        (QUICKSTART, "Optimizer.momentum=abc", r"Optimizer.momentum: optimizer 'Momentum' .* expects a number, found 'abc'"),
+        (QUICKSTART, "DataLoader.Train.dataset.transform_ops.2.RandFlipImage.flip_code=high",
+         r"transform_ops.2.RandFlipImage.flip_code: transform 'RandFlipImage' .* expects an integer, found 'high'"),
+        (QUICKSTART, "Global.sed=3", r"override of Global.sed: Global has no key 'sed' .*Did you mean 'seed'"),
+        (QUICKSTART, "Arch.clas_num=3", r"Arch.clas_num: .* has no argument 'clas_num'. Did you mean 'class_num'"),
+        (DISTILLATION, "Arch.models.1.Student.name=PPLCNet_x1_O",
+         r"Arch.models.1.Student: unknown backbone 'PPLCNet_x1_O'. Close matches: PPLCNet_x1_5, PPLCNet_x1_0"),
+        (DISTILLATION, "Arch.models.0.Teacher.class_num=two", r"Arch.models.0.Teacher.class_num: .* expects an integer, found 'two'"),
+    ],
+)
+def test_config_and_train_reject_the_same_configs_with_the_same_message(config, override, message, capsys, tmp_path):
+    assert main(["config", "-c", config, "-o", override]) == 2
+    checked = capsys.readouterr().err
+    assert main(["train", "-c", config, "-o", override, "-o", f"Global.output_dir={tmp_path}"]) == 2
+    trained = capsys.readouterr().err
+    assert checked.replace("corolla config", "corolla train") == trained
+    assert len(trained.strip().splitlines()) == 1
+    assert re.search(message, trained), trained
+    assert not (tmp_path / "PPLCNet_x0_25").exists()  # nothing ran
+
+
+def test_overrides_may_set_what_the_schema_or_the_signature_knows():
+    registry = corolla.load_registry()
+    config = load_config(QUICKSTART, ["Global.seed=3", "EMA.decay=0.999", "AMP.scale_loss=128", "Arch.pretrained=False",
+                                      "Global.plugins.prefer.RandFlipImage=corolla", "Optimizer.lr.warmup_start_lr=1e-5"])
+    plan = read_plan(config, registry)
+    assert plan.settings.seed == 3 and plan.ema.decay == 0.999 and plan.amp.scale_loss == 128.0
+    assert plan.settings.plugins.prefer == {"RandFlipImage": "corolla"}
+    assert plan.lr_schedule.params["warmup_start_lr"] == 1e-5  # a YAML 1.1 string, read as a number
+
+
+def test_numbers_written_without_a_dot_are_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("Optimizer:\n  name: AdamW\n  epsilon: 1e-8\n  lr:\n    name: Cosine\n    learning_rate: 5e-4\n    eta_min: 1E-6\n")
+    plan = read_plan(load_config(path), corolla.load_registry())
+    assert plan.optimizer.params["epsilon"] == 1e-8
+    assert plan.lr_schedule.params == {"learning_rate": 5e-4, "eta_min": 1e-6}
+
+
+def test_global_class_num_reaches_the_model_and_every_sub_model(registry):
+    plan = read_plan({"Global": {"class_num": 4}, "Arch": {"name": "TinyNet"}}, registry)
+    assert plan.model.part.params["class_num"] == 4 and plan.model.class_num == 4
+    config = load_config(DISTILLATION, ["Global.class_num=5"])
+    del config["Arch"]["class_num"]
+    for item in config["Arch"]["models"]:
+        next(iter(item.values())).pop("class_num", None)
+    plan = read_plan(config, registry)
+    assert [child.params["class_num"] for child in plan.model.part.children] == [5, 5]
+    assert plan.model.class_num == 5
+
+
+def test_the_plan_lists_every_component_with_its_plugin(registry):
+    plan = read_plan(load_config(DISTILLATION), registry)
+    parts = {part.key_path: part for part in plan.parts()}
+    assert {"Arch", "Arch.models.0.Teacher", "Arch.models.1.Student", "Optimizer", "Optimizer.lr"} <= set(parts)
+    assert parts["Arch.models.0.Teacher"].component.plugin.dist == "corolla"
+    assert plan.ready_for() == ["train", "eval", "infer", "export", "predict"]
+
+
+def test_a_verb_says_which_sections_it_lacks(registry):
+    plan = read_plan({"Arch": {"name": "TinyNet"}}, registry)
+    assert plan.ready_for() == []
+    with pytest.raises(ConfigError, match="corolla train needs Loss.Train, Optimizer, DataLoader.Train"):
+        plan.require("train")
+
+
+@pytest.mark.parametrize(
+    "config, error, message",
+    [
+        ({"AMP": {"level": "O3"}}, ConfigError, r"AMP.level: expected one of 'O1', 'O2', found 'O3'"),
+        ({"EMA": {"decay": 2}}, ConfigError, r"EMA.decay: expected a number between 0 and 1"),
+        ({"Infer": {"PostProcess": {"name": "Topkk"}}}, UnknownComponentError, r"unknown postprocess 'Topkk'.*Topk"),
+        ({"Infer": {"PostProcess": {"name": "Topk", "topk": "five"}}}, ComponentArgumentError, r"Infer.PostProcess.topk: .*expects an integer"),
+        ({"Infer": {"batch_size": 0}}, ConfigError, r"Infer.batch_size: expected an integer >= 1"),
+        ({"Loss": {"Train": [{"CELoss": {"epsilon": "x"}}]}}, ComponentArgumentError, r"Loss.Train.0.CELoss.epsilon"),
+        ({"Loss": {"Train": [{"DistillationDMLLoss": {"act": "relu"}}]}}, ComponentArgumentError, r"act: expected 'softmax'"),
+    ],
+)
+def test_every_section_is_checked(config, error, message, registry):
+    with pytest.raises(error, match=message):
+        read_plan(config, registry)
