@@ -271,3 +271,25 @@ def test_mobilenext_stages_and_sandglass_layouts():
     ]
     assert mobilenext.WEIGHTS["MobileNeXt_x1_0"].url == MODEL_ZOO_URL + "MobileNeXt_x1_0_pretrained.pdparams"
     assert set(mobilenext.WEIGHTS) == {"MobileNeXt_x1_0"}
+
+
+# --- MicroNet ---------------------------------------------------------------------------
+
+
+def test_micronet_stages_and_block_layouts():
+    assert _stage_shapes("MicroNet_M0") == [[1, 8, 16, 16], [1, 12, 8, 8], [1, 32, 4, 4], [1, 384, 2, 2]]
+    with paddle.LazyGuard():
+        m3 = _build("MicroNet_M3")
+    kinds = [type(layer).__name__ for layer in m3.features[4].layers]
+    # pointwise-depthwise-pointwise; M3 has Dynamic Shift-Max only after the depthwise conv
+    assert kinds == [
+        "GroupConv", "ReLU6", "ChannelShuffle", "FactorizedConv", "Identity", "DynamicShiftMax",
+        "ChannelShuffle", "GroupConv", "Identity", "ChannelShuffle", "Identity",
+    ]
+    assert m3.features[4].layers[5].branches == 4
+    assert [type(layer).__name__ for layer in m3.features[-1].layers] == ["GroupConv", "Identity"]
+
+
+def test_micronet_logits_are_hard_swished_like_paddleclas():
+    logits = _eval(_build("MicroNet_M0", class_num=10), _images(2, 32)).numpy()
+    assert logits.shape == (2, 10) and logits.min() >= -0.375 - 1e-6  # hard-swish's minimum
