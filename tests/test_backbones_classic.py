@@ -11,6 +11,7 @@ from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
 from corolla.plugins.backbones import (
     _classic,
+    darknet,
     densenet,
     hardnet,
     inception_v3,
@@ -276,3 +277,20 @@ def test_inception_v3_lr_groups_follow_the_stages():
     weights = inception_v3.WEIGHTS["InceptionV3"]
     assert weights.url == MODEL_ZOO_URL + "legendary_models/InceptionV3_pretrained.pdparams"
     assert (weights.top1, weights.input_size) == (0.7914, 299)
+
+
+# --- DarkNet53 -----------------------------------------------------------------------------
+
+
+def test_darknet53_stages_start_with_a_strided_conv():
+    model = _build("DarkNet53", return_stages=True, lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert _stage_shapes(model, 64) == [
+        [1, 64, 32, 32], [1, 128, 16, 16], [1, 256, 8, 8], [1, 512, 4, 4], [1, 1024, 2, 2]
+    ]
+    assert _lr_mults(model._conv1) == {0.1}
+    assert _lr_mults(model._conv2) == _lr_mults(model._basic_block_01) == {0.2}
+    assert _lr_mults(model._downsample_2) == _lr_mults(model._basic_block_38) == {0.5}
+    assert _lr_mults(model._out) == {1.0}
+    assert model._basic_block_44._conv1._conv.weight.shape == [512, 1024, 1, 1]
+    weights = darknet.WEIGHTS["DarkNet53"]
+    assert (weights.url, weights.input_size) == (MODEL_ZOO_URL + "DarkNet53_pretrained.pdparams", 256)

@@ -9,7 +9,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._classic import check_rate, uniform_linear
+from corolla.plugins.backbones._classic import STABLE_BATCHNORM_SIZE, check_rate, uniform_linear
 from corolla.plugins.backbones._layers import LeanBatchNorm2D, ZooConvBN
 
 # --- building blocks -----------------------------------------------------------------------
@@ -132,11 +132,7 @@ class DenseNet(Backbone):
         return self.out(paddle.flatten(self.pool2d_avg(x), start_axis=1))
 
 
-#: At 32x32 the last dense block runs on 1x1 maps: with the two test images each of its
-#: BatchNorms sees two values per channel, many channels come out nearly constant, and
-#: eval-mode rounding differences grow layer by layer until DenseNet264's logits overflow
-#: (PaddleClas's own model included). 64x64 keeps 2x2 maps there.
-MIN_INPUT_SIZE = 64
+MIN_INPUT_SIZE = STABLE_BATCHNORM_SIZE  # see there why not 32
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -------------------
 

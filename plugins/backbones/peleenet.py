@@ -10,7 +10,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._classic import check_rate
+from corolla.plugins.backbones._classic import STABLE_BATCHNORM_SIZE, check_rate
 from corolla.plugins.backbones._layers import LeanBatchNorm2D
 
 # --- building blocks -----------------------------------------------------------------------
@@ -131,10 +131,7 @@ def _initialise(model: nn.Layer) -> None:
             nn.initializer.Normal(0.0, 0.01)(layer.weight)
 
 
-#: At 32x32 the last stage runs on 1x1 maps, where each BatchNorm of the two-image test
-#: batch sees two values per channel; eval-mode rounding differences then grow through
-#: the nearly constant channels to logits of 1e9 and more. 64x64 keeps 2x2 maps there.
-MIN_INPUT_SIZE = 64
+MIN_INPUT_SIZE = STABLE_BATCHNORM_SIZE  # see there why not 32
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -------------------
 
