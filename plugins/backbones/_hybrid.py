@@ -61,13 +61,20 @@ def merge_heads(x: paddle.Tensor) -> paddle.Tensor:
 
 
 def attend(
-    q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float, dropout: nn.Layer, bias: paddle.Tensor | None = None
+    q: paddle.Tensor,
+    k: paddle.Tensor,
+    v: paddle.Tensor,
+    scale: float,
+    dropout: nn.Layer | None = None,
+    bias: paddle.Tensor | None = None,
 ) -> paddle.Tensor:
-    """Scaled dot-product attention over the last two axes (optionally with an additive bias)."""
+    """Scaled dot-product attention over the last two axes, with an optional additive bias and
+    dropout on the attention weights."""
     scores = paddle.matmul(q, k, transpose_y=True) * scale
     if bias is not None:
         scores = scores + bias
-    return paddle.matmul(dropout(nn.functional.softmax(scores, axis=-1)), v)
+    weights = nn.functional.softmax(scores, axis=-1)
+    return paddle.matmul(weights if dropout is None else dropout(weights), v)
 
 
 def linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
