@@ -10,7 +10,7 @@ import pytest
 from corolla import load_registry
 from corolla.engine.weights import MODEL_ZOO_URL
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, regnet, rexnet, tinynet
+from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, regnet, repvgg, rexnet, tinynet
 
 REGISTRY = load_registry()
 
@@ -300,3 +300,68 @@ def test_regnet_stages_names_and_classifier():
 def test_regnet_weights_table():
     _check_weights(regnet, {name: 256 for name in regnet.VARIANTS if name != "RegNetX_4GF"})
     assert regnet.WEIGHTS["RegNetX_4GF"].top1 == 0.785
+
+
+# --- RepVGG ------------------------------------------------------------------------------------
+
+
+def _small_repvgg(**options) -> repvgg.RepVGG:
+    # blocks 2 and 4 are grouped and keep their shape, so they have all three branches
+    model = repvgg.RepVGG(name="RepVGG_small", num_blocks=(2, 2, 1, 1), width_multiplier=(0.25, 0.25, 0.25, 0.25), **options)
+    norms = [layer for layer in model.sublayers() if isinstance(layer, paddle.nn.BatchNorm2D)]
+    rng = np.random.default_rng(5)
+    for norm in norms:  # statistics and affine parameters far from the defaults
+        for tensor, low, high in ((norm._mean, -1, 1), (norm._variance, 0.5, 2), (norm.weight, 0.5, 1.5), (norm.bias, -1, 1)):
+            tensor.set_value(rng.uniform(low, high, tensor.shape).astype("float32"))
+    return model
+
+
+@pytest.mark.parametrize("options", [dict(groups=1), dict(groups=2, use_se=True)])
+def test_repvgg_re_parameterised_blocks_compute_the_same(options):
+    model = _small_repvgg(**options)
+    model.eval()
+    images = _images(2, 32, seed=6)
+    with paddle.no_grad():
+        expected = model(images).numpy()
+        assert model.inference_model() is model
+        got = model(images).numpy()
+    blocks = [layer for layer in model.sublayers() if isinstance(layer, repvgg.RepVGGBlock)]
+    assert all(block.is_repped for block in blocks)
+    assert blocks[2].rbr_identity is not None and blocks[2].rbr_reparam._groups == options["groups"]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    # the folded weights follow the current ones when done again
+    model.stage0.rbr_dense.bn.bias.set_value(model.stage0.rbr_dense.bn.bias + 1.0)
+    before = model.stage0.rbr_reparam.bias.numpy()
+    model.re_parameterize()
+    np.testing.assert_allclose(model.stage0.rbr_reparam.bias.numpy(), before + 1.0, rtol=1e-5)
+
+
+def test_repvgg_exports_the_re_parameterised_net(tmp_path):
+    from corolla.engine.builders import inference_model
+
+    model = _small_repvgg(groups=2, use_se=True)
+    model.eval()
+    images = _images(1, 32, seed=7)
+    with paddle.no_grad():
+        expected = model(images).numpy()
+    net = inference_model(model)
+    static = paddle.jit.to_static(net, input_spec=[paddle.static.InputSpec([None, 3, 32, 32], "float32")], full_graph=True)
+    paddle.jit.save(static, str(tmp_path / "inference"))
+    loaded = paddle.jit.load(str(tmp_path / "inference"))
+    loaded.eval()
+    np.testing.assert_allclose(loaded(images).numpy(), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    # per block the folded conv's weight and bias and the SE's four parameters; the classifier's two
+    assert len(loaded.parameters()) == 7 * (2 + 4) + 2
+
+
+def test_repvgg_groups_every_other_block_and_stages():
+    model = _small_repvgg(groups=4, use_se=True)
+    assert [block.rbr_dense.conv._groups for stage in model.stage_list[1:] for block in stage] == [1, 4, 1, 4, 1, 4]
+    assert model.stage4[0].se.down.weight.shape == [8, 128, 1, 1]  # 16 times fewer channels
+    assert sorted(repvgg.GROUPWISE_BLOCKS) == list(range(2, 27, 2))
+    assert _stage_shapes("RepVGG_A0") == [[1, 48, 32, 32], [1, 48, 16, 16], [1, 96, 8, 8], [1, 192, 4, 4], [1, 1280, 2, 2]]
+
+
+def test_repvgg_weights_table():
+    _check_weights(repvgg, {"RepVGG_D2se": 320})
+    assert repvgg.WEIGHTS["RepVGG_D2se"].top1 == 0.8339
