@@ -11,6 +11,7 @@ from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
 from corolla.plugins.backbones import (
     _classic,
+    cspnet,
     darknet,
     densenet,
     hardnet,
@@ -294,3 +295,30 @@ def test_darknet53_stages_start_with_a_strided_conv():
     assert model._basic_block_44._conv1._conv.weight.shape == [512, 1024, 1, 1]
     weights = darknet.WEIGHTS["DarkNet53"]
     assert (weights.url, weights.input_size) == (MODEL_ZOO_URL + "DarkNet53_pretrained.pdparams", 256)
+
+
+# --- CSPDarkNet53 --------------------------------------------------------------------------
+
+
+def test_cspdarknet53_cross_stages_split_the_expanded_channels():
+    model = _build("CSPDarkNet53", return_stages=True, lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert _stage_shapes(model, 64) == [
+        [1, 64, 32, 32], [1, 128, 16, 16], [1, 256, 8, 8], [1, 512, 4, 4], [1, 1024, 2, 2]
+    ]
+    first, second = model.stages[0], model.stages[1]
+    assert first.conv_exp.conv.weight.shape == [128, 64, 1, 1]  # expanded twice, then halved
+    assert first.blocks[0].conv1.conv.weight.shape == [32, 64, 1, 1]
+    assert second.blocks[1].conv2.conv.weight.shape == [64, 64, 3, 3]
+    assert second.conv_transition_b.conv.weight.shape == [64, 64, 1, 1]
+    assert _lr_mults(model.stem) == {0.1} and _lr_mults(model.stages[4]) == {0.6}
+    assert _lr_mults(model.fc) == {1.0}
+    assert cspnet.WEIGHTS["CSPDarkNet53"].top1 == 0.7725
+
+
+def test_cspdarknet_units_use_leaky_relu():
+    unit = cspnet.ConvBNLeaky(2, 2, 1)
+    unit.eval()
+    with paddle.no_grad():
+        unit.conv.weight.set_value(paddle.eye(2).reshape([2, 2, 1, 1]))
+        out = unit(paddle.to_tensor([[[[-2.0]], [[3.0]]]])).numpy().ravel()
+    np.testing.assert_allclose(out, [-0.02, 3.0], rtol=1e-4)  # BN at its initial statistics is ~identity
