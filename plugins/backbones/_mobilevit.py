@@ -132,8 +132,9 @@ def check_patchable(block: str, x: paddle.Tensor) -> None:
 # --- attention -----------------------------------------------------------------------------
 
 
-def multi_head_attention(qkv: paddle.Tensor, heads: int, dropout: nn.Layer, *, scale_queries: bool) -> paddle.Tensor:
-    """Scaled dot-product self-attention: [B, N, 3C] (queries, keys, values) -> [B, N, C].
+def multi_head_attention(qkv: paddle.Tensor, heads: int, *, scale_queries: bool) -> paddle.Tensor:
+    """Scaled dot-product self-attention: [B, N, 3C] (queries, keys, values) -> [B, N, C]
+    (PaddleClas's MobileViTs keep no dropout on the attention weights).
 
     ``scale_queries``: scale the queries rather than their products with the keys (MobileViT
     does, MobileViTV3 does not); the same maths, but the rounding then matches PaddleClas's,
@@ -145,8 +146,7 @@ def multi_head_attention(qkv: paddle.Tensor, heads: int, dropout: nn.Layer, *, s
     query, key, value = parts[0], parts[1].transpose([0, 1, 3, 2]), parts[2]
     scale = head_dim**-0.5
     scores = (query * scale).matmul(key) if scale_queries else query.matmul(key) * scale
-    weights = dropout(F.softmax(scores, axis=-1))
-    return weights.matmul(value).transpose([0, 2, 1, 3]).reshape([batch, tokens, channels // 3])
+    return F.softmax(scores, axis=-1).matmul(value).transpose([0, 2, 1, 3]).reshape([batch, tokens, channels // 3])
 
 
 class LinearSelfAttention(nn.Layer):
@@ -154,17 +154,15 @@ class LinearSelfAttention(nn.Layer):
     (softmax over the N patches) weighs the keys into a context vector that gates relu(values).
     1x1 convolutions ``qkv_proj`` (to 1 + 2C channels) and ``out_proj``."""
 
-    def __init__(self, dim: int, *, attn_dropout: float = 0.0) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
         self.qkv_proj = nn.Conv2D(dim, 1 + 2 * dim, 1)
-        self.attn_dropout = nn.Dropout(attn_dropout)
         self.out_proj = nn.Conv2D(dim, dim, 1)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         query, key, value = paddle.split(self.qkv_proj(x), [1, self.dim, self.dim], axis=1)
-        scores = self.attn_dropout(F.softmax(query, axis=-1))
-        context = (key * scores).sum(axis=-1, keepdim=True)
+        context = (key * F.softmax(query, axis=-1)).sum(axis=-1, keepdim=True)
         return self.out_proj(F.relu(value) * context)
 
 
@@ -179,7 +177,7 @@ class LinearAttnFFN(nn.Layer):
             nn.GroupNorm(1, dim),
             nn.Conv2D(dim, ffn_dim, 1),
             nn.Silu(),
-            nn.Dropout(0.0),
+            nn.Dropout(0.0),  # PaddleClas's FFN dropout, always 0; the next conv is layer 4 of its weights
             nn.Conv2D(ffn_dim, dim, 1),
             nn.Dropout(dropout),
         )

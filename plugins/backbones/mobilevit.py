@@ -57,12 +57,10 @@ class Attention(nn.Layer):
         super().__init__()
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.attn_dropout = nn.Dropout(0.0)
         self.proj_dropout = nn.Dropout(DROPOUT)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        attended = multi_head_attention(self.qkv(x), HEADS, self.attn_dropout, scale_queries=True)
-        return self.proj_dropout(self.proj(attended))
+        return self.proj_dropout(self.proj(multi_head_attention(self.qkv(x), HEADS, scale_queries=True)))
 
 
 class Mlp(nn.Layer):

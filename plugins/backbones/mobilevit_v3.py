@@ -43,11 +43,10 @@ class MultiHeadAttention(nn.Layer):
         super().__init__()
         self.heads = heads
         self.qkv_proj = nn.Linear(dim, 3 * dim)
-        self.attn_drop = nn.Dropout(0.0)
         self.out_proj = nn.Linear(dim, dim)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.out_proj(multi_head_attention(self.qkv_proj(x), self.heads, self.attn_drop, scale_queries=False))
+        return self.out_proj(multi_head_attention(self.qkv_proj(x), self.heads, scale_queries=False))
 
 
 class TransformerEncoder(nn.Layer):
@@ -61,7 +60,7 @@ class TransformerEncoder(nn.Layer):
             nn.LayerNorm(dim),
             nn.Linear(dim, ffn_dim),
             nn.Silu(),
-            nn.Dropout(0.0),
+            nn.Dropout(0.0),  # PaddleClas's FFN dropout, always 0; the next linear is layer 4 of its weights
             nn.Linear(ffn_dim, dim),
             nn.Dropout(dropout),
         )
