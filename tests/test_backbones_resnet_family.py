@@ -43,10 +43,15 @@ def _randomise_batchnorms(model: paddle.nn.Layer) -> None:
             tensor.set_value(np.abs(values) + 0.5 if key.endswith("_variance") else values)
 
 
-def _assert_same_outputs(name: str, theirs: paddle.nn.Layer, ours: paddle.nn.Layer, images: paddle.Tensor, *, train: bool = False) -> None:
+def _assert_same_outputs(
+    name: str, theirs: paddle.nn.Layer, ours: paddle.nn.Layer, images: paddle.Tensor, *, train: bool = False
+) -> None:
+    """Same parameter names and shapes; with PaddleClas's values loaded, the same outputs
+    (in inference, and in training where ``train``)."""
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
     _randomise_batchnorms(theirs)
-    apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name=name, source="PaddleClas", strict=True)
+    state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    apply_state_dict(ours, state, name=name, source="PaddleClas", strict=True)
     for mode in ("eval", "train") if train else ("eval",):
         theirs.train() if mode == "train" else theirs.eval()
         ours.train() if mode == "train" else ours.eval()
@@ -92,6 +97,24 @@ def test_dbb_starts_as_the_sum_of_its_branches_with_an_identity_1x1():
     assert block(images).shape == [1, 6, 5, 5]
     # the identity is no parameter: it is not saved, and two blocks share nothing
     assert not any("identity" in key for key in block.state_dict())
+
+
+def test_re_parameterized_dbb_resnet_gives_the_same_logits_with_one_conv_per_unit():
+    model = REGISTRY.build("backbone", "ResNet18", {"layer_type": "DiverseBranchBlock", "class_num": 10})
+    _randomise_batchnorms(model)
+    for key, param in model.named_parameters():
+        if "idconv1" in key:  # a learnt residual on the identity
+            param.set_value(np.random.default_rng(3).normal(0, 0.1, param.shape).astype(np.float32))
+    model.eval()
+    images = _images(2, 40)
+    with paddle.no_grad():
+        before = model(images).numpy()
+        model.re_parameterize()
+        after = model(images).numpy()
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
+    keys = [key for key in model.state_dict() if key.startswith("blocks.0.conv0.")]
+    assert keys == ["blocks.0.conv0.dbb_reparam.weight", "blocks.0.conv0.dbb_reparam.bias"]
+    assert model.state_dict()["blocks.0.conv0.dbb_reparam.weight"].shape == [64, 64, 3, 3]
 
 
 def test_bordered_batchnorm_pads_with_what_the_batchnorm_makes_of_zero():
@@ -147,8 +170,8 @@ def test_nhwc_gives_the_nchw_logits_and_channels_last_stages():
     [
         ("ResNet50", {"use_first_short_conv": False}, "use_first_short_conv=False needs a first block that keeps the shape"),
         ("ResNet18", {"use_first_short_conv": False, "max_pool": False}, "use_first_short_conv=False needs"),
-        ("ResNet18", {"layer_type": "DiverseBranchBlock", "data_format": "NHWC"}, "DiverseBranchBlock layers need data_format NCHW"),
-        ("ResNet18", {"layer_type": "RepBlock"}, "layer_type must be one of ConvBNLayer, DiverseBranchBlock; got 'RepBlock'"),
+        ("ResNet18", {"layer_type": "DiverseBranchBlock", "data_format": "NHWC"}, "DiverseBranchBlock layers need NCHW"),
+        ("ResNet18", {"layer_type": "RepBlock"}, "layer_type must be one of ConvBNLayer, DiverseBranchBlock; got 'Rep"),
         ("ResNet18", {"data_format": "NCWH"}, "data_format must be one of NCHW, NHWC"),
         ("ResNet18", {"stem_act": "gelu"}, "stem_act must be one of None, relu"),
         ("ResNet18", {"input_image_channel": 0}, "input_image_channel must be a positive int"),

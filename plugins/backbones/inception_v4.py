@@ -198,7 +198,9 @@ class InceptionV4(Backbone):
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
         self._drop = nn.Dropout(p=0.2, mode="downscale_in_infer")
         bound = 1.0 / math.sqrt(1536)
-        self.out = nn.Linear(1536, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
+        self.out = nn.Linear(
+            1536, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
+        )
         self.finish(
             lr_groups={"stem": [self._inception_stem], "stage0": stage_a, "stage1": stage_b, "stage2": stage_c},
             stages=[stage_a[-1], stage_b[-1], stage_c[-1]],

@@ -62,16 +62,38 @@ def _conv_bn_pair(in_channels: int, out_channels: int, kernel_size: int, stride:
     return nn.Sequential(("conv", conv), ("bn", bn))
 
 
+#: a convolution kernel and the bias after it
+KernelBias = tuple[paddle.Tensor, paddle.Tensor]
+
+
+def _fold(kernel: paddle.Tensor, bn: nn.BatchNorm2D) -> KernelBias:
+    """The kernel and bias of a bias-free convolution followed by ``bn`` (inference statistics)."""
+    scale = bn.weight / paddle.sqrt(bn._variance + bn._epsilon)
+    return kernel * scale.reshape([-1, 1, 1, 1]), bn.bias - bn._mean * scale
+
+
+def _chain(first: KernelBias, second: KernelBias) -> KernelBias:
+    """One k x k convolution computing a biased 1x1 convolution (``first``) then a biased
+    k x k one (``second``), the second unpadded over a border holding the first's bias."""
+    (k1, b1), (k2, b2) = first, second
+    kernel = nn.functional.conv2d(k2, k1.transpose([1, 0, 2, 3]))  # sums over the middle channels
+    return kernel, (k2 * b1.reshape([1, -1, 1, 1])).sum([1, 2, 3]) + b2
+
+
 class DiverseBranchBlock(nn.Layer):
     """A k x k conv-BN learnt as the sum of four branches, each ending in a BatchNorm:
     the k x k conv (``dbb_origin``), a 1x1 conv (``dbb_1x1``), 1x1 conv -> k x k average
     pool (``dbb_avg``) and an identity-initialised 1x1 conv -> k x k conv (``dbb_1x1_kxk``);
-    then ReLU where ``act``. All four are linear, so they could be merged into one conv
-    for inference; corolla keeps them apart."""
+    then ReLU where ``act``. All four are linear: :meth:`re_parameterize` merges them into
+    one biased conv (``dbb_reparam``) for inference."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, act: str | None = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, act: str | None = None
+    ) -> None:
         super().__init__()
         pad = kernel_size // 2
+        self.kernel_size, self.stride = kernel_size, stride
+        self.dbb_reparam: nn.Conv2D | None = None
         self.dbb_origin = _conv_bn_pair(in_channels, out_channels, kernel_size, stride)
         self.dbb_avg = nn.Sequential(
             ("conv", nn.Conv2D(in_channels, out_channels, 1, bias_attr=False)),
@@ -89,8 +111,40 @@ class DiverseBranchBlock(nn.Layer):
         self.act = nn.ReLU() if act else None
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        y = self.dbb_origin(x) + self.dbb_1x1(x) + self.dbb_avg(x) + self.dbb_1x1_kxk(x)
+        if self.dbb_reparam is not None:
+            y = self.dbb_reparam(x)
+        else:
+            y = self.dbb_origin(x) + self.dbb_1x1(x) + self.dbb_avg(x) + self.dbb_1x1_kxk(x)
         return y if self.act is None else self.act(y)
+
+    @paddle.no_grad()
+    def re_parameterize(self) -> None:
+        """Replace the four branches by the one conv they add up to, with the BatchNorms'
+        running statistics folded in (same outputs in inference; the block no longer trains
+        as a DBB)."""
+        if self.dbb_reparam is not None:
+            return
+        k, pad = self.kernel_size, self.kernel_size // 2
+        origin = _fold(self.dbb_origin.conv.weight, self.dbb_origin.bn)
+        one_by_one = _fold(self.dbb_1x1.conv.weight, self.dbb_1x1.bn)
+        one_by_one = (nn.functional.pad(one_by_one[0], [pad] * 4), one_by_one[1])
+        identity_1x1 = self.dbb_1x1_kxk.idconv1
+        then_kxk = _chain(
+            _fold(identity_1x1.weight + identity_1x1.identity, self.dbb_1x1_kxk.bn1.bn),
+            _fold(self.dbb_1x1_kxk.conv2.weight, self.dbb_1x1_kxk.bn2),
+        )
+        channels = self.dbb_avg.avgbn.weight.shape[0]
+        average = paddle.eye(channels).reshape([channels, channels, 1, 1]).tile([1, 1, k, k]) / k**2
+        then_average = _chain(
+            _fold(self.dbb_avg.conv.weight, self.dbb_avg.bn.bn), _fold(average, self.dbb_avg.avgbn)
+        )
+        branches = (origin, one_by_one, then_kxk, then_average)
+        conv = self.dbb_origin.conv
+        self.dbb_reparam = nn.Conv2D(conv._in_channels, conv._out_channels, k, stride=self.stride, padding=pad)
+        self.dbb_reparam.weight.set_value(sum(kernel for kernel, _ in branches))
+        self.dbb_reparam.bias.set_value(sum(bias for _, bias in branches))
+        for branch in ("dbb_origin", "dbb_1x1", "dbb_avg", "dbb_1x1_kxk"):
+            delattr(self, branch)
 
 
 #: ``layer_type`` (PaddleClas's names) -> the convolution unit inside the blocks
@@ -104,7 +158,9 @@ class _Block(nn.Layer):
 
     expansion = 1
 
-    def _make_shortcut(self, in_channels: int, out_channels: int, stride: int, *, project: bool, avg_down: bool, data_format: str) -> None:
+    def _make_shortcut(
+        self, in_channels: int, out_channels: int, stride: int, *, project: bool, avg_down: bool, data_format: str
+    ) -> None:
         # vd shortcuts pool with the block's stride, then project at stride 1
         self.short_pool = (
             nn.AvgPool2D(2, stride=stride, padding="SAME", ceil_mode=True, data_format=data_format)
@@ -126,7 +182,9 @@ class _Block(nn.Layer):
 class BasicBlock(_Block):
     """Two 3x3 convolution units (the first carries the stride) plus shortcut (ResNet18/34)."""
 
-    def __init__(self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool) -> None:
+    def __init__(
+        self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool
+    ) -> None:
         super().__init__()
         options = {"data_format": data_format} if unit is ConvBN else {}
         self.conv0 = unit(in_channels, width, 3, stride=stride, act="relu", **options)
@@ -142,7 +200,9 @@ class BottleneckBlock(_Block):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool) -> None:
+    def __init__(
+        self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool
+    ) -> None:
         super().__init__()
         options = {"data_format": data_format} if unit is ConvBN else {}
         self.conv0 = unit(in_channels, width, 1, act="relu", **options)
@@ -179,10 +239,11 @@ class ResNet(Backbone):
     ``input_image_channel``: channels of the input images; ``data_format``: "NCHW", or
     "NHWC" to run every layer channels-last (the input is still given NCHW; the stage
     outputs are then NHWC); ``layer_type``: "ConvBNLayer", or "DiverseBranchBlock" for DBB
-    convolutions inside the blocks (PaddleClas publishes ResNet18 DBB weights at
-    MODEL_ZOO_URL + "legendary_models/ResNet18_dbb_pretrained.pdparams": give that URL as
-    ``pretrained``); ``use_first_short_conv=False``: the first block keeps an identity
-    shortcut (PaddleClas's ResNet18_dbb config; basic blocks only).
+    convolutions inside the blocks, which :meth:`re_parameterize` merges for inference
+    (PaddleClas publishes ResNet18 DBB weights at MODEL_ZOO_URL +
+    "legendary_models/ResNet18_dbb_pretrained.pdparams": give that URL as ``pretrained``);
+    ``use_first_short_conv=False``: the first block keeps an identity shortcut (PaddleClas's
+    ResNet18_dbb config; basic blocks only).
     ``lr_mult_list`` has 5 values: stem, stage0-stage3 (the classifier keeps 1.0);
     ``return_stages`` picks among the 4 stages.
     """
@@ -210,7 +271,7 @@ class ResNet(Backbone):
         if not isinstance(input_image_channel, int) or input_image_channel < 1:
             raise ComponentArgumentError(f"{name}: input_image_channel must be a positive int; got {input_image_channel!r}")
         if layer_type == "DiverseBranchBlock" and data_format != "NCHW":
-            raise ComponentArgumentError(f"{name}: DiverseBranchBlock layers need data_format NCHW")
+            raise ComponentArgumentError(f"{name}: DiverseBranchBlock layers need NCHW data (data_format)")
         first_stride = 1 if max_pool else strides[1]
         if not use_first_short_conv and (block_type is not BasicBlock or first_stride != 1):
             raise ComponentArgumentError(
@@ -220,7 +281,11 @@ class ResNet(Backbone):
         self.data_format = data_format
         unit = {"data_format": data_format}
 
-        stem = [(input_image_channel, 32, 3, strides[0]), (32, 32, 3, 1), (32, 64, 3, 1)] if vd else [(input_image_channel, 64, 7, strides[0])]
+        stem = (
+            [(input_image_channel, 32, 3, strides[0]), (32, 32, 3, 1), (32, 64, 3, 1)]
+            if vd
+            else [(input_image_channel, 64, 7, strides[0])]
+        )
         self.stem = nn.Sequential(*(ConvBN(i, o, k, stride=s, act=stem_act, **unit) for i, o, k, s in stem))
         self.max_pool = nn.MaxPool2D(3, stride=strides[1], padding=1, **unit) if max_pool else None
 
@@ -247,12 +312,21 @@ class ResNet(Backbone):
 
         self.avg_pool = nn.AdaptiveAvgPool2D(1, **unit)
         bound = 1.0 / math.sqrt(channels)
-        self.fc = nn.Linear(channels, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
+        self.fc = nn.Linear(
+            channels, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
+        )
 
         self.finish(
             lr_groups={"stem": [self.stem], **{f"stage{i}": blocks for i, blocks in enumerate(stages)}},
             stages=[blocks[-1] for blocks in stages],
         )
+
+    def re_parameterize(self) -> None:
+        """Merge every DiverseBranchBlock into one conv (``layer_type="DiverseBranchBlock"``;
+        same outputs in inference, fewer operations; nothing to do otherwise)."""
+        for layer in self.sublayers():
+            if isinstance(layer, DiverseBranchBlock):
+                layer.re_parameterize()
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         if self.data_format == "NHWC":
