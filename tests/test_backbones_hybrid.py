@@ -202,3 +202,68 @@ def test_uniformer_stage_maps_and_layer_scale():
     assert plain.blocks3[0].gamma_1 is None
     assert scaled.blocks3[0].gamma_1.shape == [320] and scaled.blocks1[0].drop_path.rate == 0.0
     assert scaled.blocks4[-1].drop_path.rate == pytest.approx(0.3)
+
+
+# --- NextViT ------------------------------------------------------------------------------------
+
+
+def test_nextvit_stage_maps_and_hybrid_layout():
+    from corolla.plugins.backbones.nextvit import NCB, NTB
+
+    shapes = _stage_shapes("NextViT_small_224", 64)
+    assert shapes == {
+        "logits": [1, 3], "stage0": [1, 96, 16, 16], "stage1": [1, 256, 8, 8], "stage2": [1, 512, 4, 4], "stage3": [1, 1024, 2, 2]
+    }
+    with paddle.LazyGuard():
+        model = REGISTRY.build("backbone", "NextViT_base_224", {"drop": 0.1})
+    kinds = "".join("T" if isinstance(block, NTB) else "C" for block in model.features)
+    assert kinds == "CCC" + "CCCT" + "CCCCT" * 4 + "CCT"
+    last = model.features[-1]
+    assert last.mlp_path_dropout.rate == pytest.approx(0.2)
+    assert last.mhsa_path_dropout.rate == pytest.approx(0.15) and last.mhca_path_dropout.rate == pytest.approx(0.05)
+    assert last.mlp.drop.p == 0.1
+    assert isinstance(model.features[0], NCB) and len(model.lr_mult_list) == 5
+
+
+def test_nextvit_384_weights_are_for_384_input():
+    details = REGISTRY.resolve("backbone", "NextViT_small_384").load().corolla_details()
+    assert "input 384" in details and "NextViT_small_384_ssld" in details
+
+
+# --- LeViT --------------------------------------------------------------------------------------
+
+
+def test_levit_attention_bias_indices_follow_offsets():
+    from corolla.plugins.backbones.levit import bias_indices
+
+    count, indices = bias_indices(2, 2, 1)  # 2x2 grid: offsets (0,0), (0,1), (1,0), (1,1)
+    assert count == 4
+    assert indices[:4] == [0, 1, 2, 3] and indices[4 * 3 :] == [3, 2, 1, 0]
+    count, indices = bias_indices(3, 2, 2)  # queries at (0,0), (0,2), (2,0), (2,2) of a 3x3 grid
+    assert count == 9 and len(indices) == 4 * 9
+
+
+def test_levit_stage_maps_and_distillation_head():
+    model = REGISTRY.build("backbone", "LeViT_128S", {"class_num": 5, "distillation": True, "return_stages": True})
+    images = _images(2, 224)
+    model.train()
+    output = model(images)
+    assert sorted(output) == ["dist_logits", "logits", "stage0", "stage1", "stage2"]
+    assert output["stage0"].shape == [2, 128, 14, 14] and output["stage2"].shape == [2, 384, 4, 4]
+    assert output["dist_logits"].shape == [2, 5]
+    model.eval()
+    with paddle.no_grad():
+        output = model(images)
+        features = output["stage2"].flatten(2).mean(axis=2)
+        expected = (model.head(features) + model.head_dist(features)) / 2
+    np.testing.assert_allclose(output["logits"].numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"attention biases are for 224x224 input; got 64x64"):
+        model(_images(1, 64))
+    assert model.blocks[0].m.attention_biases.regularizer._coeff == 0.0
+
+
+def test_levit_384_drops_residual_branches_in_training():
+    with paddle.LazyGuard():
+        model = REGISTRY.build("backbone", "LeViT_384")
+    rates = {layer.drop_path.rate for layer in model.blocks if hasattr(layer, "drop_path")}
+    assert rates == {0.1}
