@@ -229,7 +229,8 @@ def test_xception_separable_convs_are_pointwise_first():
     assert block._conv1._depthwise_conv._conv.weight.shape == [128, 1, 3, 3]
     assert block._short.weight.shape == [128, 64, 1, 1] and block._short.bias is None
     weights = xception.WEIGHTS["Xception65"]
-    assert (weights.url, weights.top1, weights.input_size) == (MODEL_ZOO_URL + "Xception65_pretrained.pdparams", 0.81, 299)
+    assert weights.url == MODEL_ZOO_URL + "Xception65_pretrained.pdparams"
+    assert (weights.top1, weights.input_size) == (0.81, 299)
 
 
 # --- Xception deeplab ----------------------------------------------------------------------
@@ -262,7 +263,9 @@ def test_xception_deeplab_weights_table():
 def test_inception_v3_stages_are_paddleclas_stage_pattern():
     model = _build("InceptionV3", return_stages=True, return_patterns=["inception_block_list[3]"])
     # modules 2, 3, 7, 8, 10; at 75x75 the 35x35 grid of 299x299 is 7x7
-    assert _stage_shapes(model, 75) == [[1, 288, 7, 7], [1, 768, 3, 3], [1, 768, 3, 3], [1, 1280, 1, 1], [1, 2048, 1, 1]]
+    assert _stage_shapes(model, 75) == [
+        [1, 288, 7, 7], [1, 768, 3, 3], [1, 768, 3, 3], [1, 1280, 1, 1], [1, 2048, 1, 1]
+    ]
     with paddle.no_grad():
         output = model(_images(1, 75))
     np.testing.assert_array_equal(output["inception_block_list[3]"].numpy(), output["stage1"].numpy())

@@ -61,7 +61,8 @@ class DarkNet53(Backbone):
         self.blocks: list[nn.Layer] = []
         channels = 32
         for i, (width, depth) in enumerate(STAGES):
-            down = self.add_sublayer("_conv2" if i == 0 else f"_downsample_{i - 1}", ConvBNReLU(channels, width, 3, stride=2))
+            down_name = "_conv2" if i == 0 else f"_downsample_{i - 1}"
+            down = self.add_sublayer(down_name, ConvBNReLU(channels, width, 3, stride=2))
             residuals = [self.add_sublayer(f"_basic_block_{i}{j + 1}", Residual(width)) for j in range(depth)]
             groups[f"stage{i}"] = [down, *residuals]
             self.blocks += groups[f"stage{i}"]

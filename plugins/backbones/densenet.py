@@ -108,7 +108,8 @@ class DenseNet(Backbone):
         groups: dict[str, list[nn.Layer]] = {"stem": [self.conv1_func]}
         for i, layers in enumerate(block_layers):
             block = DenseBlock(
-                f"conv{i + 2}", channels, layers=layers, growth_rate=growth_rate, bottleneck_width=bn_size, dropout=dropout
+                f"conv{i + 2}", channels,
+                layers=layers, growth_rate=growth_rate, bottleneck_width=bn_size, dropout=dropout,
             )
             self.stages.append(self.add_sublayer(f"db_conv_{i + 2}", block))
             channels += layers * growth_rate

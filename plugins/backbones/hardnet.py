@@ -20,7 +20,9 @@ class ConvBNReLU6(nn.Layer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias_attr=False)
+        self.conv = nn.Conv2D(
+            in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias_attr=False
+        )
         self.norm = LeanBatchNorm2D(out_channels)
         self.relu = nn.ReLU6()
 
@@ -77,7 +79,9 @@ class HarmonicBlock(nn.Layer):
         widths = [in_channels] + [harmonic_width(k, growth_rate, multiplier) for k in range(1, depth + 1)]
         self.links = [harmonic_links(k) for k in range(1, depth + 1)]
         unit = PointwiseDepthwise if depthwise else ConvBNReLU6
-        self.layers = nn.LayerList([unit(sum(widths[i] for i in links), widths[k + 1]) for k, links in enumerate(self.links)])
+        self.layers = nn.LayerList(
+            [unit(sum(widths[i] for i in links), widths[k + 1]) for k, links in enumerate(self.links)]
+        )
         self.kept = [k for k in range(1, depth + 1) if k % 2 == 1 or k == depth]
         self.out_channels = sum(widths[k] for k in self.kept)
 
@@ -106,7 +110,9 @@ class Architecture(NamedTuple):
 
 
 ARCHITECTURES = {
-    39: Architecture((24, 48), (16, 20, 64, 160), (4, 16, 8, 4), (96, 320, 640, 1024), (True, True, True, False), 1.6, 0.1),
+    39: Architecture(
+        (24, 48), (16, 20, 64, 160), (4, 16, 8, 4), (96, 320, 640, 1024), (True, True, True, False), 1.6, 0.1
+    ),
     68: Architecture(
         (32, 64), (14, 16, 20, 40, 160), (8, 16, 16, 16, 4), (128, 256, 320, 640, 1024),
         (True, False, True, True, False), 1.7, 0.1,
@@ -143,7 +149,7 @@ class HarDNet(Backbone):
         for i, (growth, blocks, width, down) in enumerate(zip(arch.growth, arch.depths, arch.widths, arch.downsample)):
             block = HarmonicBlock(channels, growth, arch.multiplier, blocks, depthwise)
             layers.append(block)
-            if depth == 85 and i == len(arch.depths) - 1:
+            if depth == 85 and i == len(arch.depths) - 1:  # HarDNet85 alone drops out before its last 1x1 conv
                 layers.append(nn.Dropout(0.1))
             layers.append(ConvBNReLU6(block.out_channels, width, 1))
             channels = width
@@ -152,9 +158,8 @@ class HarDNet(Backbone):
                 layers.append(DepthwiseBN(width, stride=2) if depthwise else nn.MaxPool2D(2, stride=2))
         stage_ends.append(len(layers) - 1)
         dropout = DS_DROPOUT if depthwise else arch.dropout
-        layers.append(
-            nn.Sequential(nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, self.class_num))
-        )
+        classifier = nn.Linear(channels, self.class_num)
+        layers.append(nn.Sequential(nn.AdaptiveAvgPool2D(1), nn.Flatten(), nn.Dropout(dropout), classifier))
         self.base = nn.LayerList(layers)
 
         starts = [3] + [end + 1 for end in stage_ends[:-1]]

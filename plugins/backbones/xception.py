@@ -101,7 +101,6 @@ ENTRY_FLOWS = {
     3: ((128, 2), (256, 2), (728, 2)),
     5: ((128, 2), (256, 1), (256, 2), (728, 1), (728, 2)),
 }
-MIDDLE_CHANNELS = 728
 
 
 class Xception(Backbone):

@@ -24,7 +24,9 @@ def deeplab_norm(channels: int) -> LeanBatchNorm2D:
 class ConvBN(nn.Layer):
     """Bias-free conv and BN (``_conv``, ``_bn``), then ReLU if ``relu``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, relu: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, relu: bool = False
+    ) -> None:
         super().__init__()
         self._conv = nn.Conv2D(
             in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, bias_attr=False
@@ -44,7 +46,8 @@ class SeparableConv(nn.Layer):
     def __init__(self, in_channels: int, out_channels: int, *, stride: int, dilation: int, relu: bool) -> None:
         super().__init__()
         self._conv1 = nn.Conv2D(
-            in_channels, in_channels, 3, stride=stride, padding=dilation, dilation=dilation, groups=in_channels, bias_attr=False
+            in_channels, in_channels, 3,
+            stride=stride, padding=dilation, dilation=dilation, groups=in_channels, bias_attr=False,
         )
         self._bn1 = deeplab_norm(in_channels)
         self._conv2 = nn.Conv2D(in_channels, out_channels, 1, bias_attr=False)
@@ -102,7 +105,6 @@ class XceptionBlock(nn.Layer):
 # --- the model -----------------------------------------------------------------------------
 
 ENTRY_CHANNELS = (128, 256, 728)
-MIDDLE_CHANNELS = 728
 #: depth -> middle-flow blocks
 MIDDLE_BLOCKS = {41: 8, 65: 16}
 
