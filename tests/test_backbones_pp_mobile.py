@@ -207,7 +207,7 @@ def test_mobilenet_v4_stages_follow_paddleclas_stage_patterns():
         ("MobileNetV4_hybrid_medium", [0, 2, 14, 30, 31]),
         ("MobileNetV4_hybrid_large", [0, 2, 17, 35, 36]),
     ]:
-        assert mobilenet_v4._stage_ends(mobilenet_v4.VARIANTS[name]["blocks"]) == ends, name
+        assert mobilenet_v4._stage_ends(mobilenet_v4.ARCHS[name.removeprefix("MobileNetV4_")]) == ends, name
 
 
 def test_mobilenet_v4_config_options():

@@ -238,7 +238,7 @@ class MicroNet(Backbone):
     """MicroNet: ``features`` (a micro-factorised stem at stride 2, then the micro-blocks),
     ReLU6, global pooling and hard-swish, and the ``classifier``: Linear-BN-hard-swish to
     ``out_channels``, dropout, Linear-BN-hard-swish to the classes (so the logits are
-    hard-swished, as in PaddleClas).
+    hard-swished, as in PaddleClas). ``arch`` names the block table (:data:`ARCHS`).
 
     The blocks form 4 stages, each ending before the map halves; ``lr_mult_list`` has 5
     values (the stem, then each stage; the classifier keeps the base rate),
@@ -248,7 +248,7 @@ class MicroNet(Backbone):
     def __init__(
         self,
         *,
-        blocks: tuple[BlockSpec, ...],
+        arch: str,
         stem_groups: tuple[int, int],
         out_channels: int,
         dropout_prob: float,
@@ -257,6 +257,7 @@ class MicroNet(Backbone):
         **contract: Any,
     ) -> None:
         super().__init__(**contract)
+        blocks = ARCHS[arch]
         stem = StemLayer(stem_groups)
         layers = []
         in_channels = stem_groups[0] * stem_groups[1]
@@ -345,6 +346,9 @@ M3 = _blocks(
     (1, 864, 3, (1, 6), (12, 12), (0, 0), (0, 2, 0), 2),
 )
 
+#: the block tables by variant
+ARCHS: dict[str, tuple[BlockSpec, ...]] = {"M0": M0, "M1": M1, "M2": M2, "M3": M3}
+
 # --- pretrained weights (PaddleClas 2.6 model zoo; no top-1 in its docs) -----------------------
 
 WEIGHTS = weights_table(
@@ -355,10 +359,10 @@ WEIGHTS = weights_table(
 
 _SHIFT_MAX = dict(init_a=(1.0, 1.0), init_b=(0.0, 0.0))
 VARIANTS = {
-    "MicroNet_M0": dict(blocks=M0, stem_groups=(2, 2), out_channels=640, dropout_prob=0.05, **_SHIFT_MAX),
-    "MicroNet_M1": dict(blocks=M1, stem_groups=(3, 2), out_channels=960, dropout_prob=0.05, **_SHIFT_MAX),
-    "MicroNet_M2": dict(blocks=M2, stem_groups=(4, 2), out_channels=1024, dropout_prob=0.1, **_SHIFT_MAX),
-    "MicroNet_M3": dict(blocks=M3, stem_groups=(4, 3), out_channels=1024, dropout_prob=0.1, init_a=(1.0, 0.5), init_b=(0.0, 0.5)),
+    "MicroNet_M0": dict(arch="M0", stem_groups=(2, 2), out_channels=640, dropout_prob=0.05, **_SHIFT_MAX),
+    "MicroNet_M1": dict(arch="M1", stem_groups=(3, 2), out_channels=960, dropout_prob=0.05, **_SHIFT_MAX),
+    "MicroNet_M2": dict(arch="M2", stem_groups=(4, 2), out_channels=1024, dropout_prob=0.1, **_SHIFT_MAX),
+    "MicroNet_M3": dict(arch="M3", stem_groups=(4, 3), out_channels=1024, dropout_prob=0.1, init_a=(1.0, 0.5), init_b=(0.0, 0.5)),
 }
 
 BUILDERS = builders(MicroNet, VARIANTS, WEIGHTS)

@@ -245,6 +245,16 @@ HYBRID_LARGE: tuple[BlockSpec, ...] = (
 )  # fmt: skip
 
 
+#: the block tables by the name PaddleClas gives them
+ARCHS: dict[str, tuple[BlockSpec, ...]] = {
+    "conv_small": CONV_SMALL,
+    "conv_medium": CONV_MEDIUM,
+    "conv_large": CONV_LARGE,
+    "hybrid_medium": HYBRID_MEDIUM,
+    "hybrid_large": HYBRID_LARGE,
+}
+
+
 def _stage_ends(blocks: tuple[BlockSpec, ...]) -> list[int]:
     """The last block of each stage (PaddleClas's stage patterns): the block before each
     later stride-2 block, then the last bottleneck and the final 1x1 conv on their own."""
@@ -256,7 +266,8 @@ class MobileNetV4(Backbone):
     """MobileNetV4: stem ``conv_stem`` (3x3 at stride 2), the ``blocks`` (conv, edge residual,
     universal inverted bottleneck and, in the hybrid variants, mobile attention blocks),
     global pooling, a 1x1 conv-BN-act ``conv_head`` to ``class_expand`` channels, dropout
-    (``drop_rate``) and the classifier ``classifier``.
+    (``drop_rate``) and the classifier ``classifier``. ``arch`` names the block table
+    (:data:`ARCHS`).
 
     ``drop_path_rate``: stochastic depth of the residual blocks, rising linearly with depth
     (PaddleClas also drops the output of the plain conv blocks, which have no shortcut;
@@ -268,7 +279,7 @@ class MobileNetV4(Backbone):
     def __init__(
         self,
         *,
-        blocks: tuple[BlockSpec, ...],
+        arch: str,
         stem_channels: int,
         act: str,
         layer_scale_init: float,
@@ -286,6 +297,7 @@ class MobileNetV4(Backbone):
         if class_expand < 1:
             raise ComponentArgumentError(f"{name}: class_expand must be a positive number of channels; got {class_expand!r}")
 
+        blocks = ARCHS[arch]
         self.conv_stem = ConvBNAct(3, stem_channels, 3, stride=2, act=act)
         layers = []
         in_channels = stem_channels
@@ -356,11 +368,11 @@ WEIGHTS = (
 # --- registered names ---------------------------------------------------------------------------
 
 VARIANTS = {
-    "MobileNetV4_conv_small": dict(blocks=CONV_SMALL, stem_channels=32, act="relu", layer_scale_init=0.0),
-    "MobileNetV4_conv_medium": dict(blocks=CONV_MEDIUM, stem_channels=32, act="relu", layer_scale_init=0.0),
-    "MobileNetV4_conv_large": dict(blocks=CONV_LARGE, stem_channels=24, act="relu", layer_scale_init=0.0),
-    "MobileNetV4_hybrid_medium": dict(blocks=HYBRID_MEDIUM, stem_channels=32, act="relu", layer_scale_init=1e-5),
-    "MobileNetV4_hybrid_large": dict(blocks=HYBRID_LARGE, stem_channels=24, act="gelu", layer_scale_init=1e-5),
+    "MobileNetV4_conv_small": dict(arch="conv_small", stem_channels=32, act="relu", layer_scale_init=0.0),
+    "MobileNetV4_conv_medium": dict(arch="conv_medium", stem_channels=32, act="relu", layer_scale_init=0.0),
+    "MobileNetV4_conv_large": dict(arch="conv_large", stem_channels=24, act="relu", layer_scale_init=0.0),
+    "MobileNetV4_hybrid_medium": dict(arch="hybrid_medium", stem_channels=32, act="relu", layer_scale_init=1e-5),
+    "MobileNetV4_hybrid_large": dict(arch="hybrid_large", stem_channels=24, act="gelu", layer_scale_init=1e-5),
 }
 
 BUILDERS = builders(MobileNetV4, VARIANTS, WEIGHTS)
