@@ -222,12 +222,10 @@ class PPHGNetV2(Backbone):
         exempt_norms_from_decay(self)
         groups = {"stem": [self.stem], **{f"stage{i}": [stage] for i, stage in enumerate(self.stages)}}
         self.finish(lr_groups=groups, stages=list(self.stages))
-        for layers, mult in zip(groups.values(), self.lr_mult_list):
-            for layer in layers:
-                for affine in layer.sublayers():
-                    if isinstance(affine, LearnableAffine):
-                        for param in affine.parameters():
-                            param.optimize_attr["learning_rate"] = mult * LAB_LR
+        # finish gave every parameter of a group its multiplier; the affine blocks keep their factor
+        for (group,), mult in zip(groups.values(), self.lr_mult_list):
+            for param in (p for layer in group.sublayers() if isinstance(layer, LearnableAffine) for p in layer.parameters()):
+                param.optimize_attr["learning_rate"] = mult * LAB_LR
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.stem(x)
