@@ -10,7 +10,7 @@ from _backbone_cases import REGISTRY, batch_size, cases, input_size, paddleclas,
 
 from corolla.api import apply_state_dict
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones._hybrid import DropPath, drop_path_rates
+from corolla.plugins.backbones._transformer import stochastic_depth_rates
 
 
 def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
@@ -25,26 +25,7 @@ def _stage_shapes(name: str, size: int, **options) -> dict[str, list[int]]:
     return {key: list(value.shape) for key, value in output.items()}
 
 
-# --- shared pieces ------------------------------------------------------------------------------
-
-
-def test_drop_path_rates_rise_linearly_to_the_rate():
-    assert drop_path_rates(0.3, 4) == pytest.approx([0.0, 0.1, 0.2, 0.3])
-    assert drop_path_rates(0.3, 1) == [0.0]
-
-
-def test_drop_path_drops_whole_samples_in_training_only():
-    paddle.seed(1)
-    layer = DropPath(0.5)
-    x = paddle.ones([64, 3, 2])
-    layer.train()
-    out = layer(x).numpy()
-    per_sample = out.reshape(64, -1)
-    assert set(np.unique(per_sample)) <= {0.0, 2.0}  # kept samples are scaled by 1 / (1 - rate)
-    assert (per_sample == per_sample[:, :1]).all()  # one decision per sample
-    assert 10 < (per_sample[:, 0] == 0).sum() < 54
-    layer.eval()
-    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
+# --- argument checks ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["VAN_B0", "PVT_V2_B0", "pcpvt_small"])
@@ -64,7 +45,7 @@ def test_van_stage_maps_and_drop_path():
     }
     model = REGISTRY.build("backbone", "VAN_B0", {"drop_path_rate": 0.2})
     rates = [block.drop_path.rate for i in range(1, 5) for block in getattr(model, f"block{i}")]
-    assert rates == pytest.approx(drop_path_rates(0.2, 13))
+    assert rates == pytest.approx(stochastic_depth_rates(0.2, 13))
     assert len(model.lr_mult_list) == 5
 
 

@@ -1,6 +1,7 @@
-"""Pieces the hybrid convolution/attention families share (PVT_V2, Twins, VAN, UniFormer,
-TNT, NextViT, LeViT): stochastic depth, multi-head attention, the token MLP, moving between
-token sequences and feature maps, PaddleClas's initialisations, and argument checks."""
+"""Pieces the hybrid convolution/attention families (PVT_V2, Twins, VAN, UniFormer, TNT,
+NextViT, LeViT) share beyond :mod:`._transformer`: attention with explicit heads (and
+spatial reduction), tokens to maps and back as stage outputs, PaddleClas's other
+initialisations, and argument checks."""
 from __future__ import annotations
 
 import math
@@ -11,38 +12,10 @@ from paddle.nn.initializer import Constant, Normal, TruncatedNormal
 from paddle.regularizer import L2Decay
 
 from corolla.api import ComponentArgumentError
+from corolla.plugins.backbones._transformer import tokens_to_map
 
 #: the standard deviation PaddleClas's transformers initialise their weights with
 INIT_STD = 0.02
-
-
-# --- stochastic depth -------------------------------------------------------------------------
-
-
-def drop_path_rates(rate: float, count: int) -> list[float]:
-    """The stochastic-depth rate of each of ``count`` blocks: rising linearly from 0 to ``rate``."""
-    if count == 1:
-        return [0.0]
-    return [rate * i / (count - 1) for i in range(count)]
-
-
-class DropPath(nn.Layer):
-    """Stochastic depth: in training, zero a residual branch for a random ``rate`` of the
-    samples and scale the others by ``1 / (1 - rate)``; the identity in inference."""
-
-    def __init__(self, rate: float = 0.0) -> None:
-        super().__init__()
-        self.rate = float(rate)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if self.rate == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.rate
-        mask = paddle.floor(keep + paddle.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
-        return x / keep * mask
-
-    def extra_repr(self) -> str:
-        return f"rate={self.rate}"
 
 
 # --- attention --------------------------------------------------------------------------------
@@ -83,26 +56,6 @@ def attend(
 def linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
     """``nn.Linear``, with or without a bias."""
     return nn.Linear(in_features, out_features, bias_attr=None if bias else False)
-
-
-class MultiHeadSelfAttention(nn.Layer):
-    """Multi-head self-attention over tokens ``[batch, tokens, dim]``: one ``qkv`` projection,
-    then ``proj``."""
-
-    def __init__(self, dim: int, num_heads: int, *, qkv_bias: bool, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.qkv = linear(dim, dim * 3, qkv_bias)
-        self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        batch, tokens, dim = x.shape
-        qkv = self.qkv(x).reshape([batch, tokens, 3, self.num_heads, dim // self.num_heads]).transpose([2, 0, 3, 1, 4])
-        out = attend(qkv[0], qkv[1], qkv[2], self.scale, self.attn_drop)
-        return self.proj_drop(self.proj(merge_heads(out)))
 
 
 class SpatialReductionAttention(nn.Layer):
@@ -156,27 +109,7 @@ class SpatialReductionAttention(nn.Layer):
         return self.proj_drop(self.proj(merge_heads(out)))
 
 
-class TokenMlp(nn.Layer):
-    """``fc1`` -> GELU -> dropout -> ``fc2`` -> dropout, on the last axis."""
-
-    def __init__(self, dim: int, hidden: int, out_dim: int | None = None, *, drop: float = 0.0) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, out_dim or dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
 # --- tokens and maps --------------------------------------------------------------------------
-
-
-def tokens_to_map(tokens: paddle.Tensor, height: int, width: int) -> paddle.Tensor:
-    """``[batch, height * width, channels]`` -> ``[batch, channels, height, width]``."""
-    batch, _, channels = tokens.shape
-    return tokens.transpose([0, 2, 1]).reshape([batch, channels, height, width])
 
 
 def map_to_tokens(x: paddle.Tensor) -> paddle.Tensor:
@@ -193,16 +126,6 @@ class TokensToMap(nn.Layer):
 
 
 # --- initialisation and weight decay ----------------------------------------------------------
-
-
-def init_linears(model: nn.Layer) -> None:
-    """Every ``nn.Linear``: weight truncated-normal (std 0.02), bias zero (PaddleClas's transformers)."""
-    weight_init, zero = TruncatedNormal(std=INIT_STD), Constant(0.0)
-    for layer in model.sublayers(include_self=True):
-        if isinstance(layer, nn.Linear):
-            weight_init(layer.weight)
-            if layer.bias is not None:
-                zero(layer.bias)
 
 
 def init_convs_fan_out(model: nn.Layer) -> None:

@@ -14,15 +14,14 @@ from paddle.nn.initializer import Constant
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._hybrid import (
-    DropPath,
     TokensToMap,
     attend,
     check_rates,
     constant_parameter,
-    init_linears,
     map_to_tokens,
     merge_heads,
 )
+from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights
 
 #: the input size the attention biases are for
 IMAGE_SIZE = 224
@@ -237,7 +236,7 @@ class LeViT(Backbone):
         self.head_dist = BNLinear(embed_dims[-1], self.class_num) if distillation else None
         for head in (self.head, self.head_dist):
             if head is not None:
-                init_linears(head)
+                init_transformer_weights(head)
 
         self.finish(
             lr_groups={"stem": [self.patch_embed], **{f"stage{i}": layers for i, layers in enumerate(stages)}},

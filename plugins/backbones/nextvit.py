@@ -14,16 +14,13 @@ from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._hybrid import (
     INIT_STD,
-    DropPath,
     attend,
     check_rates,
-    drop_path_rates,
-    init_linears,
     map_to_tokens,
     merge_heads,
     split_heads,
-    tokens_to_map,
 )
+from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights, stochastic_depth_rates, tokens_to_map
 from corolla.plugins.backbones._mobile import make_divisible
 
 #: channels of the stem's convolutions
@@ -222,7 +219,7 @@ class NextViT(Backbone):
             ConvBNReLU(STEM_CHANNELS[1], STEM_CHANNELS[2], stride=1),
             ConvBNReLU(STEM_CHANNELS[2], STEM_CHANNELS[2], stride=2),
         )
-        rates = iter(drop_path_rates(path_dropout, sum(depths)))
+        rates = iter(stochastic_depth_rates(path_dropout, sum(depths)))
         blocks, stage_blocks = [], []
         channels = STEM_CHANNELS[-1]
         for stage, layout in enumerate(stage_layout(depths)):
@@ -244,7 +241,7 @@ class NextViT(Backbone):
         self.avgpool = nn.AdaptiveAvgPool2D(1)
         self.proj_head = nn.Sequential(nn.Linear(channels, self.class_num))
 
-        init_linears(self)
+        init_transformer_weights(self)
         conv_init, zero = TruncatedNormal(std=INIT_STD), Constant(0.0)
         for layer in self.sublayers():
             if isinstance(layer, nn.Conv2D):

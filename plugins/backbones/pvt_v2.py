@@ -12,16 +12,13 @@ from paddle import nn
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._hybrid import (
-    DropPath,
     SpatialReductionAttention,
     TokensToMap,
     check_positive_ints,
     check_rates,
-    drop_path_rates,
-    init_linears,
     map_to_tokens,
-    tokens_to_map,
 )
+from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights, stochastic_depth_rates, tokens_to_map
 
 #: epsilon of the LayerNorms in the blocks and closing each stage
 NORM_EPS = 1e-6
@@ -140,7 +137,7 @@ class PVTV2(Backbone):
         name = contract["name"]
         check_rates(name, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         sr_ratios = check_positive_ints(name, "sr_ratios", sr_ratios, len(embed_dims))
-        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
+        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
         in_channels = 3
         for i, (dim, heads, mlp_ratio, depth, sr_ratio) in enumerate(
             zip(embed_dims, num_heads, mlp_ratios, depths, sr_ratios), start=1
@@ -161,7 +158,7 @@ class PVTV2(Backbone):
         self.stage_maps = nn.LayerList([TokensToMap() for _ in range(self.num_stages)])
         self.head = nn.Linear(embed_dims[-1], self.class_num)
 
-        init_linears(self)
+        init_transformer_weights(self)
         stages = [self._stage(i) for i in range(1, self.num_stages + 1)]
         self.finish(
             lr_groups={

@@ -14,17 +14,14 @@ from paddle import nn
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._hybrid import (
-    DropPath,
-    TokenMlp,
     attend,
     check_rates,
-    drop_path_rates,
-    init_linears,
     linear,
     merge_heads,
     split_heads,
     trunc_normal_parameter,
 )
+from corolla.plugins.backbones._transformer import DropPath, Mlp, init_transformer_weights, stochastic_depth_rates
 
 #: the input size the position embeddings are for
 IMAGE_SIZE = 224
@@ -70,7 +67,7 @@ class TNTBlock(nn.Layer):
         self.norm_in = nn.LayerNorm(pixel_dim)
         self.attn_in = TNTAttention(pixel_dim, inner_heads, attn_drop=attn_drop, proj_drop=drop)
         self.norm_mlp_in = nn.LayerNorm(pixel_dim)
-        self.mlp_in = TokenMlp(pixel_dim, pixel_dim * 4, drop=drop)
+        self.mlp_in = Mlp(pixel_dim, pixel_dim * 4, drop=drop)
         self.norm1_proj = nn.LayerNorm(pixel_dim * num_pixels)
         self.proj = linear(pixel_dim * num_pixels, dim, bias=False)
         self.norm2_proj = nn.LayerNorm(dim)
@@ -78,7 +75,7 @@ class TNTBlock(nn.Layer):
         self.attn_out = TNTAttention(dim, num_heads, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = DropPath(drop_path)
         self.norm_mlp = nn.LayerNorm(dim)
-        self.mlp = TokenMlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
     def forward(self, pixels: paddle.Tensor, patches: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         pixels = pixels + self.drop_path(self.attn_in(self.norm_in(pixels)))
@@ -154,11 +151,11 @@ class TNT(Backbone):
                 embed_dim, pixel_dim, num_pixels, num_heads=num_heads, inner_heads=inner_heads, mlp_ratio=mlp_ratio,
                 drop=drop_rate, attn_drop=attn_drop_rate, drop_path=rate,
             )
-            for rate in drop_path_rates(drop_path_rate, depth)
+            for rate in stochastic_depth_rates(drop_path_rate, depth)
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, self.class_num)
-        init_linears(self)
+        init_transformer_weights(self)
         self.finish()
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:

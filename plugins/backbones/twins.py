@@ -13,18 +13,22 @@ from paddle.regularizer import L2Decay
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._hybrid import (
-    DropPath,
-    MultiHeadSelfAttention,
     SpatialReductionAttention,
-    TokenMlp,
     TokensToMap,
     check_positive_ints,
     check_rates,
-    drop_path_rates,
     init_convs_fan_out,
-    init_linears,
     map_to_tokens,
+)
+from corolla.plugins.backbones._transformer import (
+    Attention,
+    DropPath,
+    Mlp,
+    init_transformer_weights,
+    stochastic_depth_rates,
     tokens_to_map,
+    window_merge,
+    window_partition,
 )
 
 #: epsilon of the LayerNorms in the blocks and before the classifier
@@ -33,7 +37,7 @@ NORM_EPS = 1e-6
 # --- building blocks -----------------------------------------------------------------------
 
 
-class LocallyGroupedAttention(MultiHeadSelfAttention):
+class LocallyGroupedAttention(Attention):
     """Self-attention within each ``window_size`` x ``window_size`` window of the map (Twins-SVT's
     LSA); the map's sides must be multiples of the window."""
 
@@ -49,10 +53,8 @@ class LocallyGroupedAttention(MultiHeadSelfAttention):
                 f"windowed attention needs maps whose sides are multiples of {ws}; got {height}x{width} "
                 f"(Twins-SVT takes inputs whose sides are multiples of {32 * ws})"
             )
-        rows, cols = height // ws, width // ws
-        windows = x.reshape([batch, rows, ws, cols, ws, dim]).transpose([0, 1, 3, 2, 4, 5]).reshape([-1, ws * ws, dim])
-        out = super().forward(windows)
-        return out.reshape([batch, rows, cols, ws, ws, dim]).transpose([0, 1, 3, 2, 4, 5]).reshape([batch, tokens, dim])
+        windows = window_partition(x.reshape([batch, height, width, dim]), ws)
+        return window_merge(super().forward(windows), ws, height, width).reshape([batch, tokens, dim])
 
 
 class TwinsBlock(nn.Layer):
@@ -81,7 +83,7 @@ class TwinsBlock(nn.Layer):
             )
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, epsilon=NORM_EPS)
-        self.mlp = TokenMlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
     def forward(self, x: paddle.Tensor, height: int, width: int) -> paddle.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), height, width))
@@ -152,7 +154,7 @@ class Twins(Backbone):
         check_rates(name, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         if window_sizes is not None:
             window_sizes = check_positive_ints(name, "window_sizes", window_sizes, len(embed_dims))
-        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
+        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
         self.patch_embeds = nn.LayerList()
         self.pos_drops = nn.LayerList()
         self.blocks = nn.LayerList()
@@ -177,7 +179,7 @@ class Twins(Backbone):
         self.norm = nn.LayerNorm(embed_dims[-1], epsilon=NORM_EPS)
         self.head = nn.Linear(embed_dims[-1], self.class_num)
 
-        init_linears(self)
+        init_transformer_weights(self)
         init_convs_fan_out(self)
         groups = {"stem": [self.patch_embeds[0]]}
         for stage in range(len(embed_dims)):

@@ -12,15 +12,13 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import (
+from corolla.plugins.backbones._hybrid import check_rates, constant_parameter, map_to_tokens
+from corolla.plugins.backbones._transformer import (
+    Attention,
     DropPath,
-    MultiHeadSelfAttention,
-    TokenMlp,
-    check_rates,
-    constant_parameter,
-    drop_path_rates,
-    init_linears,
-    map_to_tokens,
+    Mlp,
+    init_transformer_weights,
+    stochastic_depth_rates,
     tokens_to_map,
 )
 
@@ -82,10 +80,10 @@ class AttentionBlock(nn.Layer):
         super().__init__()
         self.pos_embed = nn.Conv2D(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, epsilon=NORM_EPS)
-        self.attn = MultiHeadSelfAttention(dim, num_heads, qkv_bias=True, attn_drop=attn_drop, proj_drop=drop)
+        self.attn = Attention(dim, num_heads, qkv_bias=True, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, epsilon=NORM_EPS)
-        self.mlp = TokenMlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
         self.gamma_1 = constant_parameter(self, [dim], LAYER_SCALE_INIT) if layer_scale else None
         self.gamma_2 = constant_parameter(self, [dim], LAYER_SCALE_INIT) if layer_scale else None
 
@@ -173,7 +171,7 @@ class UniFormer(Backbone):
     ) -> None:
         super().__init__(**contract)
         check_rates(contract["name"], drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
+        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
         self.pos_drop = nn.Dropout(drop_rate)
         in_channels = 3
         for stage, (dim, depth) in enumerate(zip(EMBED_DIMS, depths)):
@@ -198,7 +196,7 @@ class UniFormer(Backbone):
         self.norm = nn.BatchNorm2D(EMBED_DIMS[-1])
         self.head = nn.Linear(EMBED_DIMS[-1], self.class_num)
 
-        init_linears(self)
+        init_transformer_weights(self)
         stages = [self._stage(i) for i in range(1, self.num_stages + 1)]
         self.finish(
             lr_groups={

@@ -11,15 +11,13 @@ from paddle import nn
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._hybrid import (
-    DropPath,
     TokensToMap,
     check_rates,
     constant_parameter,
-    drop_path_rates,
     init_convs_fan_out,
-    init_linears,
     map_to_tokens,
 )
+from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights, stochastic_depth_rates
 
 #: epsilon of the LayerNorm closing each stage
 STAGE_NORM_EPS = 1e-6
@@ -141,7 +139,7 @@ class VAN(Backbone):
     ) -> None:
         super().__init__(**contract)
         check_rates(contract["name"], drop_rate=drop_rate, drop_path_rate=drop_path_rate)
-        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
+        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
         in_channels = 3
         for i, (dim, depth, mlp_ratio) in enumerate(zip(embed_dims, depths, mlp_ratios), start=1):
             kernel_size, stride = (7, 4) if i == 1 else (3, 2)
@@ -154,7 +152,7 @@ class VAN(Backbone):
         self.stage_maps = nn.LayerList([TokensToMap() for _ in range(self.num_stages)])
         self.head = nn.Linear(embed_dims[-1], self.class_num)
 
-        init_linears(self)
+        init_transformer_weights(self)
         init_convs_fan_out(self)
         stages = [self._stage(i) for i in range(1, self.num_stages + 1)]
         self.finish(
