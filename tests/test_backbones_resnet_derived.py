@@ -9,7 +9,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, lazy_variants
-from corolla.plugins.backbones import res2net, resnest
+from corolla.plugins.backbones import rednet, res2net, resnest
 
 REGISTRY = load_registry()
 
@@ -140,6 +140,46 @@ def test_resnest_batchnorm_is_exempt_from_weight_decay_and_groups_are_stem_and_s
     assert found == {"stem.": {0.1}, "layer1.": {0.2}, "layer2.": {0.3}, "layer3.": {0.4}, "layer4.": {0.5}, "out.": {1.0}}
 
 
+# --- RedNet -------------------------------------------------------------------------------------
+
+
+def test_rednet_stages_and_paddleclas_parameter_names():
+    assert _stage_shapes("RedNet26") == [[1, 256, 16, 16], [1, 512, 8, 8], [1, 1024, 4, 4], [1, 2048, 2, 2]]
+    shapes = _lazy_state_shapes("RedNet26")
+    assert shapes["stem.1.conv2.conv.weight"] == [18, 8, 1, 1]  # one 3x3 kernel per group of 16 channels
+    assert shapes["stem.2._variance"] == [32]
+    assert shapes["layer2.0.conv2.conv2.conv.bias"] == [49 * 8]  # 7x7 kernels, 128 channels
+    assert shapes["layer2.0.downsample.0.weight"] == [512, 256, 1, 1]
+    assert shapes["fc.weight"] == [2048, 1000]
+
+
+@pytest.mark.parametrize("stride, size, expected", [(1, 6, 6), (2, 6, 3), (2, 7, 4)])
+def test_involution_with_a_centre_kernel_passes_its_input_through(stride, size, expected):
+    involution = rednet.Involution(32, 7, stride)
+    involution.eval()
+    # kernels that weigh only the centre of each window, at every pixel and for both groups
+    centre = np.zeros([49, 2], dtype=np.float32)
+    centre[24] = 1.0
+    involution.conv2.conv.weight.set_value(np.zeros(involution.conv2.conv.weight.shape, dtype=np.float32))
+    involution.conv2.conv.bias.set_value(centre.T.ravel())
+    x = _tensor(2, 32, size)
+    with paddle.no_grad():
+        y = involution(x)
+    assert y.shape == [2, 32, expected, expected]  # odd maps too, where PaddleClas's fails
+    np.testing.assert_allclose(y.numpy(), x.numpy()[:, :, ::stride, ::stride], rtol=1e-6)
+
+
+def test_rednet_blocks_start_as_their_shortcut():
+    model = _build("RedNet26")
+    model.eval()
+    block = model.layer3[1]
+    assert not block.bn3.weight.numpy().any()
+    x = paddle.nn.functional.relu(_tensor(1, 1024, 4))
+    with paddle.no_grad():
+        np.testing.assert_array_equal(block(x).numpy(), x.numpy())
+        assert np.isfinite(model(_images(1, 64)).numpy()).all()
+
+
 # --- weights tables ----------------------------------------------------------------------------
 
 
@@ -148,6 +188,7 @@ def test_resnest_batchnorm_is_exempt_from_weight_decay_and_groups_are_stem_and_s
     [
         (res2net, {"Res2Net50_vd_26w_4s", "Res2Net101_vd_26w_4s", "Res2Net200_vd_26w_4s"}),
         (resnest, set()),
+        (rednet, set()),
     ],
 )
 def test_weights_tables_cover_every_name_with_paddleclas_urls(module, ssld):
