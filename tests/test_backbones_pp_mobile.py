@@ -138,7 +138,7 @@ def test_pplcnet_v2_re_parameterize_folds_the_depthwise_branches_without_changin
     assert [branch.conv.weight.shape[-1] for branch in model.stages[2][1].dw_conv_list] == [5, 3, 1]
     # the fused conv is never trained: only re_parameterize writes it
     assert block.dw_conv.weight.stop_gradient and block.dw_conv.bias.stop_gradient
-    model.re_parameterize()
+    assert model.inference_model() is model  # what export and infer run
     assert block.is_repped
     after = _eval(model, images).numpy()
     np.testing.assert_allclose(after, before, rtol=0, atol=1e-4 * np.abs(before).max())

@@ -160,7 +160,8 @@ class PPLCNetV2(Backbone):
     activation and dropout (``use_last_conv``), and the classifier ``fc``.
 
     ``scale``: the width; ``act``: relu, hardswish, relu6, prelu or leaky_relu.
-    :meth:`re_parameterize` fuses the multi-kernel depthwise convs for inference.
+    :meth:`re_parameterize` fuses the multi-kernel depthwise convs for inference; export and
+    infer do so (:meth:`inference_model`).
     ``lr_mult_list`` has 5 values: the stem, then each stage; ``return_stages`` picks stages 0-3.
     """
 
@@ -241,6 +242,13 @@ class PPLCNetV2(Backbone):
         for layer in self.sublayers():
             if isinstance(layer, RepDepthwiseSeparable):
                 layer.re_parameterize()
+
+    def inference_model(self) -> PPLCNetV2:
+        """The model that export, infer and predict run: this one, re-parameterised, as
+        PaddleClas exports it (the BatchNorm statistics are folded in: from then on the
+        depthwise convs compute as in eval mode)."""
+        self.re_parameterize()
+        return self
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its PP-LCNetV2 docs) ---------------
