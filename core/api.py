@@ -14,14 +14,15 @@ plugins to this module. Importing it does not import Paddle.
   :class:`UnreadableImageError`, :class:`Pipeline`, :func:`build_batch_transform`.
 - Weights and files: :func:`weights_table`, :class:`PretrainedWeights`, :data:`MODEL_ZOO_URL`,
   :func:`load_pretrained`, :func:`apply_state_dict`, :func:`describe_weights`,
-  :func:`load_state_dict_file` (never runs code from a file), :func:`write_checkpoint` (atomic).
+  :func:`load_state_dict_file` (never runs code from a file), :func:`write_checkpoint` and
+  :func:`write_text` (atomic: a crash leaves the old file or the new one).
 - Predictions: :class:`Prediction` (what a post-process returns per image), :func:`read_label_map`.
 - Showing progress: :func:`progress`, :func:`format_values`.
 """
 from corolla.config.specs import ComponentSpec, item_spec, named_spec
 from corolla.data.pipeline import Pipeline, UnreadableImageError, build_batch_transform, read_image_bytes
 from corolla.data.randomness import generator
-from corolla.engine.files import write_checkpoint
+from corolla.engine.files import write_checkpoint, write_text
 from corolla.engine.formatting import format_values, progress
 from corolla.engine.predictions import Prediction, read_label_map
 from corolla.engine.safe_pickle import load_state_dict_file
@@ -103,4 +104,5 @@ __all__ = [
     "read_label_map",
     "weights_table",
     "write_checkpoint",
+    "write_text",
 ]

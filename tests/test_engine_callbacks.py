@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 import corolla
+from corolla.engine.checkpoint import flatten
+from corolla.engine.files import write_checkpoint
 from corolla.engine.builders import build_callbacks
 from corolla.plugin.errors import ConfigError
 from corolla.plugins.callbacks.console import ConsoleLogger
@@ -82,10 +84,23 @@ def test_metrics_log_writes_steps_evals_and_epochs_and_appends_on_resume(tmp_pat
     assert [r["event"] for r in records] == ["step", "step", "eval", "epoch"] * 2
     assert records[0]["global_step"] == 2 and records[0]["loss"] == pytest.approx(0.5)
     assert records[-1] == {**records[-1], "event": "epoch", "epoch": 2, "eval_top1": pytest.approx(0.8)}
-    drive(MetricsLog(), fake_run(tmp_path, resumed_from=tmp_path / "latest"))
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 16
-    drive(MetricsLog(), fake_run(tmp_path))
+    drive(MetricsLog(), fake_run(tmp_path))  # a fresh run starts a new file
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 8
+
+
+def test_metrics_log_on_resume_drops_what_the_killed_run_logged_after_its_checkpoint(tmp_path):
+    drive(MetricsLog(), fake_run(tmp_path))
+    path = tmp_path / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    # killed during epoch 3 after two step lines (the last cut short), and before epoch 2's line was written
+    killed = lines[:-1] + [json.dumps({"event": "step", "epoch": 3, "global_step": 7, "loss": 0.1}), '{"event": "st']
+    path.write_text("\n".join(killed) + "\n")
+    write_checkpoint(tmp_path / "latest", {".pdstates": flatten({"epoch": 2, "epoch_logs": {"loss": 0.25, "eval_top1": 0.8}})})
+    log = MetricsLog()
+    log.corolla_train_start(run=fake_run(tmp_path, resumed_from=tmp_path / "latest", epoch=2, global_step=6))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["step", "step", "eval", "epoch"] * 2
+    assert records[-1]["epoch"] == 2 and records[-1]["loss"] == 0.25 and records[-1]["eval_top1"] == 0.8
 
 
 def test_curve_plot_writes_a_png_with_both_epochs(tmp_path):

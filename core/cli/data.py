@@ -36,7 +36,7 @@ def _flowers102(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from corolla.cli.common import plan_from_args
-    from corolla.data.loader import build_dataset, describe_check
+    from corolla.data.loader import build_dataset, check_same_classes, describe_check
 
     if not args.config:
         raise ConfigError("data check: give the config with -c CONFIG")
@@ -44,7 +44,11 @@ def _check(args: argparse.Namespace) -> int:
     if not plan.loaders:
         raise ConfigError(f"{args.config}: no DataLoader.Train or DataLoader.Eval section to check")
     class_num = plan.model.class_num if plan.model else plan.settings.class_num
+    datasets = {}
     for mode, loader in plan.loaders.items():
-        dataset, _ = build_dataset(loader, plan.registry)
-        print(f"DataLoader.{mode}: {describe_check(dataset, class_num, skip_bad_images=False)}")
+        datasets[mode], _ = build_dataset(loader, plan.registry)
+        skip = loader.loader.skip_bad_images
+        print(f"DataLoader.{mode}: {describe_check(datasets[mode], class_num, skip_bad_images=skip)}")
+    if "Train" in datasets and "Eval" in datasets:
+        check_same_classes(datasets["Train"], datasets["Eval"], "Eval")
     return 0

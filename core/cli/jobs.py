@@ -14,7 +14,7 @@ from corolla.cli.common import plan_from_args
 def train(args: argparse.Namespace) -> int:
     from corolla.engine.train import train as run_training
 
-    run_training(plan_from_args(args))
+    run_training(plan_from_args(args), overwrite=args.overwrite)
     return 0
 
 
@@ -32,7 +32,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def infer(args: argparse.Namespace) -> int:
     from corolla.engine.inference import infer as run_infer
 
-    run_infer(plan_from_args(args), json_path=args.json)
+    run_infer(plan_from_args(args), json_path=args.json, skip_bad_images=args.skip_bad_images)
     return 0
 
 
@@ -46,5 +46,5 @@ def export(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     from corolla.engine.predict import predict as run_predict
 
-    run_predict(plan_from_args(args), json_path=args.json)
+    run_predict(plan_from_args(args), json_path=args.json, skip_bad_images=args.skip_bad_images)
     return 0

@@ -59,8 +59,14 @@ def _add_verb_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
         from corolla.cli.data import add_arguments
 
         add_arguments(parser)
+    elif verb == "train":
+        parser.add_argument("--overwrite", action="store_true",
+                            help="when the run folder holds an earlier run, move it aside (to <folder>.before-<time>) "
+                                 "and start anew")
     elif verb in ("infer", "predict"):
         parser.add_argument("--json", metavar="FILE", help="also write one JSON object per image to FILE")
+        parser.add_argument("--skip-bad-images", action="store_true",
+                            help="skip images that cannot be read (each is named; the count is given at the end)")
     elif verb == "quickstart":
         parser.add_argument("--workdir", default="corolla_quickstart", help="folder for data, output and model (default: %(default)s)")
         parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
 
 from corolla.plugin.arguments import signature_of
@@ -47,7 +48,10 @@ def show(registry: Registry, name: str, kind: str | None = None) -> str:
     """Everything about the component(s) called ``name``: origin, parameters, docs."""
     kinds = [kind] if kind else [k for k in KINDS if name.rpartition(":")[2] in registry.names(k)]
     if not kinds:
-        registry.resolve("backbone", name)  # raises with close matches
+        bare = name.rpartition(":")[2]
+        close = [f"{c} ({k})" for k in KINDS for c in difflib.get_close_matches(bare, registry.names(k), n=3, cutoff=0.7)]
+        hint = f" Close matches: {', '.join(close[:6])}." if close else ""
+        raise UnknownComponentError(f"no component of any kind is called {name!r}.{hint} Run 'corolla plugins' to list them.")
     return "\n\n".join(_describe(registry.resolve(k, name)) for k in kinds)
 
 

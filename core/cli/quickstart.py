@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     plan = read_plan(config, registry)
     print(f"[2/5] training {plan.model.part.name} on {dataset.num_train} images, "
           f"{plan.settings.epochs} epochs (config: {CONFIG})", flush=True)
-    trained = train(plan)
+    trained = train(plan, overwrite=True)  # a quickstart run again keeps the previous one aside
 
     best = trained.output_dir / "best_model"
     plan = read_plan(load_config(CONFIG, overrides(workdir) + args.override + [f"Global.pretrained_model={best}"]), registry)

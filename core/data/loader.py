@@ -81,6 +81,18 @@ def build_dataloader(plan: LoaderPlan, registry: Registry, *, class_num: int | N
                   summary=summary, image_shape=image_shape)
 
 
+def check_same_classes(reference: Any, other: Any, mode: str) -> None:
+    """A split whose dataset names its classes (``class_names``) must use the training
+    set's, or its labels would mean other classes (a validation folder lacking a class)."""
+    expected, found = getattr(reference, "class_names", None), getattr(other, "class_names", None)
+    if expected is None or found is None or list(expected) == list(found):
+        return
+    hint = (f" Set DataLoader.{mode}.dataset.class_id_map_file to the training set's map "
+            f"({reference.class_id_map_file})" if hasattr(reference, "class_id_map_file") else "")
+    raise DataError(f"DataLoader.{mode}: its classes ({', '.join(found)}) are not the training set's "
+                    f"({', '.join(expected)}), so its labels would mean other classes.{hint}")
+
+
 def describe_check(dataset: Any, class_num: int | None, *, skip_bad_images: bool) -> str:
     """Check the dataset's files (no decoding) and labels; return the summary line.
 

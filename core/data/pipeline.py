@@ -99,7 +99,7 @@ class Pipeline:
             data = self._run(0, decoder.finish, data)
             index = 2
         for i in range(index, self.split):
-            data = self._run(i, self.ops[i], data)
+            data = self._checked(i, data, self._run(i, self.ops[i], data))
         return np.asarray(data)
 
     def finish(self, samples: Sequence[np.ndarray]) -> np.ndarray:
@@ -117,7 +117,7 @@ class Pipeline:
         else:
             batch = np.stack(samples)
         for i in range(first, len(self.ops)):
-            batch = self._run(i, self.ops[i].apply_batch, batch)
+            batch = self._checked(i, batch, self._run(i, self.ops[i].apply_batch, batch))
         if batch.ndim != 4:
             raise DataError(f"{self.key_path}: expected images with 3 dimensions, found shape {batch.shape[1:]}")
         if self.output_layout == "hwc":
@@ -135,6 +135,21 @@ class Pipeline:
             raise type(exc)(f"{self.specs[index].key_path}: {exc}") from exc
         except Exception as exc:
             raise DataError(f"{self.specs[index].key_path}: {type(exc).__name__}: {exc}") from exc
+
+    def _checked(self, index: int, given: Any, made: Any) -> Any:
+        """``made``, unless op ``index`` broke the contract between ops: once an image is a
+        float array (from ``NormalizeImage`` on), each op keeps it a float array of the same
+        number of dimensions (an op returning uint8 there would train on garbage, silently)."""
+        if isinstance(given, np.ndarray) and given.dtype.kind == "f":
+            spec = self.specs[index]
+            if not isinstance(made, np.ndarray):
+                raise DataError(f"{spec.key_path}: {spec.name} returned {type(made).__name__}; after an op made the "
+                                f"image {given.dtype}, each op must return a NumPy float array")
+            if made.dtype.kind != "f" or made.ndim != given.ndim:
+                raise DataError(f"{spec.key_path}: {spec.name} returned a {made.dtype} array of {made.ndim} dimensions "
+                                f"from a {given.dtype} one of {given.ndim}; ops after NormalizeImage must keep the image "
+                                "a float array (the same layout, or say so with output_layout)")
+        return made
 
     def _check_layouts(self) -> str:
         """Follow the image layout through the ops; an op given the wrong layout is a config error."""

@@ -1,6 +1,15 @@
-"""A training run's checkpoints: what they hold, writing them, and resuming from one."""
+"""A training run's checkpoints: what they hold, writing them, and resuming from one.
+
+Nothing a user made is lost: a new run never starts over an earlier run's files (see
+:func:`claim_run_folder`), and a checkpoint whose weights or evaluation loss are not
+finite is never written, so the last good one stays the one to resume from.
+"""
 from __future__ import annotations
 
+import datetime
+import json
+import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -9,8 +18,19 @@ import numpy as np
 
 import corolla
 from corolla.engine.checkpoint import flatten, load_optimizer_arrays, load_weights, model_arrays, optimizer_arrays, unflatten
-from corolla.engine.files import checkpoint_file, read_arrays, write_checkpoint
-from corolla.plugin.errors import DataError
+from corolla.engine.files import SUFFIXES, checkpoint_file, read_arrays, write_checkpoint
+from corolla.plugin.errors import CorollaError, DataError
+
+#: files that mark a folder as holding a run
+RUN_FILES = ("metrics.jsonl", "manifest.json")
+
+
+class TrainingDiverged(CorollaError):
+    """The loss, the evaluation loss or the weights became NaN or infinite."""
+
+
+class RunFolderTaken(CorollaError):
+    """The run folder holds an earlier run that the new one would overwrite."""
 
 
 class Checkpoints:
@@ -20,20 +40,28 @@ class Checkpoints:
     def __init__(self, job: Any) -> None:
         self.job = job
 
-    def save_epoch(self, epoch: int) -> None:
+    def save_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
+        """Write ``epoch_N`` (every ``save_interval`` epochs) and ``latest``, with the epoch's logs."""
         if epoch % self.job.settings.save_interval == 0:
-            self.save(f"epoch_{epoch}", epoch)
-        self.save("latest", epoch)
+            self.save(f"epoch_{epoch}", epoch, logs=logs)
+        self.save("latest", epoch, logs=logs)
         self.job.run.last_checkpoint = self.job.run.output_dir / "latest"
 
-    def save(self, name: str, epoch: int, *, weights: Mapping[str, np.ndarray] | None = None, full: bool = True) -> None:
-        """Write checkpoint ``name`` (main process only); ``full`` adds what resuming needs."""
+    def save(self, name: str, epoch: int, *, weights: Mapping[str, np.ndarray] | None = None, full: bool = True,
+             logs: Mapping[str, float] | None = None) -> None:
+        """Write checkpoint ``name`` (main process only); ``full`` adds what resuming needs.
+        Weights that are not finite are never written: :class:`TrainingDiverged`."""
         if not self.job.run.is_main:
             return
-        files = {".pdparams": weights if weights is not None else model_arrays(self.job.model)}
+        arrays = weights if weights is not None else model_arrays(self.job.model)
+        bad = [key for key, value in arrays.items() if value.dtype.kind == "f" and not np.isfinite(value).all()]
+        if bad:
+            raise self.diverged(f"the weights are no longer finite after epoch {epoch} ({len(bad)} tensors, "
+                                f"e.g. {', '.join(bad[:3])}); {name} was not written")
+        files = {".pdparams": arrays}
         if full:
             files[".pdopt"] = optimizer_arrays(self.job.optimizer, self.job.trainable)
-            files[".pdstates"] = flatten(self.states(epoch))
+            files[".pdstates"] = flatten({**self.states(epoch), "epoch_logs": dict(logs or {})})
             if self.job.ema is not None:
                 files[".pdema"] = self.job.ema.arrays()
         write_checkpoint(self.job.run.output_dir / name, files)
@@ -50,19 +78,49 @@ class Checkpoints:
             "seed": run.seed,
             "world_size": run.world_size,
             "lr_schedule": self.job.schedule.state_dict(),
+            "lr_config": _schedule_config(self.job),
             "loss_scaler": self.job.precision.state(),
             "corolla_version": corolla.__version__,
         }
 
+    def diverged(self, what: str) -> TrainingDiverged:
+        """The error that stops a diverged run, naming the checkpoint to go back to."""
+        last = self.job.run.last_checkpoint
+        if last is None:
+            resume = "no checkpoint was written yet; start again with a lower Optimizer.lr.learning_rate"
+        else:
+            resume = (f"the last good checkpoint is {last}: resume with -o Global.checkpoints={last} and a lower "
+                      f"learning rate (-o Optimizer.lr.learning_rate=...), which takes effect from the resumed step")
+        return TrainingDiverged(f"{what}; training stopped: {resume}. Gradient clipping (Optimizer.clip_norm) also helps.")
+
+    def _restore_schedule(self, states: Mapping[str, Any]) -> bool:
+        """The saved schedule state, or, when ``Optimizer.lr`` or the run's length changed
+        since the checkpoint, the new schedule advanced to the resumed step (said in one
+        line; returns True)."""
+        schedule = self.job.schedule
+        saved, now = states.get("lr_config"), _schedule_config(self.job)
+        if saved is None or saved == now:
+            schedule.set_state_dict(states["lr_schedule"])
+            return False
+        steps = int(states["lr_schedule"].get("last_epoch", 0))
+        for _ in range(steps):
+            schedule.step()
+        changes = _describe_changes(json.loads(saved), json.loads(now))
+        warnings.warn(f"Optimizer.lr or the run's length changed since the checkpoint ({changes}): the new schedule takes effect "
+                      f"from its step {steps}, where the run resumes (learning rate now {schedule():.6g})",
+                      UserWarning, stacklevel=2)
+        return True
+
     def resume(self, prefix: Path, states: Mapping[str, Any]) -> None:
         run = self.job.run
         load_weights(self.job.model, prefix, key_path="Global.checkpoints", strict=True)
+        optimizer_state = read_arrays(checkpoint_file(prefix, ".pdopt"), "Global.checkpoints")
         with warnings.catch_warnings():  # Paddle's LinearWarmup warns about its own nested state
             warnings.filterwarnings("ignore", message="There are some unused values in state_dict")
-            load_optimizer_arrays(
-                self.job.optimizer, self.job.trainable, read_arrays(checkpoint_file(prefix, ".pdopt"), "Global.checkpoints")
-            )
-            self.job.schedule.set_state_dict(states["lr_schedule"])
+            if self._restore_schedule(states):  # the optimizer keeps a copy of the schedule's state: the new one
+                optimizer_state = {k: v for k, v in optimizer_state.items() if not k.startswith("LR_Scheduler/")}
+                optimizer_state.update(flatten({"LR_Scheduler": self.job.schedule.state_dict()}))
+            load_optimizer_arrays(self.job.optimizer, self.job.trainable, optimizer_state)
         self.job.precision.load_state(states.get("loss_scaler") or {})
         if self.job.ema is not None:
             self.job.ema.load_arrays(read_arrays(checkpoint_file(prefix, ".pdema"), "Global.checkpoints (EMA is on)"))
@@ -86,3 +144,105 @@ def read_states(prefix: str) -> dict[str, Any]:
             f"(found keys {sorted(states)}); to start from weights only, use Global.pretrained_model"
         )
     return states
+
+
+class RunLock:
+    """``<run folder>/.lock``, holding the pid of the process writing the folder: a second
+    training process pointed at the same folder stops with an error naming the first. A lock
+    left by a process that no longer runs (killed) is taken over."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".lock"
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise RunFolderTaken(f"{self.path.parent} is being written by another training process (pid {owner}); "
+                                         "wait for it, or set another Global.output_dir") from None
+                self.path.unlink(missing_ok=True)  # left by a process that was killed
+                continue
+            with os.fdopen(handle, "w") as stream:
+                stream.write(str(os.getpid()))
+            return
+        raise RunFolderTaken(f"could not lock {self.path}")
+
+    def release(self) -> None:
+        if self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_run_folder(folder: Path, *, resuming_from: str | None, overwrite: bool) -> Path | None:
+    """Make sure a new run does not destroy an earlier one in ``folder``.
+
+    A folder with another run's checkpoints or logs is refused (:class:`RunFolderTaken`
+    says how to resume it or keep it), unless the run resumes from a checkpoint in it,
+    or ``overwrite`` is set: then the earlier run is moved aside, to
+    ``<folder>.before-<UTC time>``, and that path is returned.
+    """
+    if (folder / ".lock").is_file():
+        RunLock(folder).acquire()  # fails while another process writes the folder
+        RunLock(folder).release()
+    if not folder.is_dir():
+        return None
+    earlier = sorted(p.name for p in folder.iterdir() if p.suffix in SUFFIXES or p.name in RUN_FILES)
+    if not earlier:
+        return None
+    if resuming_from is not None and Path(resuming_from).resolve().parent == folder.resolve():
+        return None
+    if not overwrite:
+        latest = f" (its latest checkpoint is after epoch {_epoch_of(folder / 'latest')})" if (folder / "latest.pdstates").is_file() else ""
+        raise RunFolderTaken(
+            f"{folder} holds an earlier run{latest}: {', '.join(earlier[:6])}{', ...' if len(earlier) > 6 else ''}. "
+            f"Resume it with -o Global.checkpoints={folder / 'latest'}, start a new run in another folder "
+            f"(-o Global.output_dir=...), or keep the earlier run aside and start anew with 'corolla train --overwrite' "
+            f"(it moves the earlier run to {folder.name}.before-<time>)"
+        )
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    aside = folder.with_name(f"{folder.name}.before-{stamp}")
+    folder.rename(aside)
+    return aside
+
+
+def _epoch_of(prefix: Path) -> str:
+    try:
+        return str(read_states(str(prefix))["epoch"])
+    except CorollaError:
+        return "?"
+
+
+def _schedule_config(job: Any) -> str:
+    """What the schedule was made from: ``Optimizer.lr`` as the plan read it, and the run's
+    length, as text (stored with each checkpoint)."""
+    part = job.plan.lr_schedule
+    made = {"name": part.name, **part.params, "epochs": job.settings.epochs, "step_each_epoch": job.run.steps_per_epoch}
+    return json.dumps(made, sort_keys=True, default=str)
+
+
+def _describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    keys = sorted(set(before) | set(after))
+    return ", ".join(f"{key} {before.get(key)!r} -> {after.get(key)!r}" for key in keys if before.get(key) != after.get(key))
+
+
+def finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)

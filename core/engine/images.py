@@ -1,18 +1,31 @@
-"""The images ``infer`` and ``predict`` run on: one file or a folder's images, in batches."""
+"""The images ``infer`` and ``predict`` run on, and the loop that classifies them in batches.
+
+Output streams: each batch's lines are printed, and with ``--json`` written, as soon as
+the batch is done, so a long run shows progress and a failure keeps what was done. The
+JSON lines go to ``FILE.partial`` and are renamed to ``FILE`` when every image is done:
+``FILE`` is never left half-written.
+"""
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
+from corolla.data.pipeline import UnreadableImageError
 from corolla.engine.formatting import progress
-from corolla.engine.predictions import Prediction, emit
+from corolla.engine.predictions import Prediction
 from corolla.plugin.errors import ConfigError, DataError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def list_images(path: str | Path | None, *, key_path: str = "Infer.infer_imgs") -> list[Path]:
-    """``path`` itself when it is a file, else the images directly in the folder, sorted."""
+    """``path`` itself when it is a file, else the images in the folder and its sub-folders
+    (a class-per-folder tree), sorted."""
     if not path:
         raise ConfigError(f"{key_path}: missing; expected an image file or a folder of images")
     path = Path(path)
@@ -20,7 +33,8 @@ def list_images(path: str | Path | None, *, key_path: str = "Infer.infer_imgs") 
         return [path]
     if not path.is_dir():
         raise DataError(f"{key_path}: no such file or folder: {path}")
-    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts))
     if not images:
         raise DataError(f"{key_path}: the folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return images
@@ -33,17 +47,53 @@ def batches(items: Sequence[Path], size: int) -> Iterator[list[Path]]:
 
 def classify_images(
     files: Sequence[Path],
-    classify: Callable[[list[Path]], list[Prediction]],
+    preprocess: Callable[[str], np.ndarray],
+    classify: Callable[[np.ndarray, list[str]], list[Prediction]],
     *,
     batch_size: int,
     desc: str,
-    json_path: str | Path | None,
-    echo: Callable[[str], Any],
+    root: str | Path | None = None,
+    json_path: str | Path | None = None,
+    skip_bad_images: bool = False,
+    echo: Callable[[str], Any] = print,
 ) -> list[Prediction]:
-    """Run ``classify`` over ``files`` in batches, print each prediction (and write JSON
-    lines to ``json_path``)."""
+    """Preprocess and classify ``files`` in batches, printing each batch's predictions as it
+    is done (named relative to ``root``, the folder given) and writing JSON lines.
+
+    An unreadable image is an error naming it, unless ``skip_bad_images``: then each is
+    named on stderr and skipped, and the count is given at the end.
+    """
+    base = Path(root) if root is not None and Path(root).is_dir() else None
+    partial = Path(f"{json_path}.partial") if json_path is not None else None
+    if partial is not None:
+        partial.parent.mkdir(parents=True, exist_ok=True)
     predictions: list[Prediction] = []
-    for group in progress(list(batches(files, batch_size)), total=None, desc=desc, enabled=len(files) > batch_size):
-        predictions.extend(classify(group))
-    emit(predictions, json_path=json_path, echo=echo)
+    skipped = 0
+    with open(partial, "w", encoding="utf-8") if partial is not None else contextlib.nullcontext() as stream:
+        for group in progress(list(batches(files, batch_size)), total=None, desc=desc, enabled=len(files) > batch_size):
+            arrays, names = [], []
+            for file in group:
+                try:
+                    arrays.append(preprocess(str(file)))
+                except UnreadableImageError as exc:
+                    if not skip_bad_images:
+                        raise DataError(f"{exc} (to skip unreadable images, pass --skip-bad-images)") from None
+                    skipped += 1
+                    print(f"skipped {file}: {exc}", file=sys.stderr, flush=True)
+                    continue
+                names.append(str(file))
+            if not arrays:
+                continue
+            done = classify(np.stack(arrays), names)
+            for prediction in done:
+                echo(prediction.line(base))
+                if stream is not None:
+                    stream.write(prediction.json() + "\n")
+            if stream is not None:
+                stream.flush()
+            predictions.extend(done)
+    if partial is not None:
+        os.replace(partial, json_path)
+    if skipped:
+        print(f"{desc}: skipped {skipped} of {len(files)} images that could not be read", file=sys.stderr, flush=True)
     return predictions

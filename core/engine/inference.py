@@ -23,7 +23,8 @@ def class_scores(net: paddle.nn.Layer, images: np.ndarray, *, softmax: bool) -> 
     return (paddle.nn.functional.softmax(logits, axis=-1) if softmax else logits).numpy()
 
 
-def infer(plan: Plan, *, json_path: str | Path | None = None, echo: Callable[[str], Any] = print) -> list[Prediction]:
+def infer(plan: Plan, *, json_path: str | Path | None = None, skip_bad_images: bool = False,
+          echo: Callable[[str], Any] = print) -> list[Prediction]:
     """Classify ``Infer.infer_imgs`` with ``Infer.transforms`` and ``Infer.PostProcess``."""
     plan.require("infer")
     files = list_images(plan.infer.infer_imgs)  # a wrong path fails before the model is built
@@ -33,8 +34,8 @@ def infer(plan: Plan, *, json_path: str | Path | None = None, echo: Callable[[st
     net = inference_model(build_trained_model(plan))
     softmax = plan.model.infer_add_softmax
 
-    def classify(group: list[Path]) -> list[Prediction]:
-        scores = class_scores(net, np.stack([pipeline(str(f)) for f in group]), softmax=softmax)
-        return postprocess(scores, [str(f) for f in group])
+    def classify(images: np.ndarray, names: list[str]) -> list[Prediction]:
+        return postprocess(class_scores(net, images, softmax=softmax), names)
 
-    return classify_images(files, classify, batch_size=plan.infer.batch_size, desc="infer", json_path=json_path, echo=echo)
+    return classify_images(files, pipeline, classify, batch_size=plan.infer.batch_size, desc="infer",
+                           root=plan.infer.infer_imgs, json_path=json_path, skip_bad_images=skip_bad_images, echo=echo)

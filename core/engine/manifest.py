@@ -12,6 +12,7 @@ import paddle
 
 import corolla
 from corolla.config.plan import Plan
+from corolla.engine.files import write_text
 
 
 def build_manifest(plan: Plan, **facts: Any) -> dict[str, Any]:
@@ -41,7 +42,13 @@ def build_manifest(plan: Plan, **facts: Any) -> dict[str, Any]:
 
 
 def write_manifest(directory: Path, manifest: Mapping[str, Any], name: str = "manifest.json") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the manifest atomically; a resumed run keeps the earlier runs' records under ``history``."""
     path = directory / name
-    path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
+    record = dict(manifest)
+    if record.get("resumed_from") and path.is_file():
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            earlier = {}
+        record["history"] = [*earlier.pop("history", []), {k: earlier.get(k) for k in ("started", "command", "resumed_from")}]
+    return write_text(path, json.dumps(record, indent=2, default=str) + "\n")

@@ -27,7 +27,9 @@ class Predictor:
     def __init__(self, model_dir: str | Path, registry: Registry, *, device: str = "cpu", threads: int | None = None) -> None:
         self.model_dir = Path(model_dir)
         record_path = self.model_dir / RECORD_NAME
-        program = self.model_dir / f"{MODEL_PREFIX}.json"
+        # Paddle 3 writes the program as .json, Paddle 2.6 as .pdmodel: read either
+        program = next((p for p in (self.model_dir / f"{MODEL_PREFIX}{s}" for s in (".json", ".pdmodel")) if p.is_file()),
+                       self.model_dir / f"{MODEL_PREFIX}.json")
         weights = self.model_dir / f"{MODEL_PREFIX}.pdiparams"
         for needed in (record_path, program, weights):
             if not needed.is_file():
@@ -64,14 +66,20 @@ class Predictor:
         self.predictor.run()
         return self._output.copy_to_cpu()
 
+    def classify(self, images: np.ndarray, names: list[str]) -> list[Prediction]:
+        """The predictions for a preprocessed batch of the images ``names``."""
+        return self.postprocess(self.scores(images), names)
+
     def __call__(self, files: list[Path]) -> list[Prediction]:
-        batch = np.stack([self.pipeline(str(f)) for f in files])
-        return self.postprocess(self.scores(batch), [str(f) for f in files])
+        return self.classify(np.stack([self.pipeline(str(f)) for f in files]), [str(f) for f in files])
 
 
-def predict(plan: Plan, *, json_path: str | Path | None = None, echo: Callable[[str], Any] = print) -> list[Prediction]:
+def predict(plan: Plan, *, json_path: str | Path | None = None, skip_bad_images: bool = False,
+            echo: Callable[[str], Any] = print) -> list[Prediction]:
     """Classify ``Infer.infer_imgs`` with the model exported to ``Global.save_inference_dir``."""
     plan.require("predict")
     predictor = Predictor(plan.settings.save_inference_dir, plan.registry, device=plan.settings.device)
     files = list_images(plan.infer.infer_imgs)
-    return classify_images(files, predictor, batch_size=plan.infer.batch_size, desc="predict", json_path=json_path, echo=echo)
+    return classify_images(files, predictor.pipeline, predictor.classify, batch_size=plan.infer.batch_size,
+                           desc="predict", root=plan.infer.infer_imgs, json_path=json_path,
+                           skip_bad_images=skip_bad_images, echo=echo)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 import attrs
 
@@ -25,9 +24,11 @@ class Prediction:
     scores: list[float]
     label_names: list[str]
 
-    def line(self) -> str:
-        """The seed's one-line form (scores to two decimals)."""
-        text = f"{Path(self.file).name}:\tclass id(s): {self.class_ids}, score(s): [{', '.join(f'{s:.2f}' for s in self.scores)}]"
+    def line(self, root: str | Path | None = None) -> str:
+        """The seed's one-line form (scores to two decimals), the file named relative to
+        ``root`` (the folder that was classified), else by its base name."""
+        name = Path(self.file).relative_to(root).as_posix() if root is not None else Path(self.file).name
+        text = f"{name}:\tclass id(s): {self.class_ids}, score(s): [{', '.join(f'{s:.2f}' for s in self.scores)}]"
         if self.label_names:
             text += f", label_name(s): {self.label_names}"
         return text
@@ -52,13 +53,3 @@ def read_label_map(path: str | Path, *, key_path: str, delimiter: str | None = N
             raise DataError(f"{path}:{number}: expected 'CLASS_ID NAME', found {line!r}")
         labels[int(head)] = name.strip()
     return labels
-
-
-def emit(predictions: Sequence[Prediction], *, json_path: str | Path | None = None, echo: Callable[[str], Any] = print) -> None:
-    """Print each prediction's line; also write JSON lines to ``json_path`` when given."""
-    for prediction in predictions:
-        echo(prediction.line())
-    if json_path is not None:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(p.json() + "\n" for p in predictions), encoding="utf-8")

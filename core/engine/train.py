@@ -10,11 +10,11 @@ from typing import Mapping
 import paddle
 
 from corolla.config.plan import Plan
-from corolla.data.loader import build_dataloader
+from corolla.data.loader import build_dataloader, check_same_classes
 from corolla.data.placement import Environment, epoch_seed, seed_everything, setup_environment
 from corolla.engine.builders import Trainable, build_callbacks, build_metrics, build_model, build_optimizer
 from corolla.engine.checkpoint import load_weights
-from corolla.engine.checkpointing import Checkpoints, read_states
+from corolla.engine.checkpointing import Checkpoints, RunLock, TrainingDiverged, claim_run_folder, finite, read_states
 from corolla.engine.collectives import mean_over_ranks, sum_over_ranks
 from corolla.engine.ema import ModelEMA
 from corolla.engine.evaluate import evaluate
@@ -22,24 +22,24 @@ from corolla.engine.files import TEMP_SUFFIX
 from corolla.engine.loss import build_loss
 from corolla.engine.manifest import build_manifest, write_manifest
 from corolla.engine.precision import Precision
-from corolla.plugin.errors import CorollaError, DataError
+from corolla.plugin.errors import DataError
 from corolla.plugin.hookspecs import Run
-
-
-class TrainingDiverged(CorollaError):
-    """The loss became NaN or infinite."""
 
 
 class _Job:
     """Everything one training run builds, and the loop over it."""
 
-    def __init__(self, plan: Plan, *, distributed: bool) -> None:
+    def __init__(self, plan: Plan, *, distributed: bool, overwrite: bool) -> None:
         self.plan = plan
         self.registry = registry = plan.registry
         self.settings = settings = plan.settings
         resume_states = read_states(settings.checkpoints) if settings.checkpoints else None
         seed = settings.seed if settings.seed is not None else (resume_states or {}).get("seed")
         self.env: Environment = setup_environment(settings.device, seed, distributed=distributed)
+        output_dir = Path(settings.output_dir) / plan.model.part.name
+        self.lock = RunLock(output_dir) if self.env.is_main else None
+        self.moved_aside = (claim_run_folder(output_dir, resuming_from=settings.checkpoints, overwrite=overwrite)
+                            if self.env.is_main else None)
 
         self.model = _sync_batch_norm(build_model(plan), plan.model.use_sync_bn, self.env)
         if settings.pretrained_model and not settings.checkpoints:
@@ -56,6 +56,8 @@ class _Job:
             if settings.eval_during_train and "Eval" in plan.loaders
             else None
         )
+        if self.eval_loader is not None:
+            check_same_classes(self.train_loader.dataset, self.eval_loader.dataset, "Eval")
         self.train_loss = build_loss(plan.losses["Train"], registry, "Loss.Train")
         self.eval_loss = build_loss(plan.losses["Eval"], registry, "Loss.Eval") if plan.losses["Eval"] else None
         self.train_metrics = build_metrics(plan, "Train")
@@ -75,7 +77,7 @@ class _Job:
             config=plan.config,
             plan=plan,
             settings=settings,
-            output_dir=Path(settings.output_dir) / plan.model.part.name,
+            output_dir=output_dir,
             is_main=self.env.is_main,
             rank=self.env.rank,
             world_size=self.env.world_size,
@@ -96,36 +98,47 @@ class _Job:
     # --- the loop ---------------------------------------------------------------
 
     def fit(self) -> Run:
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            with self.registry.callbacks(build_callbacks(self.plan)):
+                self._loop()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+        return self.run
+
+    def _loop(self) -> None:
         run, hook = self.run, self.registry.hook
-        with self.registry.callbacks(build_callbacks(self.plan)):
-            try:
-                if run.is_main:
-                    for stale in run.output_dir.glob(f".tmp-*{TEMP_SUFFIX}"):  # left by a killed run
-                        stale.unlink()
-                    write_manifest(run.output_dir, build_manifest(
-                        self.plan, job="train", seed=run.seed, world_size=run.world_size,
-                        device=self.env.device, resumed_from=run.resumed_from,
-                    ))
-                hook.corolla_train_start(run=run)
-                for epoch in range(run.start_epoch, run.epochs + 1):
-                    run.epoch = epoch
-                    seed_everything(epoch_seed(run.seed, epoch, run.rank))
-                    self.train_loader.set_epoch(epoch)
-                    hook.corolla_epoch_start(run=run, epoch=epoch)
-                    logs = self._train_epoch(epoch)
-                    if self.schedule.by_epoch:
-                        self.schedule.step()
-                    logs.update({f"eval_{k}": v for k, v in self._maybe_evaluate(epoch).items()})
-                    self.checkpoints.save_epoch(epoch)
-                    hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
-                    if run.stop_training:
-                        break
-            except BaseException as exc:
-                run.error = exc
-                raise
-            finally:
-                hook.corolla_train_end(run=run)
-        return run
+        try:
+            if run.is_main:
+                if self.moved_aside is not None:
+                    print(f"[Train] the earlier run in {run.output_dir} was moved to {self.moved_aside}", flush=True)
+                for stale in run.output_dir.glob(f".tmp-*{TEMP_SUFFIX}"):  # left by a killed run
+                    stale.unlink()
+                write_manifest(run.output_dir, build_manifest(
+                    self.plan, job="train", seed=run.seed, world_size=run.world_size,
+                    device=self.env.device, resumed_from=run.resumed_from,
+                ))
+            hook.corolla_train_start(run=run)
+            for epoch in range(run.start_epoch, run.epochs + 1):
+                run.epoch = epoch
+                seed_everything(epoch_seed(run.seed, epoch, run.rank))
+                self.train_loader.set_epoch(epoch)
+                hook.corolla_epoch_start(run=run, epoch=epoch)
+                logs = self._train_epoch(epoch)
+                if self.schedule.by_epoch:
+                    self.schedule.step()
+                logs.update({f"eval_{k}": v for k, v in self._maybe_evaluate(epoch).items()})
+                self.checkpoints.save_epoch(epoch, logs)
+                hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
+                if run.stop_training:
+                    break
+        except BaseException as exc:
+            run.error = exc
+            raise
+        finally:
+            hook.corolla_train_end(run=run)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         run, hook = self.run, self.registry.hook
@@ -175,13 +188,9 @@ class _Job:
         averaged = sum_over_ranks(stacked, self.run.world_size).numpy() / self.run.world_size
         values = dict(zip(names, (float(v) for v in averaged)))
         if not math.isfinite(values["loss"]):
-            last = self.run.last_checkpoint
-            resume = (f"the last good checkpoint is {last} (resume with -o Global.checkpoints={last})"
-                      if last else "no checkpoint was written yet")
-            raise TrainingDiverged(
+            raise self.checkpoints.diverged(
                 f"the loss became {values['loss']} at epoch {epoch}, step {step} "
-                f"(global step {self.run.global_step + 1}) with lr {lr:.6g}; training stopped: {resume}. "
-                f"A lower Optimizer.lr.learning_rate or gradient clipping (Optimizer.clip_norm) usually helps."
+                f"(global step {self.run.global_step + 1}) with lr {lr:.6g}"
             )
         return values
 
@@ -193,6 +202,9 @@ class _Job:
         kwargs = dict(metrics=self.eval_metrics, loss_fn=self.eval_loss, precision=self.precision,
                       rank=run.rank, world_size=run.world_size, show_progress=run.is_main)
         metrics = evaluate(self.forward_model, self.eval_loader, **kwargs)
+        if not finite(metrics.get("loss")):
+            raise self.checkpoints.diverged(f"the evaluation loss became {metrics['loss']} after epoch {epoch}; "
+                                            "no checkpoint of this epoch was written")
         key = _best_key(metrics, self.eval_metrics)
         if key is not None and (run.best_metric is None or metrics[key] > run.best_metric):
             run.best_metric, run.best_metric_name, run.best_epoch = metrics[key], key, epoch
@@ -231,7 +243,11 @@ def _best_key(metrics: Mapping[str, float], eval_metrics: list) -> str | None:
     return "top1" if "top1" in metrics else None
 
 
-def train(plan: Plan, *, distributed: bool = True) -> Run:
+def train(plan: Plan, *, distributed: bool = True, overwrite: bool = False) -> Run:
     """Run ``corolla train``: build everything from the plan, resume if
-    ``Global.checkpoints`` is set, and train for ``Global.epochs``."""
-    return _Job(plan.require("train"), distributed=distributed).fit()
+    ``Global.checkpoints`` is set, and train for ``Global.epochs``.
+
+    A run folder that holds an earlier run is refused unless the run resumes it, or
+    ``overwrite`` moves the earlier run aside (see :func:`claim_run_folder`).
+    """
+    return _Job(plan.require("train"), distributed=distributed, overwrite=overwrite).fit()

@@ -148,9 +148,18 @@ class Registry:
         candidates = self._by_kind[kind].get(bare, [])
         if dist:
             candidates = [c for c in candidates if _normalise_dist(c.plugin.dist) == _normalise_dist(dist)]
-        elif len(candidates) > 1 and bare in self.prefer:
+        elif candidates and bare in self.prefer:
             wanted = _normalise_dist(self.prefer[bare])
-            candidates = [c for c in candidates if _normalise_dist(c.plugin.dist) == wanted]
+            preferred = [c for c in candidates if _normalise_dist(c.plugin.dist) == wanted]
+            if not preferred:
+                given = sorted({c.plugin.dist for c in candidates})
+                close = difflib.get_close_matches(self.prefer[bare], given, n=1, cutoff=0.6)
+                raise PluginError(
+                    f"{where}Global.plugins.prefer.{bare} (or --prefer) names distribution {self.prefer[bare]!r}, which "
+                    f"does not give {kind} {bare!r}; it is given by {', '.join(given)}."
+                    + (f" Did you mean {close[0]!r}?" if close else "")
+                )
+            candidates = preferred
         if not candidates:
             raise UnknownComponentError(where + self._unknown_message(kind, name))
         if len(candidates) > 1:

@@ -58,7 +58,11 @@ class DecodeImage:
             raise UnreadableImageError(f"expected encoded image bytes, found {type(data).__name__} of length {len(data) if hasattr(data, '__len__') else '?'}")
         try:
             return Image.open(io.BytesIO(data))
-        except Exception as exc:  # PIL raises several types for unknown or broken headers
+        except Image.UnidentifiedImageError:
+            head = bytes(data[:8]).hex(" ")
+            raise UnreadableImageError(f"cannot decode image: not an image format PIL knows (first bytes {head}), "
+                                       f"{len(data)} bytes") from None
+        except Exception as exc:  # PIL raises several types for broken headers
             raise UnreadableImageError(f"cannot decode image: {exc}") from None
 
     def finish(self, image: Image.Image) -> np.ndarray:

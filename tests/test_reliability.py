@@ -1,0 +1,378 @@
+"""Faults and bad input: nothing a user made is lost or silently wrong.
+
+Full disks are injected at the write calls (the suite needs no small filesystem), kills
+are simulated where they hurt (inside an export, between the files of a checkpoint), and
+every kind of file corolla reads is also fed corrupt or truncated.
+"""
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+from PIL import Image
+
+import corolla
+import engine_support
+from corolla.cli.main import main
+from corolla.config.load import load_config
+from corolla.config.planner import read_plan
+from corolla.engine import files
+from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged
+from corolla.engine.export import export
+from corolla.engine.files import WriteError
+from corolla.engine.predict import predict
+from corolla.engine.safe_pickle import load_state_dict_file
+from corolla.engine.train import train
+from corolla.plugin.errors import ConfigError, DataError, WeightsError
+from corolla.testing.datasets import make_image_folder, make_list_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_list_dataset(tmp_path_factory.mktemp("data"), num_classes=3, images_per_class=8, image_size=40, seed=5)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return corolla.load_registry(extra_plugins=[("engine_support", engine_support)])
+
+
+def run(config, registry, **options):
+    return train(read_plan(copy.deepcopy(config), registry), distributed=False, **options)
+
+
+@pytest.fixture(scope="module")
+def trained(data, registry, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    config = engine_support.tiny_config(data, out, epochs=1)
+    return config, run(config, registry)
+
+
+def exported_copy(trained, tmp_path):
+    config = copy.deepcopy(trained[0])
+    config["Global"]["pretrained_model"] = str(trained[1].output_dir / "best_model")
+    config["Global"]["save_inference_dir"] = str(tmp_path / "model")
+    return config
+
+
+# --- 1. export ---------------------------------------------------------------------------
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_an_export_that_paddle_truncates_is_caught_and_the_previous_one_kept(trained, registry, tmp_path, monkeypatch):
+    config = exported_copy(trained, tmp_path)
+    folder = export(read_plan(config, registry))
+    before = _tree(folder)
+    real_save = paddle.jit.save
+
+    def save_then_truncate(layer, path, **kwargs):  # a full disk that Paddle does not report
+        real_save(layer, path, **kwargs)
+        params = Path(f"{path}.pdiparams")
+        params.write_bytes(params.read_bytes()[: params.stat().st_size * 3 // 4])
+
+    monkeypatch.setattr(paddle.jit, "save", save_then_truncate)
+    with pytest.raises(WriteError, match="the exported model does not load back .*[Tt]he previous export is intact"):
+        export(read_plan(config, registry))
+    assert _tree(folder) == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["model"]  # no staging folder left
+
+
+def test_an_export_into_a_new_folder_on_a_full_disk_leaves_nothing(trained, registry, tmp_path, monkeypatch):
+    config = exported_copy(trained, tmp_path)
+
+    def full(layer, path, **kwargs):
+        Path(f"{path}.json").write_bytes(b"{partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paddle.jit, "save", full)
+    with pytest.raises(WriteError, match=r"could not export to .*model: No space left on device; nothing was left behind"):
+        export(read_plan(config, registry))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_killed_half_way_leaves_the_previous_one(trained, registry, tmp_path, monkeypatch):
+    config = exported_copy(trained, tmp_path)
+    folder = export(read_plan(config, registry))
+    before = _tree(folder)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("corolla.engine.export._write_record", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export(read_plan(config, registry))
+    assert _tree(folder) == before and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_an_export_without_its_class_map_writes_nothing(trained, registry, tmp_path):
+    config = exported_copy(trained, tmp_path)
+    config["Infer"]["PostProcess"]["class_id_map_file"] = str(tmp_path / "missing.txt")
+    with pytest.raises(DataError, match="class id map file not found"):
+        export(read_plan(config, registry))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- 2. weights of another model -------------------------------------------------------------
+
+
+def test_a_checkpoint_of_another_width_is_an_error_not_a_warning(trained, data, registry, tmp_path):
+    config, first = trained
+    other = engine_support.tiny_config(data, tmp_path, epochs=2, arch={"name": "TinyNet", "class_num": 3, "width": 4})
+    resumed = copy.deepcopy(other)
+    resumed["Global"]["checkpoints"] = str(first.output_dir / "latest")
+    with pytest.raises(WeightsError, match=r"latest.pdparams does not fit Global.checkpoints: .*shape mismatches"):
+        run(resumed, registry)
+    pretrained = copy.deepcopy(other)
+    pretrained["Global"]["pretrained_model"] = str(first.output_dir / "latest")
+    with pytest.raises(WeightsError, match=r"does not fit Global.pretrained_model: .*shape mismatches"):
+        run(pretrained, registry)
+
+
+# --- 3. a new run never destroys an earlier one ----------------------------------------------
+
+
+def test_a_new_run_in_a_folder_with_an_earlier_run_is_refused(trained, registry):
+    config, first = trained
+    before = {p.name: p.stat().st_mtime_ns for p in first.output_dir.iterdir()}
+    with pytest.raises(RunFolderTaken, match=r"holds an earlier run \(its latest checkpoint is after epoch 1\).*"
+                                             r"Global.checkpoints=.*latest.*--overwrite"):
+        run(config, registry)
+    assert {p.name: p.stat().st_mtime_ns for p in first.output_dir.iterdir()} == before
+
+
+def test_overwrite_moves_the_earlier_run_aside_and_resuming_is_allowed(data, registry, tmp_path, capsys):
+    config = engine_support.tiny_config(data, tmp_path, epochs=1)
+    first = run(config, registry)
+    best = (first.output_dir / "best_model.pdparams").read_bytes()
+    run(config, registry, overwrite=True)
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("TinyNet.before-")]
+    assert (aside / "best_model.pdparams").read_bytes() == best
+    assert "was moved to" in capsys.readouterr().out
+    resumed = copy.deepcopy(config)
+    resumed["Global"].update(epochs=2, checkpoints=str(first.output_dir / "latest"))
+    assert run(resumed, registry).epoch == 2
+
+
+def test_a_second_process_on_the_same_folder_is_stopped(data, registry, tmp_path):
+    folder = tmp_path / "TinyNet"
+    folder.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / ".lock").write_text(str(sleeper.pid))
+        with pytest.raises(RunFolderTaken, match=rf"being written by another training process \(pid {sleeper.pid}\)"):
+            run(engine_support.tiny_config(data, tmp_path, epochs=1), registry)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert run(engine_support.tiny_config(data, tmp_path, epochs=1), registry).epoch == 1  # a dead owner's lock is taken over
+    assert not (folder / ".lock").exists()
+
+
+# --- 4. divergence ---------------------------------------------------------------------------
+
+
+def test_divergence_never_saves_a_bad_checkpoint_and_resuming_with_a_lower_rate_works(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=3)
+    config["Global"]["callbacks"] = [{"MetricsLog": None}]
+    good = run({**config, "Global": {**config["Global"], "epochs": 1}}, registry)
+    good_best = (good.output_dir / "best_model.pdparams").read_bytes()
+    exploding = copy.deepcopy(config)
+    exploding["Global"]["checkpoints"] = str(good.output_dir / "latest")
+    exploding["Optimizer"]["lr"] = {"name": "Constant", "learning_rate": 1e6}
+    with pytest.raises(TrainingDiverged) as info:
+        run(exploding, registry)
+    message = str(info.value)
+    assert f"the last good checkpoint is {good.output_dir / 'latest'}" in message and "-o Optimizer.lr.learning_rate" in message
+    assert (good.output_dir / "best_model.pdparams").read_bytes() == good_best
+    for name in ("latest", "best_model"):
+        weights = load_state_dict_file(good.output_dir / f"{name}.pdparams")
+        assert all(np.isfinite(v).all() for v in weights.values())
+    assert int(load_state_dict_file(good.output_dir / "latest.pdstates")["epoch"]) == 1
+
+    calm = copy.deepcopy(exploding)
+    calm["Optimizer"]["lr"] = {"name": "Constant", "learning_rate": 0.01}
+    with pytest.warns(UserWarning, match=r"Optimizer.lr or the run's length changed since the checkpoint \(.*"
+                                         r"learning_rate 0.05 -> 0.01, name 'Cosine' -> 'Constant'.*\): the new schedule takes effect"):
+        resumed = run(calm, registry)
+    assert resumed.epoch == 3 and resumed.lr == pytest.approx(0.01)
+
+
+# --- 5. predict streams, and may skip unreadable images ----------------------------------------
+
+
+@pytest.fixture
+def folder_with_a_bad_image(data, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    sources = sorted((data.root / "images").rglob("*.jpg"))[:7]
+    for i, source in enumerate(sources):
+        (images / f"{i:02d}.jpg").write_bytes(source.read_bytes())
+    (images / "04.jpg").write_bytes(b"not a jpeg")
+    return images
+
+
+def test_predict_streams_each_batch_and_names_the_bad_image(trained, registry, tmp_path, folder_with_a_bad_image, capsys):
+    config = exported_copy(trained, tmp_path)
+    export(read_plan(config, registry))
+    config["Infer"].update(infer_imgs=str(folder_with_a_bad_image), batch_size=2)
+    json_file = tmp_path / "out.jsonl"
+    capsys.readouterr()
+    assert main(["predict", "-c", _write(config, tmp_path), "--json", str(json_file)]) == 2
+    captured = capsys.readouterr()
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == ["00.jpg", "01.jpg", "02.jpg", "03.jpg"]
+    assert "04.jpg: cannot decode image: not an image format PIL knows" in captured.err and "--skip-bad-images" in captured.err
+    assert not json_file.exists() and len(Path(f"{json_file}.partial").read_text().splitlines()) == 4
+
+    assert main(["predict", "-c", _write(config, tmp_path), "--json", str(json_file), "--skip-bad-images"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 6 and "skipped 1 of 7 images that could not be read" in captured.err
+    assert len(json_file.read_text().splitlines()) == 6 and not Path(f"{json_file}.partial").exists()
+
+
+def _write(config: dict, folder: Path) -> str:
+    """The config as a file for the command line, without the test-only TinyNet (the
+    verbs called with it need no model)."""
+    import yaml
+
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in config.items() if k not in ("Arch", "Optimizer", "Loss")}))
+    return str(path)
+
+
+# --- 6, 7. values and keys (the plan's tests cover the rest) --------------------------------
+
+
+def test_values_from_yaml_are_checked_before_anything_runs(data, registry, tmp_path):
+    import yaml
+
+    config = engine_support.tiny_config(data, tmp_path)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config).replace("learning_rate: 0.05", "learning_rate: 1e-3"))
+    assert read_plan(load_config(path), registry).lr_schedule.params["learning_rate"] == 1e-3
+    config["DataLoader"]["Train"]["dataset"]["transform_ops"].insert(1, {"ColorJitter": {"prob": "high"}})
+    with pytest.raises(ConfigError, match=r"transform_ops.1.ColorJitter: transform 'ColorJitter' .*: prob: expected a number.*found 'high'"):
+        read_plan(config, registry)
+
+
+# --- 8. one class map per run ------------------------------------------------------------------
+
+
+def test_a_validation_folder_lacking_a_class_cannot_shift_labels(registry, tmp_path):
+    make_image_folder(tmp_path / "train", num_classes=3, images_per_class=3, image_size=24)
+    make_image_folder(tmp_path / "val", num_classes=3, images_per_class=2, image_size=24)
+    missing = sorted(p for p in (tmp_path / "val").iterdir() if p.is_dir())[1]
+    for image in missing.iterdir():
+        image.unlink()
+    missing.rmdir()
+    config = engine_support.tiny_config(make_list_dataset(tmp_path / "unused", num_classes=3, images_per_class=2), tmp_path / "out")
+    for mode, folder in (("Train", "train"), ("Eval", "val")):
+        config["DataLoader"][mode]["dataset"] = {"name": "ImageFolderDataset", "image_root": str(tmp_path / folder),
+                                                 "transform_ops": config["DataLoader"][mode]["dataset"]["transform_ops"]}
+    with pytest.raises(DataError, match=r"DataLoader.Eval: its classes \(.*\) are not the training set's .*class_id_map_file"):
+        run(config, registry)
+    train_map = (tmp_path / "train" / "label_list.txt").read_text()
+    config["DataLoader"]["Eval"]["dataset"]["class_id_map_file"] = str(tmp_path / "train" / "label_list.txt")
+    config["Global"]["epochs"] = 1
+    assert main(["data", "check", "-c", _write(config, tmp_path)]) == 0
+    trained = run(config, registry, overwrite=True)
+    assert (tmp_path / "train" / "label_list.txt").read_text() == train_map  # never overwritten
+    assert trained.epoch == 1
+
+
+# --- 9. the contract between ops ---------------------------------------------------------------
+
+
+def test_an_op_that_turns_a_normalised_image_back_to_uint8_is_named(data, registry, tmp_path, fake_dist):
+    fake_dist("bad-ops", {"ops": "import numpy as np\n"
+                                 "def corolla_transforms():\n"
+                                 "    return {'ToBytes': lambda: (lambda img: (img * 255).astype(np.uint8))}\n"})
+    bad_registry = corolla.load_registry(extra_plugins=[("engine_support", engine_support)])
+    config = engine_support.tiny_config(data, tmp_path, epochs=1)
+    config["DataLoader"]["Train"]["dataset"]["transform_ops"].append({"ToBytes": None})
+    with pytest.raises(DataError, match=r"transform_ops.4.ToBytes: ToBytes returned a uint8 array of 3 dimensions from a float32 one"):
+        run(config, bad_registry)
+
+
+# --- 10. smaller things ----------------------------------------------------------------------
+
+
+def test_a_full_disk_during_a_checkpoint_save_says_the_previous_one_is_intact(tmp_path, monkeypatch):
+    files.write_checkpoint(tmp_path / "latest", {".pdparams": {"w": np.zeros(3)}})
+
+    def full(directory, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "_stage", full)
+    with pytest.raises(WriteError, match=r"could not write checkpoint .*latest: No space left on device; its previous files "
+                                         r"are intact.*resume the run with -o Global.checkpoints"):
+        files.write_checkpoint(tmp_path / "latest", {".pdparams": {"w": np.ones(3)}})
+    assert load_state_dict_file(tmp_path / "latest.pdparams")["w"].tolist() == [0, 0, 0]
+
+
+def test_data_check_does_not_suggest_what_is_already_set(data, tmp_path, capsys):
+    config = engine_support.tiny_config(data, tmp_path)
+    listing = tmp_path / "list.txt"
+    listing.write_text(data.train_list.read_text() + "images/nowhere.jpg 0\n")
+    config["DataLoader"]["Train"]["dataset"]["cls_label_path"] = str(listing)
+    config["DataLoader"]["Train"]["loader"]["skip_bad_images"] = True
+    assert main(["data", "check", "-c", _write(config, tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 missing (missing images will be skipped: loader.skip_bad_images)" in out and "set loader" not in out
+
+
+def test_misspelt_names_get_close_matches_across_kinds_and_distributions(capsys):
+    assert main(["plugins", "show", "RandomErasng"]) == 2
+    assert "Close matches: RandomErasing (transform)" in capsys.readouterr().err
+    registry = corolla.load_registry(prefer={"RandFlipImage": "corola"})
+    with pytest.raises(corolla.PluginError, match=r"names distribution 'corola', which does not give transform "
+                                                  r"'RandFlipImage'; it is given by corolla. Did you mean 'corolla'"):
+        registry.resolve("transform", "RandFlipImage")
+
+
+# --- corrupt and truncated files of every kind corolla reads ----------------------------------
+
+
+def test_truncated_or_corrupt_files_are_clear_errors(trained, data, registry, tmp_path):
+    config, first = trained
+    params = tmp_path / "cut.pdparams"
+    params.write_bytes((first.output_dir / "latest.pdparams").read_bytes()[:500])
+    with pytest.raises(WeightsError, match=r"cut.pdparams is not a paddle.save file .*truncated"):
+        load_state_dict_file(params)
+    states = tmp_path / "latest.pdstates"
+    states.write_bytes(b"\x80\x04garbage")
+    resumed = copy.deepcopy(config)
+    resumed["Global"]["checkpoints"] = str(tmp_path / "latest")
+    with pytest.raises(WeightsError, match="latest.pdstates is not a"):
+        run(resumed, registry)
+    broken_yaml = tmp_path / "broken.yaml"
+    broken_yaml.write_text("Global:\n  epochs: [1\nArch: {}\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:\d+:\d+: invalid YAML"):
+        load_config(broken_yaml)
+    record = Path(exported_copy(trained, tmp_path)["Global"]["save_inference_dir"])
+    export(read_plan(exported_copy(trained, tmp_path), registry))
+    (record / "inference.yml").write_text("PreProcess: {transform_ops: [{NoSuchOp: null}]}\n")
+    config_predict = exported_copy(trained, tmp_path)
+    with pytest.raises(corolla.UnknownComponentError, match=r"inference.yml: PreProcess.transform_ops.0.NoSuchOp: unknown transform"):
+        predict(read_plan(config_predict, registry))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0 a\nx b\n")
+    config_labels = exported_copy(trained, tmp_path)
+    config_labels["Infer"]["PostProcess"]["class_id_map_file"] = str(labels)
+    with pytest.raises(DataError, match=r"labels.txt:2: expected 'CLASS_ID NAME', found 'x b'"):
+        export(read_plan(config_labels, registry))
+    image = tmp_path / "cut.jpg"
+    image.write_bytes(next((data.root / "images").rglob("*.jpg")).read_bytes()[:200])
+    with pytest.raises(DataError, match=r"cut.jpg: .*cannot decode image"):
+        engine_support.pipeline_of([{"DecodeImage": None}], registry, "T")(str(image))
