@@ -130,9 +130,12 @@ def test_efficientnet_options():
     "params, message",
     [
         ({"padding_type": "VALID"}, r"EfficientNetB0: padding_type must be one of SAME, DYNAMIC; got 'VALID'"),
-        ({"override_params": {"depth_truncate": "round"}}, r"EfficientNetB0: override_params takes a mapping of .*depth_trunc.*; got \['depth_truncate'\]"),
-        ({"override_params": {"depth_trunc": "floor"}}, r"override_params.depth_trunc must be 'ceil' or 'round'; got 'floor'"),
-        ({"override_params": {"batch_norm_epsilon": "small"}}, r"override_params.batch_norm_epsilon must be a non-negative number"),
+        (
+            {"override_params": {"depth_truncate": "round"}},
+            r"EfficientNetB0: override_params takes a mapping of .*depth_trunc.*; got \['depth_truncate'\]",
+        ),
+        ({"override_params": {"depth_trunc": "floor"}}, r"depth_trunc must be 'ceil' or 'round'; got 'floor'"),
+        ({"override_params": {"batch_norm_epsilon": "small"}}, r"batch_norm_epsilon must be a non-negative number"),
     ],
 )
 def test_efficientnet_argument_errors(params, message):

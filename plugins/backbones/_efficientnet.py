@@ -332,5 +332,7 @@ def _scaling(name: str, scaling: Scaling, overrides: Mapping[str, Any]) -> Scali
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ComponentArgumentError(f"{name}: override_params.{field} must be a non-negative number; got {value!r}")
     if scaling.depth_trunc not in ("ceil", "round"):
-        raise ComponentArgumentError(f"{name}: override_params.depth_trunc must be 'ceil' or 'round'; got {scaling.depth_trunc!r}")
+        raise ComponentArgumentError(
+            f"{name}: override_params.depth_trunc must be 'ceil' or 'round'; got {scaling.depth_trunc!r}"
+        )
     return scaling

@@ -49,7 +49,9 @@ class MixConv(nn.LayerList):
 class MixConvBN(nn.Layer):
     """:class:`MixConv` (``conv``), BatchNorm (``bn``), then ``act``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_sizes: Sequence[int], *, act: str | None, **conv: Any) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_sizes: Sequence[int], *, act: str | None, **conv: Any
+    ) -> None:
         super().__init__()
         self.conv = MixConv(in_channels, out_channels, kernel_sizes, **conv)
         self.bn = LeanBatchNorm2D(out_channels)
@@ -170,7 +172,9 @@ class MixNet(Backbone):
     ``lr_mult_list`` has 6 values: the stem conv (``init_block.conv1``), then each of those stages.
     """
 
-    def __init__(self, *, units: Sequence[Sequence[tuple[int, ...]]], init_channels: int, width: float, **contract: Any) -> None:
+    def __init__(
+        self, *, units: Sequence[Sequence[tuple[int, ...]]], init_channels: int, width: float, **contract: Any
+    ) -> None:
         super().__init__(**contract)
         channels = make_divisible(init_channels * width)
         init_block = InitBlock(channels)
@@ -179,7 +183,9 @@ class MixNet(Backbone):
         for s, stage_units in enumerate(units):
             halving = len(stage_units) // 2 if s == len(units) - 1 else 0
             stage = nn.Sequential()
-            for u, (out_channels, exp_kernels, conv1_kernels, conv2_kernels, exp_factor, se_factor) in enumerate(stage_units):
+            for u, (out_channels, exp_kernels, conv1_kernels, conv2_kernels, exp_factor, se_factor) in enumerate(
+                stage_units
+            ):
                 out_channels = make_divisible(out_channels * width)
                 unit = MixUnit(
                     channels, out_channels, stride=2 if u == halving else 1, exp_kernels=exp_kernels,

@@ -16,7 +16,9 @@ from corolla.plugins.backbones._layers import LeanBatchNorm2D, activation
 # --- building blocks -----------------------------------------------------------------------
 
 
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 1, *, act: str | None = None, **conv: Any) -> list[nn.Layer]:
+def conv_bn(
+    in_channels: int, out_channels: int, kernel_size: int = 1, *, act: str | None = None, **conv: Any
+) -> list[nn.Layer]:
     """The layers of a bias-free conv, its BatchNorm and ``act``, to go into a Sequential
     (PaddleClas names ReXNet's parameters by their index there)."""
     layers = [
