@@ -7,9 +7,11 @@ import numpy as np
 import paddle
 import pytest
 
+from _backbone_cases import paddleclas
+
 from corolla import load_registry
-from corolla.api import MODEL_ZOO_URL, lazy_variants
-from corolla.plugins.backbones import rednet, res2net, resnest
+from corolla.api import MODEL_ZOO_URL, apply_state_dict, lazy_variants
+from corolla.plugins.backbones import hrnet, rednet, res2net, resnest
 
 REGISTRY = load_registry()
 
@@ -180,6 +182,78 @@ def test_rednet_blocks_start_as_their_shortcut():
         assert np.isfinite(model(_images(1, 64)).numpy()).all()
 
 
+# --- HRNet --------------------------------------------------------------------------------------
+
+
+def test_hrnet_stages_are_st4s_four_branches():
+    assert _stage_shapes("HRNet_W18_C") == [[1, 18, 16, 16], [1, 36, 8, 8], [1, 72, 4, 4], [1, 144, 2, 2]]
+
+
+def test_hrnet_fuse_convs_are_listed_in_paddleclas_order():
+    fuse = hrnet.FuseLayers([4, 8, 16])
+    # by output branch, then input branch: coarser inputs by a 1x1 conv, finer ones by strided 3x3 convs
+    assert [conv.conv.weight.shape for conv in fuse.residual_func_list] == [
+        [4, 8, 1, 1], [4, 16, 1, 1],
+        [8, 4, 3, 3], [8, 16, 1, 1],
+        [4, 4, 3, 3], [16, 4, 3, 3], [16, 8, 3, 3],
+    ]
+    outputs = fuse([_tensor(1, 4, 8), _tensor(1, 8, 4), _tensor(1, 16, 2)])
+    assert [y.shape for y in outputs] == [[1, 4, 8, 8], [1, 8, 4, 4], [1, 16, 2, 2]]
+
+
+def test_hrnet_squeeze_excitation_gates_each_channel():
+    se = hrnet.SqueezeExcitation(32)
+    x = _tensor(2, 32, 4)
+    y = se(x).numpy()
+    gate = y / x.numpy()
+    assert np.all((gate > 0) & (gate < 1))
+    np.testing.assert_allclose(gate, gate[:, :, :1, :1] * np.ones_like(gate), rtol=1e-4)  # one gate per channel
+    assert "st2.stage_func_list.0.basic_block_list.1.3.se.fc_squeeze.weight" in _lazy_state_shapes("SE_HRNet_W64_C")
+
+
+def test_hrnet_lr_mult_list_groups():
+    found = _lr_mult_by_prefix(
+        "HRNet_W18_C", ["conv_layer1_", "layer1.", "conv_tr1_", "st2.", "st3.", "conv_tr3.", "st4.", "last_cls.", "conv_last.", "fc."]
+    )
+    assert found == {
+        "conv_layer1_": {0.1}, "layer1.": {0.2}, "conv_tr1_": {0.3}, "st2.": {0.3}, "st3.": {0.4},
+        "conv_tr3.": {0.5}, "st4.": {0.5}, "last_cls.": {0.6}, "conv_last.": {0.6}, "fc.": {1.0},
+    }
+
+
+def _paddleclas_hrnet(name: str) -> paddle.nn.Layer:
+    """PaddleClas's model of ``name`` built from its HRNet class: its own ``HRNet_W60_C`` and
+    ``SE_HRNet_W64_C`` builders fail (they look up weights URLs it does not list)."""
+    module = paddleclas().arch.backbone.legendary_models.hrnet
+    return module.HRNet(width=60 if "W60" in name else 64, has_se=name.startswith("SE_"), stages_pattern=["st4"])
+
+
+@pytest.mark.parametrize("name", ["HRNet_W60_C", "SE_HRNet_W64_C"])
+def test_hrnet_names_paddleclas_cannot_build_match_its_hrnet_class(name):
+    with paddle.LazyGuard():
+        theirs = {key: list(value.shape) for key, value in _paddleclas_hrnet(name).state_dict().items()}
+    assert _lazy_state_shapes(name) == theirs
+
+
+@pytest.mark.slow
+def test_se_hrnet_w64_c_logits_match_paddleclas_hrnet_class():
+    theirs, ours = _paddleclas_hrnet("SE_HRNet_W64_C"), _build("SE_HRNet_W64_C")
+    images = _images(2, 32)
+    for layer in theirs.sublayers():
+        if isinstance(layer, (paddle.nn.BatchNorm, paddle.nn.layer.norm._BatchNormBase)):
+            layer._momentum = 0.0  # running statistics := this batch's, as the parity test does
+    with paddle.no_grad():
+        theirs(images)
+    apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name="SE_HRNet_W64_C", source="PaddleClas", strict=True)
+    theirs.eval()
+    ours.eval()
+    with paddle.no_grad():
+        expected, got = theirs(images).numpy(), ours(images).numpy()
+    scale = np.abs(expected).max()
+    assert np.isfinite(scale) and scale > 0
+    np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-4)
+
+
 # --- weights tables ----------------------------------------------------------------------------
 
 
@@ -189,6 +263,7 @@ def test_rednet_blocks_start_as_their_shortcut():
         (res2net, {"Res2Net50_vd_26w_4s", "Res2Net101_vd_26w_4s", "Res2Net200_vd_26w_4s"}),
         (resnest, set()),
         (rednet, set()),
+        (hrnet, {"HRNet_W18_C", "HRNet_W48_C", "SE_HRNet_W64_C"}),
     ],
 )
 def test_weights_tables_cover_every_name_with_paddleclas_urls(module, ssld):
@@ -198,4 +273,5 @@ def test_weights_tables_cover_every_name_with_paddleclas_urls(module, ssld):
     assert {key.removesuffix("_ssld") for key in table if key.endswith("_ssld")} == ssld
     for key, weights in table.items():
         assert weights.url.startswith(MODEL_ZOO_URL) and weights.url.endswith(f"/{key}_pretrained.pdparams")
+        assert ("/legendary_models/" in weights.url) == (module is hrnet)
         assert weights.top1 is None or 0.6 < weights.top1 < 0.86
