@@ -177,7 +177,7 @@ class LinearAttnFFN(nn.Layer):
             nn.GroupNorm(1, dim),
             nn.Conv2D(dim, ffn_dim, 1),
             nn.Silu(),
-            nn.Dropout(0.0),  # PaddleClas's FFN dropout, always 0; the next conv is layer 4 of its weights
+            nn.Dropout(0.0),  # PaddleClas's FFN dropout (always 0) keeps the next layer at index 4
             nn.Conv2D(ffn_dim, dim, 1),
             nn.Dropout(dropout),
         )

@@ -60,7 +60,7 @@ class TransformerEncoder(nn.Layer):
             nn.LayerNorm(dim),
             nn.Linear(dim, ffn_dim),
             nn.Silu(),
-            nn.Dropout(0.0),  # PaddleClas's FFN dropout, always 0; the next linear is layer 4 of its weights
+            nn.Dropout(0.0),  # PaddleClas's FFN dropout (always 0) keeps the next layer at index 4
             nn.Linear(ffn_dim, dim),
             nn.Dropout(dropout),
         )
