@@ -1,5 +1,8 @@
 """ShuffleNetV2 (Ma et al. 2018, https://arxiv.org/abs/1807.11164), weight-compatible with
-PaddleClas 2.6's ``ShuffleNetV2_x*`` (its ``model_zoo`` version; any number of instances)."""
+PaddleClas 2.6's ``ShuffleNetV2_x*`` (its ``model_zoo`` version; any number of instances).
+
+Channels are shuffled by reshape and transpose (as PaddleClas does), not Paddle's
+``channel_shuffle`` op, which paddle2onnx 2.1 cannot convert to ONNX."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,6 +13,7 @@ from paddle import nn
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._layers import ZooConvBN
+from corolla.plugins.backbones._lightweight import channel_shuffle
 from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, split_stages
 
 # --- building blocks -----------------------------------------------------------
@@ -29,7 +33,7 @@ class InvertedResidual(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         kept, branch = paddle.split(x, 2, axis=1)
         branch = self._conv_linear(self._conv_dw(self._conv_pw(branch)))
-        return nn.functional.channel_shuffle(paddle.concat([kept, branch], axis=1), 2)
+        return channel_shuffle(paddle.concat([kept, branch], axis=1), 2)
 
 
 class InvertedResidualDS(nn.Layer):
@@ -47,7 +51,7 @@ class InvertedResidualDS(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         left = self._conv_linear_1(self._conv_dw_1(x))
         right = self._conv_linear_2(self._conv_dw_2(self._conv_pw_2(x)))
-        return nn.functional.channel_shuffle(paddle.concat([left, right], axis=1), 2)
+        return channel_shuffle(paddle.concat([left, right], axis=1), 2)
 
 
 # --- the model ---------------------------------------------------------------------
