@@ -9,8 +9,9 @@ inside the blocks by Diverse Branch Blocks (Ding et al. 2021, https://arxiv.org/
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import paddle
 from paddle import nn
@@ -147,8 +148,8 @@ class DiverseBranchBlock(nn.Layer):
             delattr(self, branch)
 
 
-#: ``layer_type`` (PaddleClas's names) -> the convolution unit inside the blocks
-LAYER_TYPES = {"ConvBNLayer": ConvBN, "DiverseBranchBlock": DiverseBranchBlock}
+#: ``layer_type`` values (PaddleClas's names) of the convolution units inside the blocks
+LAYER_TYPES = ("ConvBNLayer", "DiverseBranchBlock")
 
 # --- residual blocks -------------------------------------------------------------------------
 
@@ -183,13 +184,12 @@ class BasicBlock(_Block):
     """Two 3x3 convolution units (the first carries the stride) plus shortcut (ResNet18/34)."""
 
     def __init__(
-        self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool
+        self, in_channels: int, width: int, *, stride: int, unit: Callable[..., nn.Layer], **shortcut: Any
     ) -> None:
         super().__init__()
-        options = {"data_format": data_format} if unit is ConvBN else {}
-        self.conv0 = unit(in_channels, width, 3, stride=stride, act="relu", **options)
-        self.conv1 = unit(width, width, 3, **options)
-        self._make_shortcut(in_channels, width, stride, data_format=data_format, **shortcut)
+        self.conv0 = unit(in_channels, width, 3, stride=stride, act="relu")
+        self.conv1 = unit(width, width, 3)
+        self._make_shortcut(in_channels, width, stride, **shortcut)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self._add_shortcut(x, self.conv1(self.conv0(x)))
@@ -201,14 +201,13 @@ class BottleneckBlock(_Block):
     expansion = 4
 
     def __init__(
-        self, in_channels: int, width: int, *, stride: int, unit: type[nn.Layer], data_format: str, **shortcut: bool
+        self, in_channels: int, width: int, *, stride: int, unit: Callable[..., nn.Layer], **shortcut: Any
     ) -> None:
         super().__init__()
-        options = {"data_format": data_format} if unit is ConvBN else {}
-        self.conv0 = unit(in_channels, width, 1, act="relu", **options)
-        self.conv1 = unit(width, width, 3, stride=stride, act="relu", **options)
-        self.conv2 = unit(width, width * 4, 1, **options)
-        self._make_shortcut(in_channels, width * 4, stride, data_format=data_format, **shortcut)
+        self.conv0 = unit(in_channels, width, 1, act="relu")
+        self.conv1 = unit(width, width, 3, stride=stride, act="relu")
+        self.conv2 = unit(width, width * 4, 1)
+        self._make_shortcut(in_channels, width * 4, stride, **shortcut)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self._add_shortcut(x, self.conv2(self.conv1(self.conv0(x))))
@@ -266,8 +265,12 @@ class ResNet(Backbone):
         name = contract["name"]
         block_type, counts = DEPTHS[depth]
         strides = _check_stride_list(name, stride_list)
-        _check_choices(name, stem_act=(stem_act, (None, *ACTIVATIONS)), data_format=(data_format, DATA_FORMATS),
-                       layer_type=(layer_type, tuple(LAYER_TYPES)))
+        _check_choices(
+            name,
+            stem_act=(stem_act, (None, *ACTIVATIONS)),
+            data_format=(data_format, DATA_FORMATS),
+            layer_type=(layer_type, LAYER_TYPES),
+        )
         if not isinstance(input_image_channel, int) or input_image_channel < 1:
             raise ComponentArgumentError(f"{name}: input_image_channel must be a positive int; got {input_image_channel!r}")
         if layer_type == "DiverseBranchBlock" and data_format != "NCHW":
@@ -280,6 +283,7 @@ class ResNet(Backbone):
             )
         self.data_format = data_format
         unit = {"data_format": data_format}
+        conv_unit = DiverseBranchBlock if layer_type == "DiverseBranchBlock" else functools.partial(ConvBN, **unit)
 
         stem = (
             [(input_image_channel, 32, 3, strides[0]), (32, 32, 3, 1), (32, 64, 3, 1)]
@@ -300,7 +304,7 @@ class ResNet(Backbone):
                         channels,
                         width,
                         stride=(first_stride if stage == 0 else strides[stage + 1]) if i == 0 else 1,
-                        unit=LAYER_TYPES[layer_type],
+                        unit=conv_unit,
                         project=i == 0 and (use_first_short_conv or stage > 0),
                         avg_down=vd and not first,
                         **unit,
