@@ -99,8 +99,8 @@ def main() -> None:
             theirs = reference[name]()
         ours = registry.build("backbone", name)
         apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name=name, source="PaddleClas")
-        theirs.train(False)
-        ours.train(False)
+        theirs.eval()
+        ours.eval()
         for batch in (int(b) for b in args.batches.split(",")):
             times = compare(theirs, ours, batch, args.repeats, args.warmup)
             (ours_ms, ours_cpu), (theirs_ms, theirs_cpu) = (

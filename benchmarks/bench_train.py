@@ -109,7 +109,7 @@ class PlainLoop:
     @paddle.no_grad()
     def eval_batch(self) -> None:
         paddle.base.core.set_num_threads(self.threads)
-        self.model.train(False)
+        self.model.eval()
         images, _ = next(self.eval_batches)
         self.model(images).numpy()
         set_cpu_threads()

@@ -30,19 +30,36 @@ def _shapes(model: paddle.nn.Layer) -> dict[str, tuple[int, ...]]:
     return {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
 
 
+#: names whose PaddleClas builder fails on its own (it looks up a weights URL that
+#: PaddleClas never published, even with pretrained=False): built from its class instead
+UNBUILDABLE = {f"MobileViTV2_x{w}": float(w.replace("_", ".")) for w in ("0_75", "1_25", "1_75")}
+
+
 def _theirs(backbones: dict, name: str) -> paddle.nn.Layer:
     assert name in backbones, f"PaddleClas 2.6 has no backbone {name!r}"
     # PaddleClas names some parameters explicitly ("fc6_weights"), which Paddle
     # allows once per name scope: give each of its models a fresh scope.
     with paddle.utils.unique_name.guard():
+        if name in UNBUILDABLE:
+            module = paddleclas().arch.backbone.model_zoo.mobilevit_v2
+            return module.MobileViTV2(module.get_configuration(UNBUILDABLE[name]))
         return backbones[name]()
+
+
+def _lazily(build):
+    """``build()`` without initialising weights where the model allows it (PaddleClas's
+    ConvNeXt writes its head's weights while building, which needs real memory)."""
+    try:
+        with paddle.LazyGuard():
+            return build()
+    except (RuntimeError, ValueError):
+        return build()
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_same_parameter_names_and_shapes_as_paddleclas(name, paddleclas_backbones):
-    with paddle.LazyGuard():
-        theirs = _theirs(paddleclas_backbones, name)
-        ours = REGISTRY.build("backbone", name)
+    theirs = _lazily(lambda: _theirs(paddleclas_backbones, name))
+    ours = _lazily(lambda: REGISTRY.build("backbone", name))
     assert _shapes(ours) == _shapes(theirs)
 
 

@@ -70,7 +70,7 @@ def test_plugins_disable_flag(fake_dist, capsys):
 
 def test_unknown_component_in_show_is_a_clear_error(capsys):
     assert main(["plugins", "show", "NoSuchThing"]) == 2
-    assert "unknown backbone 'NoSuchThing'" in capsys.readouterr().err
+    assert "no component of any kind is called 'NoSuchThing'" in capsys.readouterr().err
 
 
 def test_config_prints_merged_validated_config(tmp_path, fake_dist, capsys):

@@ -36,7 +36,8 @@ def _flowers102(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from corolla.cli.common import plan_from_args
-    from corolla.data.loader import build_dataset, check_same_classes, describe_check
+    from corolla.data.checks import check_same_classes, describe_check
+    from corolla.data.loader import build_dataset
 
     if not args.config:
         raise ConfigError("data check: give the config with -c CONFIG")

@@ -39,6 +39,7 @@ import numpy as np
 from corolla.config.plan import LoaderPlan
 from corolla.config.sections import LoaderSettings
 from corolla.data.background import PREFETCH_FACTOR, in_background, shared_memory_fits
+from corolla.data.checks import describe_check
 from corolla.data.pipeline import Pipeline, UnreadableImageError, build_pipeline
 from corolla.data.placement import launched_rank, launched_world_size
 from corolla.data.randomness import reseed
@@ -79,39 +80,6 @@ def build_dataloader(plan: LoaderPlan, registry: Registry, *, class_num: int | N
                                 drop_last=plan.sampler.drop_last, seed=seed, rank=rank, world_size=world_size)
     return Loader(dataset, pipeline, sampler, batch_ops, plan.loader, seed=seed, mode=plan.mode,
                   summary=summary, image_shape=image_shape)
-
-
-def check_same_classes(reference: Any, other: Any, mode: str) -> None:
-    """A split whose dataset names its classes (``class_names``) must use the training
-    set's, or its labels would mean other classes (a validation folder lacking a class)."""
-    expected, found = getattr(reference, "class_names", None), getattr(other, "class_names", None)
-    if expected is None or found is None or list(expected) == list(found):
-        return
-    hint = (f" Set DataLoader.{mode}.dataset.class_id_map_file to the training set's map "
-            f"({reference.class_id_map_file})" if hasattr(reference, "class_id_map_file") else "")
-    raise DataError(f"DataLoader.{mode}: its classes ({', '.join(found)}) are not the training set's "
-                    f"({', '.join(expected)}), so its labels would mean other classes.{hint}")
-
-
-def describe_check(dataset: Any, class_num: int | None, *, skip_bad_images: bool) -> str:
-    """Check the dataset's files (no decoding) and labels; return the summary line.
-
-    Missing images are an error naming their list lines, unless they are to be skipped.
-    """
-    if not callable(getattr(dataset, "check", None)):
-        return f"{type(dataset).__name__}: {len(dataset)} samples (not checked)"
-    summary = dataset.check(class_num)
-    if summary.missing and not skip_bad_images:
-        shown = "; ".join(summary.missing[:5]) + ("; ..." if len(summary.missing) > 5 else "")
-        raise DataError(f"{len(summary.missing)} of {summary.images} images are missing: {shown}. "
-                        "Fix the list, or set loader.skip_bad_images: true to skip them.")
-    line = summary.describe()
-    if summary.missing:
-        line += " (missing images will be skipped: loader.skip_bad_images)"
-    return line
-
-
-# --- batches --------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -200,7 +168,7 @@ class Loader:
             if batch.images is None:
                 yield batch, None, None
             else:
-                yield batch, paddle.from_dlpack(batch.images), paddle.from_dlpack(batch.labels)
+                yield batch, _tensor(batch.images), _tensor(batch.labels)
 
     def _worker_batches(self, epoch: int) -> Iterator[tuple[_Batch, Any, Any]]:
         import paddle
@@ -294,3 +262,10 @@ def _stack_labels(labels: Sequence[Any]) -> np.ndarray:
 
 def _seed_worker(seed: int, epoch: int, rank: int, worker_id: int) -> None:
     reseed(seed, epoch, rank, worker_id + 1)
+
+
+def _tensor(array: np.ndarray) -> Any:
+    """``array`` as a paddle Tensor sharing its memory (DLPack; Paddle 2.6 takes only the capsule)."""
+    from paddle.utils.dlpack import from_dlpack
+
+    return from_dlpack(array.__dlpack__())

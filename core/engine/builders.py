@@ -33,7 +33,7 @@ def build_trained_model(plan: Plan) -> paddle.nn.Layer:
             UserWarning,
             stacklevel=2,
         )
-    model.train(False)
+    model.eval()
     return model
 
 

@@ -1,6 +1,7 @@
 """Evaluation: loss and metrics over a whole loader, exact under data parallelism."""
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from typing import Any, Sequence
@@ -10,7 +11,8 @@ import paddle
 from corolla.config.plan import Plan
 from corolla.engine.builders import build_metrics, build_trained_model
 from corolla.engine.collectives import gather_outputs, select_rows
-from corolla.data.placement import setup_environment
+from corolla.engine.eval_engine import EvalEngine
+from corolla.data.placement import cpu_thread_count, setup_environment
 from corolla.engine.formatting import progress
 from corolla.engine.precision import Precision
 from corolla.data.loader import build_dataloader
@@ -46,16 +48,20 @@ def evaluate(
     rank: int = 0,
     world_size: int = 1,
     show_progress: bool = True,
+    engine: EvalEngine | None = None,
 ) -> dict[str, float]:
     """``loss`` and each loss term (sample-weighted means), every metric's
     ``result()``, and ``images_per_sec``.
+
+    ``engine`` may run the forward pass through Paddle Inference (see
+    :mod:`corolla.engine.eval_engine`); without it, the model runs in dygraph.
 
     With several processes, every batch's outputs and labels are gathered from
     all ranks, so each rank computes the metrics over the whole set, without
     the samples the loader repeats to give all ranks the same number.
     """
     was_training = model.training
-    model.train(False)
+    model.eval()
     for metric in metrics:
         metric.reset()
     precision = precision or Precision(None, "cpu")
@@ -67,10 +73,12 @@ def evaluate(
     sums: dict[str, float] = {}
     seen = local = 0
     started = time.perf_counter()
+    stack = contextlib.ExitStack()
+    forward = stack.enter_context(engine.evaluation(model, batches=_length(loader))) if engine is not None else model
     try:
         for images, labels in progress(loader, total=_length(loader), desc="eval", enabled=show_progress):
             with precision.autocast(training=False):
-                outputs = model(images)
+                outputs = forward(images)
             if world_size > 1:
                 count = int(labels.shape[0])
                 keep = real_rows(local, count, rank=rank, world_size=world_size, size=size if size is not None else 2**62)
@@ -88,7 +96,8 @@ def evaluate(
                 metric.update(outputs, labels)
             seen += count
     finally:
-        model.train(was_training)
+        stack.close()
+        model.train() if was_training else model.eval()
     elapsed = max(time.perf_counter() - started, 1e-9)
     results = {name: total / max(seen, 1) for name, total in sums.items()}
     for metric in metrics:
@@ -106,10 +115,12 @@ def _length(loader: Any) -> int | None:
 
 def evaluate_config(plan: Plan) -> dict[str, float]:
     """Run ``corolla eval``: ``Global.pretrained_model`` on ``DataLoader.Eval`` with
-    ``Loss.Eval`` and ``Metric.Eval`` (also under ``paddle.distributed.launch``)."""
+    ``Loss.Eval`` and ``Metric.Eval`` (also under ``paddle.distributed.launch``), on CPU
+    through Paddle Inference as ``Global.eval_engine`` says."""
     plan.require("eval")
     settings = plan.settings
     env = setup_environment(settings.device, settings.seed)
+    engine = EvalEngine(settings.eval_engine, device=env.device, threads=cpu_thread_count(env.world_size))
     model = build_trained_model(plan)
     loader = build_dataloader(plan.loaders["Eval"], plan.registry, class_num=plan.model.class_num, seed=env.seed,
                               rank=env.rank, world_size=env.world_size, image_shape=settings.image_shape)
@@ -122,6 +133,7 @@ def evaluate_config(plan: Plan) -> dict[str, float]:
         rank=env.rank,
         world_size=env.world_size,
         show_progress=env.is_main,
+        engine=engine,
     )
     plan.registry.hook.corolla_eval_end(run=None, epoch=0, metrics=results)
     return results

@@ -1,14 +1,19 @@
-"""``corolla export``: the inference model as a static graph, with its preprocessing beside it.
+"""``corolla export``: the inference model as a static graph and/or ONNX, with its preprocessing beside it.
 
-The folder ``Global.save_inference_dir`` receives the program and weights that the
-running Paddle writes (``inference.json`` on Paddle 3, ``inference.pdmodel`` on 2.6,
-and ``inference.pdiparams``), ``inference.yml`` (the preprocessing ops, the
-post-process and the input shape), and ``label_list.txt`` when
-``Infer.PostProcess.class_id_map_file`` is set.
+The folder ``Global.save_inference_dir`` receives, per format asked for:
 
-The export is written to a temporary folder beside the target, checked by loading it
-and running it once, and only then moved into place: a full disk or a crash leaves the
-previous export whole.
+- ``paddle`` (the default): the program and weights that the running Paddle writes
+  (``inference.json`` on Paddle 3, ``inference.pdmodel`` on 2.6, and ``inference.pdiparams``);
+- ``onnx``: ``inference.onnx``, converted from that program by paddle2onnx (the ``onnx``
+  extra; see :mod:`corolla.engine.onnx_convert` for the opset and the dynamic batch);
+
+and always ``inference.yml`` (the preprocessing ops, the post-process, the input shape, the
+formats written) and ``label_list.txt`` when ``Infer.PostProcess.class_id_map_file`` is set.
+
+The export is written to a temporary folder beside the target, checked by loading each
+format and running it once on a test batch (the ONNX model's output must match Paddle
+Inference's), and only then moved into place: a full disk, a failed conversion or a crash
+leaves the previous export whole.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import copy
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import paddle
@@ -27,11 +33,16 @@ from corolla.data.placement import setup_environment
 from corolla.engine.builders import build_trained_model, inference_model
 from corolla.engine.files import WriteError
 from corolla.engine.formatting import progress
-from corolla.plugin.errors import CorollaError
+from corolla.engine.onnx_convert import ConversionError, convert
+from corolla.engine.predict import RECORD_NAME, Predictor
+from corolla.engine.runtimes import MODEL_PREFIX, program_file, require, save_program
+from corolla.plugin.errors import ConfigError
 
-MODEL_PREFIX = "inference"
-RECORD_NAME = "inference.yml"
 LABELS_NAME = "label_list.txt"
+#: ``corolla export --format``: ``all`` is every one
+FORMATS = ("paddle", "onnx")
+#: how far the ONNX model's output may stray from Paddle Inference's, relative to its largest value
+ONNX_TOLERANCE = 1e-3
 
 
 class ExportedModel(paddle.nn.Layer):
@@ -51,29 +62,45 @@ class ExportedModel(paddle.nn.Layer):
         return out
 
 
-def export(plan: Plan) -> Path:
-    """Write the exported model of the plan into ``Global.save_inference_dir``; return the folder."""
+def export_formats(names: Sequence[str]) -> tuple[str, ...]:
+    """The formats ``names`` (``all`` for every one) in :data:`FORMATS` order."""
+    unknown = [name for name in names if name not in (*FORMATS, "all")]
+    if unknown or not names:
+        raise ConfigError(f"--format: expected {', '.join(FORMATS)} or all, found {', '.join(unknown) or 'nothing'}")
+    return tuple(f for f in FORMATS if f in names or "all" in names)
+
+
+def export(plan: Plan, *, formats: Sequence[str] = ("paddle",)) -> Path:
+    """Write the exported model of the plan into ``Global.save_inference_dir`` in
+    ``formats`` (``paddle``, ``onnx``, ``all``); return the folder."""
     plan.require("export")
+    formats = export_formats(formats)
+    if "onnx" in formats:  # before anything is built or written
+        require("paddle2onnx", "onnxruntime", purpose="corolla export --format onnx")
     settings = plan.settings
     plan.postprocess.build(plan.registry)  # a missing class_id_map_file fails before anything is written
     setup_environment(settings.device, settings.seed, distributed=False)
     target = Path(settings.save_inference_dir)
     staging = target.with_name(f".{target.name}.exporting-{os.getpid()}")
-    steps = ["build", "trace and save", "record preprocessing", "check"]
+    steps = ["build", "trace and save", *(["convert to ONNX"] if "onnx" in formats else []), "record preprocessing", "check"]
+    opset = None
     try:
         for step in progress(steps, total=len(steps), desc="export", enabled=True):
             if step == "build":
                 exported = ExportedModel(inference_model(build_trained_model(plan)), plan.model.infer_add_softmax)
-                exported.train(False)
+                exported.eval()
             elif step == "trace and save":
-                spec = paddle.static.InputSpec([None, *settings.image_shape], "float32", name="x")
-                static = paddle.jit.to_static(exported, input_spec=[spec], full_graph=True)
                 staging.mkdir(parents=True)
-                paddle.jit.save(static, str(staging / MODEL_PREFIX))
+                save_program(exported, staging / MODEL_PREFIX, settings.image_shape)
+            elif step == "convert to ONNX":
+                opset = convert(staging)
             elif step == "record preprocessing":
-                _write_record(plan, staging)
+                _write_record(plan, staging, formats, opset)
             else:
-                _check(staging, plan)
+                _check(staging, plan, formats)
+        if "paddle" not in formats:  # it was written only to convert it
+            for path in [program_file(staging), *staging.glob(f"{MODEL_PREFIX}.pdiparams*")]:
+                path.unlink()
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         kept = "the previous export there is intact" if target.exists() else "nothing was left behind"
@@ -85,20 +112,32 @@ def export(plan: Plan) -> Path:
     return target
 
 
-def _check(folder: Path, plan: Plan) -> None:
-    """Load the written export and run it once: a truncated file (a full disk that Paddle
-    did not report) or a model that does not load is an error, before anything is replaced."""
-    from corolla.engine.predict import Predictor
+def _check(folder: Path, plan: Plan, formats: Sequence[str]) -> None:
+    """Load the written export and run it once on a test batch of two (the batch size is
+    free): a truncated file (a full disk that Paddle did not report) or a model that does
+    not load is an error, before anything is replaced; so is an ONNX model whose output
+    differs from Paddle Inference's. The Paddle program is there even for an ONNX-only export."""
+    images = np.random.default_rng(0).standard_normal([2, *plan.settings.image_shape]).astype(np.float32)
+    expected = _run_once(folder, plan, "paddle", images)
+    if "onnx" in formats:
+        got = _run_once(folder, plan, "onnxruntime", images)
+        gap = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+        scale = max(float(np.abs(expected).max()), 1e-6)
+        if not gap <= ONNX_TOLERANCE * scale:
+            raise ConversionError(f"the ONNX model's output {got.shape} differs from Paddle Inference's {expected.shape} "
+                                  f"by up to {gap:.3g} (largest value {scale:.3g}) on a test batch; it was not exported")
 
+
+def _run_once(folder: Path, plan: Plan, backend: str, images: np.ndarray) -> np.ndarray:
     try:
-        predictor = Predictor(folder, plan.registry, threads=1)
-        scores = predictor.scores(np.zeros([1, *plan.settings.image_shape], np.float32))
-    except (RuntimeError, ValueError, OSError, CorollaError) as exc:
+        scores = Predictor(folder, plan.registry, threads=1, backend=backend).scores(images)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception only
         reason = " ".join(str(exc).split())[:300]
-        raise WriteError(f"the exported model does not load back ({type(exc).__name__}: {reason}); "
+        raise WriteError(f"the exported model ({backend}) does not load back ({type(exc).__name__}: {reason}); "
                          "is the disk full? The previous export is intact") from exc
     if scores.ndim != 2 or not np.isfinite(scores).all():
-        raise WriteError(f"the exported model gave {scores.shape} scores with non-finite values on a blank image")
+        raise WriteError(f"the exported model ({backend}) gave {scores.shape} scores with non-finite values on a test batch")
+    return scores
 
 
 def _move_into_place(staging: Path, target: Path) -> None:
@@ -110,7 +149,7 @@ def _move_into_place(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_record(plan: Plan, target: Path) -> None:
+def _write_record(plan: Plan, target: Path, formats: Sequence[str], opset: int | None) -> None:
     postprocess = copy.deepcopy(plan.infer.PostProcess) or {"name": "Topk", "topk": 5}
     label_file = postprocess.get("class_id_map_file")
     if label_file:
@@ -121,6 +160,8 @@ def _write_record(plan: Plan, target: Path) -> None:
             "model_name": plan.model.part.name,
             "image_shape": list(plan.settings.image_shape),
             "output": "probabilities" if plan.model.infer_add_softmax else "logits",
+            "formats": list(formats),
+            **({"onnx_opset": opset} if opset is not None else {}),
             "corolla_version": corolla.__version__,
         },
         "PreProcess": {"transform_ops": copy.deepcopy(plan.infer.transforms)},

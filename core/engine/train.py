@@ -10,13 +10,15 @@ from typing import Mapping
 import paddle
 
 from corolla.config.plan import Plan
-from corolla.data.loader import build_dataloader, check_same_classes
-from corolla.data.placement import Environment, epoch_seed, seed_everything, setup_environment
+from corolla.data.checks import check_same_classes
+from corolla.data.loader import build_dataloader
+from corolla.data.placement import Environment, cpu_thread_count, epoch_seed, seed_everything, setup_environment
 from corolla.engine.builders import Trainable, build_callbacks, build_metrics, build_model, build_optimizer
 from corolla.engine.checkpoint import load_weights
 from corolla.engine.checkpointing import Checkpoints, RunLock, TrainingDiverged, claim_run_folder, finite, read_states
 from corolla.engine.collectives import mean_over_ranks, sum_over_ranks
 from corolla.engine.ema import ModelEMA
+from corolla.engine.eval_engine import EvalEngine
 from corolla.engine.evaluate import evaluate
 from corolla.engine.files import TEMP_SUFFIX
 from corolla.engine.loss import build_loss
@@ -62,6 +64,8 @@ class _Job:
         self.eval_loss = build_loss(plan.losses["Eval"], registry, "Loss.Eval") if plan.losses["Eval"] else None
         self.train_metrics = build_metrics(plan, "Train")
         self.eval_metrics = build_metrics(plan, "Eval")
+        self.eval_engine = EvalEngine(settings.eval_engine, device=self.env.device,
+                                      threads=cpu_thread_count(self.env.world_size))
 
         self.trainable = Trainable(self.model, self.train_loss)
         optimizer, self.schedule = build_optimizer(
@@ -200,7 +204,7 @@ class _Job:
         if not due:
             return {}
         kwargs = dict(metrics=self.eval_metrics, loss_fn=self.eval_loss, precision=self.precision,
-                      rank=run.rank, world_size=run.world_size, show_progress=run.is_main)
+                      rank=run.rank, world_size=run.world_size, show_progress=run.is_main, engine=self.eval_engine)
         metrics = evaluate(self.forward_model, self.eval_loader, **kwargs)
         if not finite(metrics.get("loss")):
             raise self.checkpoints.diverged(f"the evaluation loss became {metrics['loss']} after epoch {epoch}; "

@@ -100,13 +100,20 @@ def _annotations(factory: Callable[..., Any], accepted: Mapping[str, inspect.Par
         if annotation is param.empty or annotation is Any:
             continue
         if isinstance(annotation, str):
-            try:
-                annotation = eval(annotation, {**vars(typing), **namespace})  # noqa: S307 - source annotations
+            try:  # one parameter at a time: an annotation that does not resolve here only skips its own check
+                annotation = typing.get_type_hints(_Annotated(annotation), globalns={**vars(typing), **namespace})["value"]
             except Exception:
                 continue
         if _checkable(annotation):
             found[name] = annotation
     return found
+
+
+class _Annotated:
+    """An object with one annotation, for :func:`typing.get_type_hints` to resolve."""
+
+    def __init__(self, annotation: str) -> None:
+        self.__annotations__ = {"value": annotation}
 
 
 def _checkable(annotation: Any) -> bool:

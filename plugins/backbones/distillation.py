@@ -100,9 +100,15 @@ class DistillationModel(paddle.nn.Layer):
                 outputs[name] = model(x)
         return ModelOutputs(outputs, primary=self.infer_model_name)
 
-    def train(self, mode: bool = True) -> DistillationModel:
-        """Switch modes like any layer, except that frozen models stay in eval mode."""
-        super().train(mode)
+    def train(self, *mode: bool) -> DistillationModel:
+        """Switch to training like any layer, except that frozen models stay in eval mode
+        (``mode`` is Paddle 3's optional argument; Paddle 2.6 has none)."""
+        super().train(*mode)
+        self._keep_frozen_models_inferring()
+        return self
+
+    def eval(self) -> DistillationModel:
+        super().eval()
         self._keep_frozen_models_inferring()
         return self
 
@@ -114,7 +120,7 @@ class DistillationModel(paddle.nn.Layer):
         for name in self.model_names:
             if self.frozen[name]:
                 model = self._sub_layers[name]
-                # set the flags directly: Layer.train(False) would also switch the global tracer
+                # set the flags directly: Layer.eval() would also switch the global tracer
                 for layer in [model, *model.sublayers()]:
                     layer.training = False
 
