@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import textwrap
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -37,3 +39,23 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
         return prefix
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``COROLLA_SLOW_SHARD=k/n`` keeps the k-th of n slices of the ``slow`` tests (by a
+    stable hash of their ids), ``all`` keeps them all, ``none`` drops them; unset, pytest's
+    own selection (``-m``) decides. CI runs one slice per commit (tests/run.sh)."""
+    shard = os.environ.get("COROLLA_SLOW_SHARD")
+    if not shard or shard == "all":
+        return
+    if shard == "none":
+        keep = lambda item: False  # noqa: E731
+    else:
+        index, count = (int(part) for part in shard.split("/"))
+        keep = lambda item: zlib.crc32(item.nodeid.encode()) % count == index  # noqa: E731
+    selected, dropped = [], []
+    for item in items:
+        (selected if item.get_closest_marker("slow") is None or keep(item) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = selected

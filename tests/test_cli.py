@@ -142,3 +142,12 @@ def test_bad_cli_usage_exits_with_usage_error(argv):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+def test_env_says_what_corolla_runs_on(capsys):
+    import paddle
+
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert f"paddle        {paddle.__version__} (" in out and "cpu threads" in out
+    assert re.search(r"^optuna +\S+ +corolla search$", out, re.M)

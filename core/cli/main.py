@@ -16,8 +16,10 @@ VERBS: dict[str, tuple[str, str, bool]] = {
     "eval": ("corolla.cli.jobs:evaluate", "evaluate Global.pretrained_model on DataLoader.Eval", True),
     "infer": ("corolla.cli.jobs:infer", "classify Infer.infer_imgs with the trained model", True),
     "export": ("corolla.cli.jobs:export", "export the inference model to Global.save_inference_dir", True),
-    "predict": ("corolla.cli.jobs:predict", "classify Infer.infer_imgs with the exported model (Paddle Inference)", True),
+    "predict": ("corolla.cli.jobs:predict", "classify Infer.infer_imgs with the exported model (Paddle Inference or ONNX Runtime)", True),
     "quickstart": ("corolla.cli.quickstart:run", "generate a small dataset, then train, evaluate, export and predict", False),
+    "env": ("corolla.cli.env:run", "show the Python, Paddle, CUDA, devices, threads and optional packages corolla sees", False),
+    "search": ("corolla.cli.search:run", "staged hyper-parameter search (PaddleClas's search.yaml) on Optuna", True),
 }
 
 
@@ -63,10 +65,26 @@ def _add_verb_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--overwrite", action="store_true",
                             help="when the run folder holds an earlier run, move it aside (to <folder>.before-<time>) "
                                  "and start anew")
+    if verb in ("train", "eval"):
+        parser.add_argument("--eval-engine", choices=["auto", "inference", "dygraph"],
+                            help="run evaluation in dygraph or through Paddle Inference (oneDNN, CPU only); "
+                                 "sets Global.eval_engine (default auto: where it pays off, see docs/deployment.md)")
+    elif verb == "export":
+        parser.add_argument("--format", default="paddle", choices=["paddle", "onnx", "all"],
+                            help="paddle: inference.json/.pdiparams; onnx: inference.onnx (needs the onnx extra); "
+                                 "all: both (default: %(default)s)")
     elif verb in ("infer", "predict"):
         parser.add_argument("--json", metavar="FILE", help="also write one JSON object per image to FILE")
         parser.add_argument("--skip-bad-images", action="store_true",
                             help="skip images that cannot be read (each is named; the count is given at the end)")
+        if verb == "predict":
+            parser.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime"],
+                                help="run the export's Paddle model with Paddle Inference, or its inference.onnx "
+                                     "with ONNX Runtime (default: %(default)s)")
+    elif verb == "search":
+        from corolla.cli.search import add_arguments
+
+        add_arguments(parser)
     elif verb == "quickstart":
         parser.add_argument("--workdir", default="corolla_quickstart", help="folder for data, output and model (default: %(default)s)")
         parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
