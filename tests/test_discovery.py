@@ -189,3 +189,29 @@ def corolla_backbones():
 """})
     built = quiet_registry().build("backbone", "Pair", {"models": ["TinyNet", "TinyNet"]})
     assert [m.width for m in built] == [4, 4]
+
+
+def test_a_built_in_name_given_again_resolves_to_the_built_in_with_one_notice(fake_dist):
+    fake_dist("my-aug", {"aug": "def corolla_transforms():\n    return {'RandFlipImage': lambda flip_code=1: 'theirs'}\n"})
+    registry = quiet_registry()
+    with pytest.warns(UserWarning, match=r"transform 'RandFlipImage' is also given by plugin 'aug' \(my-aug 1.0\); "
+                                          r"using corolla's own.*'my-aug:RandFlipImage'.*Global.plugins.prefer.RandFlipImage=my-aug"):
+        assert registry.resolve("transform", "RandFlipImage").plugin.dist == "corolla"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per name and registry
+        assert registry.resolve("transform", "RandFlipImage").plugin.dist == "corolla"
+    assert registry.build("transform", "my-aug:RandFlipImage", {}) == "theirs"
+    assert quiet_registry(prefer={"RandFlipImage": "my-aug"}).build("transform", "RandFlipImage", {}) == "theirs"
+
+
+def test_config_requirements_on_plugin_distributions(fake_dist):
+    from corolla.plugin.discovery import check_requirements
+
+    fake_dist("corolla-example-plugin", {"ex": "def corolla_losses():\n    return {}\n"}, version="0.1.0")
+    check_requirements(["corolla-example-plugin>=0.1", "corolla"], key_path="Global.plugins.require")
+    with pytest.raises(PluginError, match=r"Global.plugins.require: corolla-example-plugin 0.1.0 is installed, "
+                                                  r">=0.2 is required; no-such-plugin is not installed\. Install them with: "
+                                                  r"pip install 'corolla-example-plugin>=0.2' 'no-such-plugin'"):
+        check_requirements(["corolla-example-plugin>=0.2", "no-such-plugin"], key_path="Global.plugins.require")
+    with pytest.raises(PluginError, match="is not a requirement"):
+        check_requirements(["not a requirement!"], key_path="Global.plugins.require")

@@ -8,7 +8,7 @@ from corolla.config.plan import Plan
 from corolla.config.planner import read_plan
 from corolla.config.schema import structure
 from corolla.config.sections import PluginSettings
-from corolla.plugin.discovery import load_registry
+from corolla.plugin.discovery import check_requirements, load_registry
 from corolla.plugin.errors import ConfigError
 from corolla.plugin.registry import Registry
 
@@ -29,6 +29,7 @@ def registry_from_args(args: argparse.Namespace, config: Config | None = None) -
         disabled += settings.disable
         prefer.update(settings.prefer)
         strict = strict or settings.strict
+        check_requirements(settings.require, key_path="Global.plugins.require")
     for item in args.prefer:
         name, sep, dist = item.partition("=")
         if not sep or not name or not dist:

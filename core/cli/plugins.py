@@ -8,7 +8,7 @@ import inspect
 from corolla.plugin.arguments import signature_of
 from corolla.cli.common import registry_from_args
 from corolla.plugin.errors import UnknownComponentError
-from corolla.plugin.registry import KINDS, Component, Registry
+from corolla.plugin.registry import BUILTIN_DISTRIBUTION, KINDS, Component, Registry
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +32,8 @@ def listing(registry: Registry, kind: str | None = None) -> str:
         if c.is_alias:
             name += f" -> {c.target.target} (deprecated)"
         elif registry.conflicts(c.kind, c.name):
-            name += "  [CONFLICT: given by several plugins]"
+            builtin = any(o.plugin.dist == BUILTIN_DISTRIBUTION for o in registry.conflicts(c.kind, c.name))
+            name += "  [also given by another plugin; corolla's wins]" if builtin else "  [CONFLICT: given by several plugins]"
         rows.append((c.kind, name, c.plugin.name, c.plugin.dist, c.plugin.version))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]

@@ -24,9 +24,11 @@ from corolla.config.schema import (
 
 @attrs.frozen
 class PluginSettings:
-    """``Global.plugins``: which plugins to skip, which wins a name clash, strictness."""
+    """``Global.plugins``: which plugins to skip, which wins a name clash, strictness, and
+    the plugin distributions the config needs (``require: ["my-models>=0.2"]``)."""
 
     disable: list = setting(list, list_of(text), factory=True)
+    require: list = setting(list, list_of(text), factory=True)
     prefer: dict = setting(dict, mapping_of(text, text), factory=True)
     strict: bool = setting(False, boolean)
 
@@ -54,6 +56,8 @@ class GlobalSection:
     save_inference_dir: str = setting("./inference", text)
     use_visualdl: bool = setting(False, boolean)
     eval_mode: str = setting("classification", choice("classification"))
+    #: evaluation on CPU: auto (through Paddle Inference where it pays off), inference, or dygraph
+    eval_engine: str = setting("auto", choice("auto", "inference", "dygraph"))
     class_num: int | None = setting(None, optional(integer(1)))  # PaddleClas copies it to Arch.class_num
     fp16: bool = setting(False, boolean)  # seed 002's flag: the same as an AMP section with level O1
     scale_loss: float = setting(1.0, number(0.0))  # seed 002's loss scale for fp16

@@ -6,6 +6,7 @@ from importlib import metadata
 from typing import Any, Iterable, Mapping
 
 import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
 
 from corolla.plugin import hookspecs
 from corolla.plugin.errors import PluginError
@@ -13,6 +14,27 @@ from corolla.plugin.markers import PROJECT
 from corolla.plugin.registry import KINDS, Alias, Component, PluginFailure, PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "corolla.plugins"
+
+
+def check_requirements(requirements: Iterable[str], *, key_path: str) -> None:
+    """Each requirement (``"my-models>=0.2"``, PEP 508) must be met by an installed
+    distribution: an error names what is missing or too old and how to install it."""
+    problems = []
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as exc:
+            raise PluginError(f"{key_path}: {text!r} is not a requirement like 'my-models>=0.2': {exc}") from None
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"{requirement.name} is not installed")
+            continue
+        if installed not in requirement.specifier:
+            problems.append(f"{requirement.name} {installed} is installed, {requirement.specifier} is required")
+    if problems:
+        wanted = " ".join(repr(r) for r in requirements)
+        raise PluginError(f"{key_path}: {'; '.join(problems)}. Install them with: pip install {wanted}")
 
 
 class PluginImportWarning(UserWarning):

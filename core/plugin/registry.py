@@ -18,6 +18,8 @@ from corolla.plugin.arguments import check_arguments
 from corolla.plugin.errors import ComponentArgumentError, CorollaError, PluginError, UnknownComponentError
 from corolla.plugin.hookspecs import Kind, kinds
 
+#: The distribution of corolla's own plugins: its names win a clash with a third-party plugin.
+BUILTIN_DISTRIBUTION = "corolla"
 #: Component kind -> how its registration hook declares it (:mod:`corolla.plugin.hookspecs`).
 KINDS: dict[str, Kind] = kinds()
 
@@ -116,6 +118,7 @@ class Registry:
         self.disabled = sorted(disabled)
         self.prefer = dict(prefer or {})
         self._by_kind: dict[str, dict[str, list[Component]]] = {kind: {} for kind in KINDS}
+        self._noticed: set[tuple[str, str]] = set()
         for component in components:
             self._by_kind[component.kind].setdefault(component.name, []).append(component)
 
@@ -162,6 +165,8 @@ class Registry:
             candidates = preferred
         if not candidates:
             raise UnknownComponentError(where + self._unknown_message(kind, name))
+        if len(candidates) > 1:
+            candidates = self._builtin_first(kind, bare, candidates)
         if len(candidates) > 1:
             listed = "; ".join(f"{c.qualified_name!r} from {c.plugin.describe()}" for c in candidates)
             raise PluginError(
@@ -220,6 +225,26 @@ class Registry:
         finally:
             for callback in registered:
                 self.plugin_manager.unregister(callback)
+
+    def _builtin_first(self, kind: str, name: str, candidates: list[Component]) -> list[Component]:
+        """When corolla itself gives a clashing bare name, the built-in wins (shipped configs
+        keep working whatever is installed), with one notice naming the other plugins and
+        how to pick one; a clash between third-party plugins stays an error."""
+        builtin = [c for c in candidates if c.plugin.dist == BUILTIN_DISTRIBUTION]
+        if len(builtin) != 1:
+            return candidates
+        others = [c for c in candidates if c is not builtin[0]]
+        if (kind, name) not in self._noticed:
+            self._noticed.add((kind, name))
+            listed = ", ".join(c.plugin.describe() for c in others)
+            warnings.warn(
+                f"{kind} {name!r} is also given by {listed}; using corolla's own. To use another, name it "
+                f"'{others[0].plugin.dist}:{name}' or set Global.plugins.prefer.{name}={others[0].plugin.dist} "
+                f"(CLI: --prefer {name}={others[0].plugin.dist})",
+                UserWarning,
+                stacklevel=3,
+            )
+        return builtin
 
     def _unknown_message(self, kind: str, name: str) -> str:
         known = self.names(kind)
