@@ -11,7 +11,7 @@ from _backbone_cases import paddleclas
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, apply_state_dict, lazy_variants
-from corolla.plugins.backbones import hrnet, rednet, res2net, resnest
+from corolla.plugins.backbones import dla, hrnet, rednet, res2net, resnest
 
 REGISTRY = load_registry()
 
@@ -254,6 +254,47 @@ def test_se_hrnet_w64_c_logits_match_paddleclas_hrnet_class():
     np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-4)
 
 
+# --- DLA ----------------------------------------------------------------------------------------
+
+
+def test_dla_stages_are_its_six_levels():
+    assert _stage_shapes("DLA46x_c") == [
+        [1, 16, 64, 64], [1, 32, 32, 32], [1, 64, 16, 16], [1, 64, 8, 8], [1, 128, 4, 4], [1, 256, 2, 2]
+    ]
+
+
+def test_dla_roots_aggregate_the_tree_and_the_stage_input():
+    model = _build("DLA34")
+    counts = {}
+    for name in ("level2.root", "level3.tree1.root", "level3.tree2.root"):
+        layer = dict(model.named_sublayers())[name]
+        layer.register_forward_pre_hook(lambda layer, args, name=name: counts.update({name: [a.shape[1] for a in args]}))
+    model.eval()
+    with paddle.no_grad():
+        model(_images(1, 32))
+    # its two blocks; in the last tree of a stage also the stage's pooled input and the first subtree's output
+    assert counts == {"level2.root": [64, 64], "level3.tree1.root": [128, 128], "level3.tree2.root": [128, 128, 64, 128]}
+    assert _lazy_state_shapes("DLA34")["level3.tree2.root.conv.weight"] == [128, 448, 1, 1]
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_dla_root_adds_its_first_input_only_with_residual(residual):
+    root = dla.Root(8, 4, residual=residual)
+    root.conv.weight.set_value(np.zeros([4, 8, 1, 1], dtype=np.float32))
+    root.eval()
+    first = _tensor(1, 4, 3)
+    with paddle.no_grad():
+        y = root(first, _tensor(1, 4, 3, seed=1)).numpy()
+    np.testing.assert_allclose(y, np.maximum(first.numpy(), 0) if residual else np.zeros_like(y), atol=1e-6)
+
+
+def test_dla_convs_start_normal_with_fan_out_std_and_groups_are_the_levels():
+    weight = _build("DLA46x_c").level1[0].weight.numpy()
+    assert abs(weight.std() / (2 / (32 * 9)) ** 0.5 - 1) < 0.05
+    found = _lr_mult_by_prefix("DLA46x_c", ["base_layer.", "level0.", "level1.", "level2.", "level5.", "fc."])
+    assert found == {"base_layer.": {0.1}, "level0.": {0.2}, "level1.": {0.3}, "level2.": {0.4}, "level5.": {0.7}, "fc.": {1.0}}
+
+
 # --- weights tables ----------------------------------------------------------------------------
 
 
@@ -264,6 +305,7 @@ def test_se_hrnet_w64_c_logits_match_paddleclas_hrnet_class():
         (resnest, set()),
         (rednet, set()),
         (hrnet, {"HRNet_W18_C", "HRNet_W48_C", "SE_HRNet_W64_C"}),
+        (dla, set()),
     ],
 )
 def test_weights_tables_cover_every_name_with_paddleclas_urls(module, ssld):
