@@ -1,4 +1,4 @@
-"""Built-in callbacks (console log, metrics file, curves, VisualDL), registered lazily."""
+"""Built-in callbacks (console log, metrics file, curves, VisualDL, search trials), registered lazily."""
 from corolla.api import hookimpl
 
 
@@ -9,4 +9,5 @@ def corolla_callbacks() -> dict:
         "MetricsLog": f"{__name__}.metrics_log:MetricsLog",
         "CurvePlot": f"{__name__}.curves:CurvePlot",
         "VisualDL": f"{__name__}.visualdl:VisualDL",
+        "SearchTrial": f"{__name__}.search_trial:SearchTrial",
     }

@@ -1,0 +1,120 @@
+"""The training config of each trial: the base config (the distillation config for the
+final run) with the ``-o`` overrides, the best values of the earlier stages and the
+trial's own values, set the way ``-o KEY=VALUE`` sets them."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from corolla.config.load import Config, apply_override, dump_config, get_path, load_config
+from corolla.config.sections import GlobalSection
+from corolla.plugin.errors import ConfigError
+from corolla.search.reading import Overrides
+from corolla.search.spec import SearchSpec, Stage, label
+
+_MISSING = object()
+
+
+def map_key(key: str, final_replace: Mapping[str, str]) -> str:
+    """A base-config key as the distillation config names it (PaddleClas's ``final_replace``:
+    ``Arch.lr_mult_list`` -> ``Arch.models.1.Student.lr_mult_list``)."""
+    for before, after in final_replace.items():
+        if key == before or key.startswith(before + "."):
+            return after + key[len(before):]
+    return key
+
+
+def _map_override(text: str, final_replace: Mapping[str, str]) -> str:
+    add = "+" if text.startswith("+") else ""
+    key, sep, value = text.removeprefix("+").partition("=")
+    return f"{add}{map_key(key.strip(), final_replace)}{sep}{value}"
+
+
+def apply_settings(config: dict, settings: Mapping[str, Any]) -> dict:
+    """A copy of ``config`` with each ``key path -> value`` set as ``-o`` would set it."""
+    merged = copy.deepcopy(config)
+    for key, value in settings.items():
+        apply_override(merged, f"{key}={label(value)}")
+    return merged
+
+
+def with_output_dir(config: dict, folder: Path) -> dict:
+    """``config`` with ``Global.output_dir`` set to ``folder``."""
+    config["Global"] = {**(config.get("Global") or {}), "output_dir": str(folder)}
+    return config
+
+
+class TrialConfigs:
+    """The configs a search trains: base and distillation config, loaded once with the
+    overrides of ``corolla search -o``."""
+
+    def __init__(self, spec: SearchSpec, overrides: Overrides) -> None:
+        self.spec = spec
+        self.base = load_config(spec.base_config, [*overrides.common, *overrides.base])
+        self.distill: Config | None = None
+        if spec.distill_config is not None:
+            mapped = [_map_override(text, spec.final_replace) for text in overrides.common]
+            self.distill = load_config(spec.distill_config, [*mapped, *overrides.distill])
+
+    def build(self, stage: Stage, settings: Mapping[str, Any], found: Mapping[str, Any], folder: Path) -> dict:
+        """The config of a trial of ``stage`` writing to ``folder``: ``found`` holds the
+        best values of the earlier stages, ``settings`` the trial's own (for the final run,
+        the teacher's)."""
+        if stage.kind == "final":
+            assert self.distill is not None
+            fixed = {map_key(key, self.spec.final_replace): value for key, value in found.items()}
+            config = apply_settings(self.distill, {**fixed, **settings})
+        else:
+            if stage.kind == "teacher":
+                found = {key: value for key, value in found.items() if not _removed(key, self.spec.teacher.rm_keys)}
+            config = apply_settings(self.base, {**found, **settings})
+        return with_output_dir(config, folder)
+
+    def check_keys(self, stages: Iterable[Stage], teacher_keys: Iterable[str]) -> None:
+        """Every key a stage sets must sit in a mapping or list item that its config has
+        (``transform_ops.1.RandCropImage.size`` needs item 1 to be ``RandCropImage``);
+        the key itself may be new (``Arch.lr_mult_list``), as with ``-o``."""
+        for stage in stages:
+            for param in stage.params:
+                for key in param.keys:
+                    if stage.kind != "final":
+                        self._check(self.base, self.spec.base_config, key, f"stage {stage.name!r}")
+                    if self.distill is not None and stage.kind == "search":
+                        self._check(self.distill, self.spec.distill_config, map_key(key, self.spec.final_replace),
+                                    f"stage {stage.name!r} (through final_replace, for the final run)")
+        for key in teacher_keys:
+            self._check(self.distill, self.spec.distill_config, key, "teacher")
+
+    def _check(self, config: Config, path: Path | None, key: str, what: str) -> None:
+        parent = key.rpartition(".")[0]
+        if parent and get_path(config, parent, _MISSING) is _MISSING:
+            raise ConfigError(f"{self.spec.source}: {what} sets {key}, but {path} has no {parent} "
+                              f"(PaddleClas would add it silently; fix the key path or the config)")
+
+
+def _removed(key: str, rm_keys: Iterable[str]) -> bool:
+    return any(key == rm or key.startswith(rm + ".") for rm in rm_keys)
+
+
+def callbacks_override(config: Mapping[str, Any], callback: Mapping[str, Any]) -> tuple[str, str]:
+    """``Global.callbacks=[...]`` with ``callback`` added to the config's callbacks, and the
+    name of the file MetricsLog writes (the trial's score is read from it)."""
+    listed = (config.get("Global") or {}).get("callbacks")
+    items = list(GlobalSection().callbacks if listed is None else listed)
+    metrics_log = [item for item in items if isinstance(item, Mapping) and "MetricsLog" in item]
+    if not metrics_log:
+        raise ConfigError(f"Global.callbacks of {getattr(config, 'source', 'the config')} has no MetricsLog: a search "
+                          "reads each trial's score from its metrics.jsonl")
+    filename = (metrics_log[0]["MetricsLog"] or {}).get("filename", "metrics.jsonl")
+    text = yaml.safe_dump(items + [dict(callback)], default_flow_style=True, width=1_000_000).strip()
+    return f"Global.callbacks={text}", filename
+
+
+def write_config(config: Mapping[str, Any], path: Path) -> Path:
+    """Write a trial's config as YAML that ``corolla train -c`` runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_config(config), encoding="utf-8")
+    return path
