@@ -29,6 +29,8 @@ IMAGE_SIZE = 224
 PATCH_SIZE = 16
 #: stride of the pixel embedding: each patch becomes (16 / 4)^2 = 16 "pixels"
 PIXEL_STRIDE = 4
+#: hidden width of the inner and outer MLPs, relative to their input
+MLP_RATIO = 4
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -55,19 +57,19 @@ class TNTAttention(nn.Layer):
 
 
 class TNTBlock(nn.Layer):
-    """An inner transformer block over each patch's pixels (``*_in``), their flattened sum
-    projected into the patch tokens (``norm1_proj``, ``proj``, ``norm2_proj``; the class token
-    gets none), then an outer transformer block over the patches (``*_out``, ``mlp``)."""
+    """An inner transformer block over each patch's pixels (``*_in``); each patch's pixels,
+    flattened and projected (``norm1_proj``, ``proj``, ``norm2_proj``), added to its token (the
+    class token gets nothing); then an outer transformer block over the tokens (``*_out``, ``mlp``)."""
 
     def __init__(
-        self, dim: int, pixel_dim: int, num_pixels: int, *, num_heads: int, inner_heads: int, mlp_ratio: float,
+        self, dim: int, pixel_dim: int, num_pixels: int, *, num_heads: int, inner_heads: int,
         drop: float, attn_drop: float, drop_path: float,
     ) -> None:
         super().__init__()
         self.norm_in = nn.LayerNorm(pixel_dim)
         self.attn_in = TNTAttention(pixel_dim, inner_heads, attn_drop=attn_drop, proj_drop=drop)
         self.norm_mlp_in = nn.LayerNorm(pixel_dim)
-        self.mlp_in = Mlp(pixel_dim, pixel_dim * 4, drop=drop)
+        self.mlp_in = Mlp(pixel_dim, pixel_dim * MLP_RATIO, drop=drop)
         self.norm1_proj = nn.LayerNorm(pixel_dim * num_pixels)
         self.proj = linear(pixel_dim * num_pixels, dim, bias=False)
         self.norm2_proj = nn.LayerNorm(dim)
@@ -75,7 +77,7 @@ class TNTBlock(nn.Layer):
         self.attn_out = TNTAttention(dim, num_heads, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = DropPath(drop_path)
         self.norm_mlp = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.mlp = Mlp(dim, dim * MLP_RATIO, drop=drop)
 
     def forward(self, pixels: paddle.Tensor, patches: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         pixels = pixels + self.drop_path(self.attn_in(self.norm_in(pixels)))
@@ -114,7 +116,7 @@ class TNT(Backbone):
     ``norm`` and the classifier ``head`` on the class token.
 
     ``embed_dim``, ``num_heads``: the patch tokens; ``pixel_dim``, ``inner_heads``: the pixels;
-    ``depth``: the number of blocks; ``mlp_ratio``: the outer MLP's width (the inner one's is 4).
+    ``depth``: the number of blocks.
     ``drop_rate``, ``attn_drop_rate``: dropout after projections and on attention weights;
     ``drop_path_rate``: the stochastic-depth rate of the last block (rising linearly from 0).
     No stages or parameter groups; ``return_patterns`` can name layers (``"blocks[11]"``).
@@ -128,7 +130,6 @@ class TNT(Backbone):
         num_heads: int,
         inner_heads: int,
         depth: int,
-        mlp_ratio: float = 4.0,
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
@@ -148,7 +149,7 @@ class TNT(Backbone):
         self.pos_drop = nn.Dropout(drop_rate)
         self.blocks = nn.LayerList(
             TNTBlock(
-                embed_dim, pixel_dim, num_pixels, num_heads=num_heads, inner_heads=inner_heads, mlp_ratio=mlp_ratio,
+                embed_dim, pixel_dim, num_pixels, num_heads=num_heads, inner_heads=inner_heads,
                 drop=drop_rate, attn_drop=attn_drop_rate, drop_path=rate,
             )
             for rate in stochastic_depth_rates(drop_path_rate, depth)

@@ -15,7 +15,6 @@ from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._hybrid import (
     SpatialReductionAttention,
     TokensToMap,
-    check_positive_ints,
     check_rates,
     init_convs_fan_out,
     map_to_tokens,
@@ -143,17 +142,14 @@ class Twins(Backbone):
         mlp_ratios: Sequence[float],
         depths: Sequence[int],
         sr_ratios: Sequence[int],
-        window_sizes: Sequence[int] | None = None,
+        window_sizes: Sequence[int] | None,
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         **contract: Any,
     ) -> None:
         super().__init__(**contract)
-        name = contract["name"]
-        check_rates(name, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        if window_sizes is not None:
-            window_sizes = check_positive_ints(name, "window_sizes", window_sizes, len(embed_dims))
+        check_rates(contract["name"], drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
         self.patch_embeds = nn.LayerList()
         self.pos_drops = nn.LayerList()
@@ -222,7 +218,9 @@ WEIGHTS = weights_table(
 
 # --- registered names ---------------------------------------------------------------------------
 
-_PCPVT = dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4), sr_ratios=(8, 4, 2, 1))
+_PCPVT = dict(
+    embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4), sr_ratios=(8, 4, 2, 1), window_sizes=None
+)
 _ALTGVT = dict(mlp_ratios=(4, 4, 4, 4), sr_ratios=(8, 4, 2, 1), window_sizes=(7, 7, 7, 7))
 
 VARIANTS = {

@@ -162,8 +162,8 @@ class UniFormer(Backbone):
         *,
         depths: Sequence[int],
         head_dim: int,
-        conv_stem: bool = False,
-        layer_scale: bool = False,
+        conv_stem: bool,
+        layer_scale: bool,
         drop_path_rate: float,
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
@@ -244,11 +244,11 @@ WEIGHTS = weights_table(
 # --- registered names ---------------------------------------------------------------------------
 
 VARIANTS = {
-    "UniFormer_small": dict(depths=(3, 4, 8, 3), head_dim=64, drop_path_rate=0.1),
-    "UniFormer_small_plus": dict(depths=(3, 5, 9, 3), head_dim=32, conv_stem=True, drop_path_rate=0.1),
-    "UniFormer_small_plus_dim64": dict(depths=(3, 5, 9, 3), head_dim=64, conv_stem=True, drop_path_rate=0.1),
-    "UniFormer_base": dict(depths=(5, 8, 20, 7), head_dim=64, drop_path_rate=0.3),
-    "UniFormer_base_ls": dict(depths=(5, 8, 20, 7), head_dim=64, layer_scale=True, drop_path_rate=0.3),
+    "UniFormer_small": dict(depths=(3, 4, 8, 3), head_dim=64, conv_stem=False, layer_scale=False, drop_path_rate=0.1),
+    "UniFormer_small_plus": dict(depths=(3, 5, 9, 3), head_dim=32, conv_stem=True, layer_scale=False, drop_path_rate=0.1),
+    "UniFormer_small_plus_dim64": dict(depths=(3, 5, 9, 3), head_dim=64, conv_stem=True, layer_scale=False, drop_path_rate=0.1),
+    "UniFormer_base": dict(depths=(5, 8, 20, 7), head_dim=64, conv_stem=False, layer_scale=False, drop_path_rate=0.3),
+    "UniFormer_base_ls": dict(depths=(5, 8, 20, 7), head_dim=64, conv_stem=False, layer_scale=True, drop_path_rate=0.3),
 }
 
 BUILDERS = builders(UniFormer, VARIANTS, WEIGHTS)
