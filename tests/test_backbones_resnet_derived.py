@@ -11,7 +11,7 @@ from _backbone_cases import paddleclas
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, apply_state_dict, lazy_variants
-from corolla.plugins.backbones import dla, hrnet, rednet, res2net, resnest
+from corolla.plugins.backbones import dla, dpn, hrnet, rednet, res2net, resnest
 
 REGISTRY = load_registry()
 
@@ -295,6 +295,41 @@ def test_dla_convs_start_normal_with_fan_out_std_and_groups_are_the_levels():
     assert found == {"base_layer.": {0.1}, "level0.": {0.2}, "level1.": {0.3}, "level2.": {0.4}, "level5.": {0.7}, "fc.": {1.0}}
 
 
+# --- DPN ----------------------------------------------------------------------------------------
+
+
+def test_dpn_stages_join_both_paths():
+    # residual width + dense channels: 2 increments from the projection, 1 more per block
+    assert _stage_shapes("DPN68") == [[1, 144, 16, 16], [1, 320, 8, 8], [1, 704, 4, 4], [1, 832, 2, 2]]
+    shapes = _lazy_state_shapes("DPN92")
+    # blocks are numbered across stages; each stage's first projects the joined paths
+    assert shapes["dpn4.c1x1_w_func._conv.weight"] == [512 + 2 * 32, 256 + 5 * 16, 1, 1]
+    assert "dpn5.c1x1_w_func._conv.weight" not in shapes
+    assert shapes["dpn30.c3x3_b_func._conv.weight"] == [768, 768 // 32, 3, 3]
+    assert shapes["conv5_x_x_bn._variance"] == [2048 + 5 * 128]
+
+
+def test_dpn_block_adds_to_the_residual_path_and_appends_to_the_dense_one():
+    block = dpn.DualPathBlock(14, inner=8, width=8, increment=4, groups=2, project=False, stride=1)
+    block.eval()
+    residual, dense = _tensor(1, 8, 4), _tensor(1, 6, 4, seed=1)
+    with paddle.no_grad():
+        new_residual, new_dense = block((residual, dense))
+        y = block.c1x1_c_func(block.c3x3_b_func(block.c1x1_a_func(paddle.concat([residual, dense], axis=1))))
+    np.testing.assert_allclose(new_residual.numpy(), (residual + y[:, :8]).numpy(), rtol=1e-6)
+    assert new_dense.shape == [1, 10, 4, 4]
+    np.testing.assert_array_equal(new_dense.numpy()[:, :6], dense.numpy())
+    np.testing.assert_array_equal(new_dense.numpy()[:, 6:], y.numpy()[:, 8:])
+
+
+def test_dpn_lr_mult_list_groups_are_the_stem_and_the_stages():
+    found = _lr_mult_by_prefix("DPN68", ["conv1_x_1_func.", "dpn1.", "dpn3.", "dpn4.", "dpn8.", "dpn20.", "dpn22.", "conv5_x_x_bn.", "out."])
+    assert found == {
+        "conv1_x_1_func.": {0.1}, "dpn1.": {0.2}, "dpn3.": {0.2}, "dpn4.": {0.3}, "dpn8.": {0.4}, "dpn20.": {0.5},
+        "dpn22.": {0.5}, "conv5_x_x_bn.": {0.5}, "out.": {1.0},
+    }
+
+
 # --- weights tables ----------------------------------------------------------------------------
 
 
@@ -306,6 +341,7 @@ def test_dla_convs_start_normal_with_fan_out_std_and_groups_are_the_levels():
         (rednet, set()),
         (hrnet, {"HRNet_W18_C", "HRNet_W48_C", "SE_HRNet_W64_C"}),
         (dla, set()),
+        (dpn, set()),
     ],
 )
 def test_weights_tables_cover_every_name_with_paddleclas_urls(module, ssld):
