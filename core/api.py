@@ -6,12 +6,13 @@ plugins to this module. Importing it does not import Paddle.
 - Registering: :data:`hookimpl`, :func:`lazy`, :func:`lazy_variants`, :class:`Alias`,
   and :func:`current_registry` for a component that builds other components.
 - The contract's types (:mod:`corolla.plugin.hookspecs`): :class:`Run` and the protocols
-  a loss, metric, schedule, transform or exported model follows.
+  a loss, metric, schedule, sampler, transform or exported model follows.
 - Errors a plugin raises: :class:`ConfigError`, :class:`DataError`, ...
 - Reading configs and model outputs: :class:`ComponentSpec`, :func:`item_spec`,
   :func:`named_spec`, :class:`ModelOutputs`, :func:`pick_output`.
 - Data: :func:`generator` (the augmentation random source), :func:`read_image_bytes`,
-  :class:`UnreadableImageError`, :class:`Pipeline`, :func:`build_batch_transform`.
+  :class:`UnreadableImageError`, :class:`Pipeline`, :func:`build_batch_transform`, and
+  :class:`EpochBatchSampler` (shuffled by seed and epoch, dealt between processes) for samplers.
 - Weights and files: :func:`weights_table`, :class:`PretrainedWeights`, :data:`MODEL_ZOO_URL`,
   :func:`load_pretrained`, :func:`apply_state_dict`, :func:`describe_weights`,
   :func:`load_state_dict_file` (never runs code from a file), :func:`write_checkpoint` and
@@ -22,6 +23,7 @@ plugins to this module. Importing it does not import Paddle.
 from corolla.config.specs import ComponentSpec, item_spec, named_spec
 from corolla.data.pipeline import Pipeline, UnreadableImageError, build_batch_transform, read_image_bytes
 from corolla.data.randomness import generator
+from corolla.data.sampler import EpochBatchSampler
 from corolla.engine.files import write_checkpoint, write_text
 from corolla.engine.formatting import format_values, progress
 from corolla.engine.predictions import Prediction, read_label_map
@@ -53,6 +55,7 @@ from corolla.plugin.hookspecs import (
     PostProcess,
     PredictingModel,
     Run,
+    Sampler,
     Transform,
 )
 from corolla.plugin.markers import hookimpl
@@ -72,12 +75,14 @@ __all__ = [
     "PredictingModel",
     "Prediction",
     "Run",
+    "Sampler",
     "Transform",
     "ComponentArgumentError",
     "ComponentSpec",
     "ConfigError",
     "CorollaError",
     "DataError",
+    "EpochBatchSampler",
     "ModelOutputs",
     "Pipeline",
     "PluginError",

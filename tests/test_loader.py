@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from corolla import ConfigError, DataError, load_registry
+from corolla.plugin.errors import ComponentArgumentError, UnknownComponentError
 from corolla.data.loader import SkippedImagesWarning
 from corolla.data.pipeline import UnreadableImageError
 from corolla.data.sampler import EpochBatchSampler
@@ -153,11 +154,12 @@ def test_config_errors(registry, data) -> None:
         loader_of(config, "Train", registry)
     config = config_for(data)
     del config["DataLoader"]["Train"]["sampler"]["batch_size"]
-    with pytest.raises(ConfigError, match=r"DataLoader\.Train\.sampler\.batch_size: missing"):
+    with pytest.raises(ComponentArgumentError, match=r"DataLoader\.Train\.sampler: sampler 'DistributedBatchSampler' .* "
+                                                    r"needs argument 'batch_size', which is missing"):
         loader_of(config, "Train", registry)
     config = config_for(data)
     config["DataLoader"]["Train"]["sampler"]["name"] = "PKSampler"
-    with pytest.raises(ConfigError, match=r"sampler\.name: expected one of 'DistributedBatchSampler', 'BatchSampler'"):
+    with pytest.raises(UnknownComponentError, match=r"DataLoader\.Train\.sampler: unknown sampler 'PKSampler'"):
         loader_of(config, "Train", registry)
     with pytest.raises(ConfigError, match=r"loader\.num_worker: unknown key\. Did you mean 'num_workers'"):
         loader_of(config_for(data, loader={"num_worker": 2}), "Train", registry)

@@ -33,7 +33,7 @@ class Config(dict):
         self.added = list(added)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser: 2x faster, same result
     """``yaml.safe_load``'s loader, reading ``1e-5`` (no dot) as a number, as YAML 1.2 does."""
 
 

@@ -3,7 +3,7 @@
 :func:`corolla.config.planner.read_plan` resolves every component a config names (at the places its kind's
 registration hook declares, :mod:`corolla.plugin.hookspecs`), checks each one's
 arguments against its factory's signature and annotations, structures the sections
-the core reads (``Global``, ``AMP``, ``EMA``, samplers, ``Infer``), works out the
+the core reads (``Global``, ``AMP``, ``EMA``, loaders, ``Infer``), works out the
 run's ``class_num``, and checks every key an override added. ``corolla config``,
 each verb and the run manifest use the same plan, so a config that ``corolla
 config`` accepts is one that ``train`` will not reject. Nothing downstream reads
@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import attrs
 
-from corolla.config.sections import AmpSection, EmaSection, GlobalSection, InferSection, LoaderSettings, SamplerSettings
+from corolla.config.sections import AmpSection, EmaSection, GlobalSection, InferSection, LoaderSettings
 from corolla.plugin.errors import ConfigError
 from corolla.plugin.registry import Component, Registry
 
@@ -74,7 +74,7 @@ class LoaderPlan:
     dataset: Part
     transforms: tuple[Part, ...]
     batch_transforms: tuple[Part, ...]
-    sampler: SamplerSettings
+    sampler: Part
     loader: LoaderSettings
 
     @property
@@ -110,7 +110,7 @@ class Plan:
         for mode in MODES:
             if mode in self.loaders:
                 loader = self.loaders[mode]
-                groups += [[loader.dataset], loader.transforms, loader.batch_transforms]
+                groups += [[loader.dataset], loader.transforms, loader.batch_transforms, [loader.sampler]]
         groups += [self.metrics[mode] for mode in MODES]
         groups += [[p for p in (self.optimizer, self.lr_schedule) if p is not None]]
         groups += [self.infer_transforms, [self.postprocess], self.callbacks]

@@ -17,7 +17,6 @@ from corolla.config.sections import (
     InferSection,
     LoaderSettings,
     PluginSettings,
-    SamplerSettings,
     read_amp,
     read_ema,
     read_global,
@@ -167,13 +166,22 @@ class _Planner:
             self._part("batch_transform", spec, defaults={"class_num": class_num} if class_num else {})
             for spec in item_specs(dataset.consumed.get("batch_transform_ops"), f"{key_path}.dataset.batch_transform_ops")
         )
-        sampler = structure(SamplerSettings, section.get("sampler"), f"{key_path}.sampler")
-        if sampler.batch_size is None:
-            raise ConfigError(f"{key_path}.sampler.batch_size: missing (the number of images per batch)")
-        self._know_section(f"{key_path}.sampler", SamplerSettings)
+        sampler = self._sampler(section.get("sampler"), f"{key_path}.sampler", transforms)
         self._know_section(f"{key_path}.loader", LoaderSettings)
         return LoaderPlan(mode, dataset, transforms, batch_transforms, sampler,
                           structure(LoaderSettings, section.get("loader"), f"{key_path}.loader"))
+
+    def _sampler(self, node: Any, key_path: str, transforms: tuple[Part, ...]) -> Part:
+        """``DataLoader.<mode>.sampler`` (``DistributedBatchSampler`` when it names none); a
+        sampler that varies the image size needs a transform that sets it."""
+        if node is None or (isinstance(node, Mapping) and "name" not in node):
+            node = {"name": "DistributedBatchSampler", **(node or {})}
+        sampler = self._named("sampler", node, key_path)
+        if getattr(sampler.component.load(), "varies_image_size", False) and not any(map(sets_image_size, transforms)):
+            raise ConfigError(f"{key_path}: {sampler.name} varies the image size from batch to batch, but no transform "
+                              f"of {key_path.rpartition('.')[0]}.dataset.transform_ops sets a size "
+                              "(RandCropImage, ResizeImage or CropImage with size)")
+        return sampler
 
     def _optimizer(self) -> tuple[Part, Part]:
         optimizer = self._named("optimizer", self.config["Optimizer"], "Optimizer")
@@ -222,6 +230,12 @@ def _get(config: Mapping[str, Any], *keys: str) -> Any:
             return None
         node = node[key]
     return node
+
+
+def sets_image_size(part: Part) -> bool:
+    """Whether a planned transform fixes the image size (``size`` or ``resize_short``): the
+    ops a multi-scale sampler resizes to each batch's size."""
+    return part.kind == "transform" and ("size" in part.params or "resize_short" in part.params)
 
 
 def _class_num(part: Part) -> int | None:

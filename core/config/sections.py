@@ -1,5 +1,5 @@
 """The config sections the core itself reads, validated: ``Global``, ``AMP``, ``EMA``, a
-loader's ``sampler`` and ``loader``, and ``Infer``."""
+loader's ``loader``, and ``Infer`` (samplers are components: the ``sampler`` plugin kind)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -42,6 +42,8 @@ class GlobalSection:
     """``Global``: the run's settings, with PaddleClas's names and defaults."""
 
     epochs: int = setting(1, integer(1))
+    #: gradient accumulation: one optimizer step per update_freq batches (each batch's loss / update_freq)
+    update_freq: int = setting(1, integer(1))
     print_batch_step: int = setting(10, integer(1))
     save_interval: int = setting(1, integer(1))
     eval_during_train: bool = setting(True, boolean)
@@ -119,20 +121,6 @@ def read_ema(config: Mapping[str, Any]) -> EmaSection | None:
     if config.get("EMA") is None:
         return None
     return structure(EmaSection, config["EMA"], "EMA")
-
-
-#: PaddleClas's sampler names; DistributedBatchSampler splits the data between processes
-SAMPLERS = ("DistributedBatchSampler", "BatchSampler")
-
-
-@attrs.frozen
-class SamplerSettings:
-    """``DataLoader.<Mode>.sampler``."""
-
-    name: str = setting("DistributedBatchSampler", choice(*SAMPLERS))
-    batch_size: int | None = setting(None, optional(integer(1)))
-    drop_last: bool = setting(False, boolean)
-    shuffle: bool = setting(False, boolean)
 
 
 @attrs.frozen

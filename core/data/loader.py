@@ -9,6 +9,10 @@ The section has PaddleClas's layout::
         sampler: {name: DistributedBatchSampler, batch_size: 64, drop_last: False, shuffle: True}
         loader: {num_workers: 4, use_shared_memory: True}
 
+The sampler is a component (the ``sampler`` kind; :class:`corolla.api.Sampler`); one
+that varies the image size per batch (``MultiScaleSampler``) gets a pipeline variant
+per size (:func:`corolla.data.pipeline.size_variants`).
+
 Images come as float32 NCHW; labels as int64 ``[N]`` (-1 for unlabeled
 samples) or float32 ``[N, C]`` (multi-label, or soft labels after Mixup and
 Cutmix). Samples stay uint8 HWC until the batch is complete; then
@@ -40,11 +44,11 @@ from corolla.config.plan import LoaderPlan
 from corolla.config.sections import LoaderSettings
 from corolla.data.background import PREFETCH_FACTOR, in_background, shared_memory_fits
 from corolla.data.checks import describe_check
-from corolla.data.pipeline import Pipeline, UnreadableImageError, build_pipeline
+from corolla.data.pipeline import Pipeline, UnreadableImageError, build_pipeline, size_variants
 from corolla.data.placement import launched_rank, launched_world_size
 from corolla.data.randomness import reseed
-from corolla.data.sampler import EpochBatchSampler
 from corolla.plugin.errors import CorollaError, DataError
+from corolla.plugin.hookspecs import Sampler
 from corolla.plugin.registry import Registry
 
 class SkippedImagesWarning(UserWarning):
@@ -66,18 +70,17 @@ def build_dataloader(plan: LoaderPlan, registry: Registry, *, class_num: int | N
     """Build the loader of a planned ``DataLoader.<mode>`` section.
 
     ``class_num`` is the run's class count (labels are checked against it; Mixup
-    mixes that many). ``rank`` and ``world_size`` default to the launcher's; only
-    ``DistributedBatchSampler`` splits the data between ranks.
+    mixes that many). ``rank`` and ``world_size`` default to the launcher's; the
+    sampler decides how the data is split between ranks (``BatchSampler`` does not).
     """
     dataset, pipeline = build_dataset(plan, registry)
     batch_ops = [part.build(registry) for part in plan.batch_transforms]
     summary = describe_check(dataset, class_num, skip_bad_images=plan.loader.skip_bad_images)
     if rank is None or world_size is None:
         rank, world_size = launched_rank(), launched_world_size()
-    if plan.sampler.name == "BatchSampler":
-        rank, world_size = 0, 1
-    sampler = EpochBatchSampler(len(dataset), plan.sampler.batch_size, shuffle=plan.sampler.shuffle,
-                                drop_last=plan.sampler.drop_last, seed=seed, rank=rank, world_size=world_size)
+    sampler = plan.sampler.build(registry, dataset=dataset, seed=seed, rank=rank, world_size=world_size)
+    if getattr(sampler, "image_sizes", None):  # multi-scale: each batch's size from its own ops
+        pipeline.add_sizes(size_variants(plan.transforms, sampler.image_sizes, registry, f"{plan.key_path}.dataset.transform_ops"))
     return Loader(dataset, pipeline, sampler, batch_ops, plan.loader, seed=seed, mode=plan.mode,
                   summary=summary, image_shape=image_shape)
 
@@ -129,7 +132,7 @@ class Loader:
     :meth:`set_epoch`, else the previous one plus one (starting at 0).
     """
 
-    def __init__(self, dataset: Any, pipeline: Pipeline, sampler: EpochBatchSampler, batch_ops: Sequence[Callable],
+    def __init__(self, dataset: Any, pipeline: Pipeline, sampler: Sampler, batch_ops: Sequence[Callable],
                  settings: LoaderSettings, *, seed: int, mode: str, summary: str, image_shape: Sequence[int]) -> None:
         self.dataset, self.pipeline, self.sampler = dataset, pipeline, sampler
         self.batch_ops = list(batch_ops)
@@ -199,8 +202,13 @@ class Loader:
             warnings.warn(f"DataLoader.{self.mode}: skipped {len(skipped)} unreadable images this epoch "
                           f"(loader.skip_bad_images), e.g. {'; '.join(reasons)}", SkippedImagesWarning, stacklevel=2)
 
-    def fetch(self, index: int) -> tuple[Any, Any] | _Failure:
-        """``dataset[index]``, or a _Failure describing why it could not be made."""
+    def fetch(self, item: int | tuple[int, int, int]) -> tuple[Any, Any] | _Failure:
+        """``dataset[index]``, or a _Failure describing why it could not be made; ``item`` is the
+        index, or ``(index, width, height)`` from a sampler that varies the image size."""
+        index = item
+        if isinstance(item, tuple):
+            index, width, height = item
+            self.pipeline.select_size((width, height))
         try:
             return self.dataset[index]
         except UnreadableImageError as exc:

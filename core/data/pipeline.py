@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+import attrs
 import numpy as np
 
 from corolla.plugin.errors import ConfigError, CorollaError, DataError
@@ -78,6 +79,21 @@ class Pipeline:
         while split > 1 and callable(getattr(self.ops[split - 1], "apply_batch", None)):
             split -= 1
         self.split = split  # ops[:split] run per image, ops[split:] per batch
+        self._sizes: dict[tuple[int, int], Pipeline] = {}
+        self._selected: Pipeline | None = None
+
+    def add_sizes(self, variants: Mapping[tuple[int, int], Pipeline]) -> None:
+        """Give the pipeline variants that make images of other ``(width, height)`` sizes
+        (multi-scale training, :func:`size_variants`), for :meth:`select_size`."""
+        self._sizes.update(variants)
+
+    def select_size(self, size: tuple[int, int] | None) -> None:
+        """Make :meth:`sample` and :meth:`finish` run the variant of ``size`` until the next
+        call (None: this pipeline's own ops). The loader selects each batch's size before
+        making it; a process makes one batch at a time."""
+        if size is not None and size not in self._sizes:
+            raise DataError(f"{self.key_path}: no variant for the image size {size} (known: {sorted(self._sizes)})")
+        self._selected = None if size is None else self._sizes[size]
 
     def __call__(self, source: str | os.PathLike | bytes) -> np.ndarray:
         """Preprocess one image file (or its encoded bytes) into a float32 CHW array."""
@@ -91,6 +107,8 @@ class Pipeline:
 
     def sample(self, data: Any) -> np.ndarray:
         """Run the per-image ops on encoded bytes; usually returns uint8 HWC."""
+        if self._selected is not None:
+            return self._selected.sample(data)
         index = 0
         if self._fused and isinstance(data, (bytes, bytearray, memoryview)):
             decoder, op = self.ops[0], self.ops[1]
@@ -104,6 +122,8 @@ class Pipeline:
 
     def finish(self, samples: Sequence[np.ndarray]) -> np.ndarray:
         """Stack samples of equal shape and run the batch ops: a float32 (or float16) NCHW batch."""
+        if self._selected is not None:
+            return self._selected.finish(samples)
         shapes = {np.shape(s) for s in samples}
         if len(shapes) > 1:
             raise DataError(
@@ -173,6 +193,21 @@ class Pipeline:
 def build_pipeline(parts: Sequence[Part], registry: Registry, key_path: str) -> Pipeline:
     """Build the pipeline of a planned ``transform_ops`` (or ``Infer.transforms``) list."""
     return Pipeline([part.build(registry) for part in parts], parts, key_path)
+
+
+def size_variants(parts: Sequence[Part], sizes: Sequence[tuple[int, int]], registry: Registry,
+                  key_path: str) -> dict[tuple[int, int], Pipeline]:
+    """For each ``(width, height)`` of ``sizes``, the pipeline of ``parts`` in which every op
+    that sets the image size (``size``, or ``resize_short``: see
+    :func:`corolla.config.planner.sets_image_size`) makes that size; its other keys stay."""
+    from corolla.config.planner import sets_image_size
+
+    def resized(part: Part, size: list[int]) -> Part:
+        params = {k: v for k, v in part.params.items() if k != "resize_short"}
+        return attrs.evolve(part, params={**params, "size": size})
+
+    return {(w, h): build_pipeline([resized(p, [w, h]) if sets_image_size(p) else p for p in parts], registry, key_path)
+            for w, h in sizes}
 
 
 def build_batch_transform(registry: Registry, name: str, params: dict, key_path: str, *,

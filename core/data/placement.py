@@ -11,11 +11,11 @@ import os
 import random
 import secrets
 import sys
+import warnings
 
 import attrs
 import numpy as np
 
-from corolla.plugin.errors import ConfigError
 
 #: ``OMP_NUM_THREADS`` as the user set it, read before Paddle is imported
 #: (importing Paddle sets it to 1 when unset, so afterwards a 1 means nothing).
@@ -66,11 +66,7 @@ def setup_environment(device: str, seed: int | None, *, distributed: bool = True
     """
     import paddle
 
-    if device == "gpu" and not paddle.device.is_compiled_with_cuda():
-        raise ConfigError(
-            "Global.device: found 'gpu', but this Paddle build has no CUDA support; "
-            "use 'cpu' or install the gpu extra (pip install -e '.[gpu]')"
-        )
+    device = resolve_device(device)
     world_size = launched_world_size() if distributed else 1
     paddle.set_device(device)  # "gpu" picks the launcher's card for this rank
     if device == "cpu":
@@ -83,6 +79,22 @@ def setup_environment(device: str, seed: int | None, *, distributed: bool = True
         seed = _shared_random_seed(world_size)
     seed_everything(seed)
     return Environment(device=device, rank=rank, world_size=world_size, seed=seed)
+
+
+def resolve_device(device: str) -> str:
+    """The device a job runs on: ``device``, except that ``gpu`` on a Paddle build without
+    CUDA runs on the CPU, with one warning that says so. PaddleClas configs all say
+    ``device: gpu``; every verb (train, eval, infer, export, predict) applies this rule."""
+    if device != "gpu":
+        return device
+    import paddle
+
+    if paddle.device.is_compiled_with_cuda():
+        return device
+    warnings.warn("Global.device: 'gpu', but this Paddle build has no CUDA support: running on the CPU "
+                  "(set Global.device: cpu to say so, or install the gpu extra: pip install 'corolla[gpu]')",
+                  UserWarning, stacklevel=3)
+    return "cpu"
 
 
 def cpu_thread_count(processes_per_machine: int = 1) -> int:

@@ -235,7 +235,7 @@ def _schedule_config(job: Any) -> str:
     """What the schedule was made from: ``Optimizer.lr`` as the plan read it, and the run's
     length, as text (stored with each checkpoint)."""
     part = job.plan.lr_schedule
-    made = {"name": part.name, **part.params, "epochs": job.settings.epochs, "step_each_epoch": job.run.steps_per_epoch}
+    made = {"name": part.name, **part.params, "epochs": job.settings.epochs, "step_each_epoch": job.updates_per_epoch}
     return json.dumps(made, sort_keys=True, default=str)
 
 

@@ -50,15 +50,22 @@ class Precision:
             enable=True, level=self.amp.level, dtype=self.dtype, use_promote=self.amp.use_promote
         )
 
-    def backward_and_step(self, loss: paddle.Tensor, optimizer: Any) -> None:
+    def backward(self, loss: paddle.Tensor) -> None:
+        """Add the gradients of ``loss`` (scaled by the loss scaler, if any) to the parameters'."""
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def step(self, optimizer: Any) -> None:
+        """Apply the gradients gathered since the last step (unscaled), then clear them."""
         if self.scaler is None:
-            loss.backward()
             optimizer.step()
         else:
-            self.scaler.scale(loss).backward()
             self.scaler.step(optimizer)
             self.scaler.update()
         optimizer.clear_grad()
+
+    def backward_and_step(self, loss: paddle.Tensor, optimizer: Any) -> None:
+        self.backward(loss)
+        self.step(optimizer)
 
     def state(self) -> dict[str, Any]:
         """The loss scaler's state (dynamic scale and counters), for checkpoints."""

@@ -1,11 +1,12 @@
 """The training loop: epochs of steps, evaluation, checkpoints, lifecycle hooks."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
 from pathlib import Path
-from typing import Mapping
+from typing import ContextManager, Mapping
 
 import paddle
 
@@ -53,6 +54,9 @@ class _Job:
         steps_per_epoch = len(self.train_loader)
         if steps_per_epoch == 0:
             raise DataError("DataLoader.Train: the training set gives no batch (empty list file, or drop_last with too few samples)")
+        self.update_freq = _update_freq(settings.update_freq, steps_per_epoch)
+        steps_per_epoch -= steps_per_epoch % self.update_freq  # as PaddleClas: every epoch ends with an update
+        self.updates_per_epoch = steps_per_epoch // self.update_freq
         self.eval_loader = (
             build_dataloader(plan.loaders["Eval"], registry, **where)
             if settings.eval_during_train and "Eval" in plan.loaders
@@ -69,7 +73,7 @@ class _Job:
 
         self.trainable = Trainable(self.model, self.train_loss)
         optimizer, self.schedule = build_optimizer(
-            plan, self.trainable, epochs=settings.epochs, steps_per_epoch=steps_per_epoch
+            plan, self.trainable, epochs=settings.epochs, steps_per_epoch=self.updates_per_epoch
         )
         self.precision = Precision(plan.amp, self.env.device)
         self.model, self.optimizer = self.precision.decorate(self.model, optimizer)
@@ -152,17 +156,22 @@ class _Job:
         sums: dict[str, float] = {}
         samples = 0
         last = time.perf_counter()
+        freq = self.update_freq
         for step, (images, labels) in enumerate(self.train_loader, start=1):
             lr = float(self.optimizer.get_lr())
-            with self.precision.autocast():
-                outputs = self.forward_model(images)
-                losses = self.train_loss(outputs, labels)
-            values = self._loss_values(losses, epoch, step, lr)
-            self.precision.backward_and_step(losses["loss"], self.optimizer)
-            if not self.schedule.by_epoch:
-                self.schedule.step()
-            if self.ema is not None:
-                self.ema.update(self.model)
+            update = step % freq == 0  # Global.update_freq: gradients add up over freq batches, then one update
+            with self._gradient_sync(update):
+                with self.precision.autocast():
+                    outputs = self.forward_model(images)
+                    losses = self.train_loss(outputs, labels)
+                values = self._loss_values(losses, epoch, step, lr)
+                self.precision.backward(losses["loss"] / freq if freq > 1 else losses["loss"])
+            if update:
+                self.precision.step(self.optimizer)
+                if not self.schedule.by_epoch:
+                    self.schedule.step()
+                if self.ema is not None:
+                    self.ema.update(self.model)
             batch = int(labels.shape[0])
             for metric in self.train_metrics:
                 values.update(metric.update(outputs, labels))
@@ -176,7 +185,7 @@ class _Job:
                     "images_per_sec": batch * run.world_size / max(now - last, 1e-9)}
             last = now
             hook.corolla_step_end(run=run, epoch=epoch, step=step, logs=logs)
-            if run.stop_training:
+            if run.stop_training or step == run.steps_per_epoch:  # the batches past the last update are left
                 break
         averages = {name: total / max(samples, 1) for name, total in sums.items()}
         for metric in self.train_metrics:
@@ -184,6 +193,11 @@ class _Job:
         averages = mean_over_ranks(averages, run.world_size)
         averages["lr"] = float(self.optimizer.get_lr())
         return averages
+
+    def _gradient_sync(self, update: bool) -> ContextManager:
+        """Between updates the processes of a distributed run keep their gradients to
+        themselves (``no_sync``); the update's backward pass averages the sums."""
+        return self.forward_model.no_sync() if self.env.distributed and not update else contextlib.nullcontext()
 
     def _loss_values(self, losses: Mapping[str, paddle.Tensor], epoch: int, step: int, lr: float) -> dict[str, float]:
         """Plain floats of the loss terms (averaged over ranks); stop on NaN or inf."""
@@ -222,6 +236,15 @@ class _Job:
                 self.checkpoints.save("best_model_ema", epoch, weights=self.ema.arrays(), full=False)
         self.registry.hook.corolla_eval_end(run=run, epoch=epoch, metrics=metrics)
         return metrics
+
+def _update_freq(update_freq: int, steps_per_epoch: int) -> int:
+    """``Global.update_freq``, or 1 (with a warning, as PaddleClas) when an epoch has fewer batches."""
+    if update_freq > steps_per_epoch:
+        warnings.warn(f"Global.update_freq: {update_freq} is more than the {steps_per_epoch} batches of an epoch; "
+                      "training with update_freq 1 (an update per batch)", UserWarning, stacklevel=3)
+        return 1
+    return update_freq
+
 
 def _sync_batch_norm(model: paddle.nn.Layer, use_sync_bn: bool, env: Environment) -> paddle.nn.Layer:
     """PaddleClas's ``Arch.use_sync_bn``: BatchNorm statistics over all GPUs of a

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 import attrs
 
@@ -144,6 +144,23 @@ def corolla_datasets() -> Components:
     Each factory is called with the section's other keys (``image_root``,
     ``cls_label_path``, ...) and ``transform_ops``, the built preprocessing
     pipeline; it returns a :class:`Dataset`.
+    """
+
+
+@registration(
+    "sampler",
+    ("DataLoader.Train.sampler", "named"),
+    ("DataLoader.Eval.sampler", "named"),
+    injected=("dataset", "seed", "rank", "world_size"),
+)
+def corolla_samplers() -> Components:
+    """Give batch samplers, named in ``DataLoader.<Mode>.sampler.name``
+    (``DistributedBatchSampler``, the default; ``BatchSampler``, ``MultiScaleSampler``, ...).
+
+    Each factory is called with the section's other keys (``batch_size``,
+    ``shuffle``, ...) and ``dataset`` (the built dataset), ``seed`` (the run's, the
+    same in every process), ``rank`` and ``world_size`` (the process's place in a
+    multi-process run), and returns a :class:`Sampler`.
     """
 
 
@@ -280,6 +297,36 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> tuple[Any, Any]: ...
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """Batches of dataset indices for this process, one epoch per iteration.
+
+    ``set_epoch(epoch)`` comes before each epoch: draw the epoch's order from
+    ``(seed, epoch)`` only, so that a resumed run sees the epochs a straight one does.
+    ``len(sampler)`` is the number of batches per epoch, the same every epoch (the lr
+    schedule is sized by it). Every process must get the same number of batches.
+    ``rank`` and ``world_size`` say which share of the data this process gets
+    (``world_size`` 1: the whole set, as ``BatchSampler``); ``batch_size`` is the
+    usual number of images per batch.
+
+    A batch is a list of indices, or, to vary the image size from batch to batch
+    (multi-scale training), a list of ``(index, width, height)`` items; the sampler
+    then lists every ``(width, height)`` it uses in ``image_sizes``, and each
+    transform of ``transform_ops`` that sets a ``size`` (or ``resize_short``) makes
+    the batch's size instead.
+    """
+
+    rank: int
+    world_size: int
+    batch_size: int
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __iter__(self) -> Iterator[list]: ...
+
+    def __len__(self) -> int: ...
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ with unlabeled images) and the teacher being distilled is not the teacher that w
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import paddle
@@ -42,6 +43,7 @@ class DistillationModel(paddle.nn.Layer):
     ``pretrained_list``: one ``pretrained`` value (or null) per model, the PaddleClas way
     to give what each model's own ``pretrained`` key can give.
     ``class_num``: given to every model whose config does not set its own.
+    ``use_ssld``: PaddleClas's key that its DistillationModel ignores: ignored here too, with a warning.
     """
 
     def __init__(
@@ -52,8 +54,12 @@ class DistillationModel(paddle.nn.Layer):
         infer_model_name: str | None = None,
         pretrained_list: list | None = None,
         class_num: int | None = None,
+        use_ssld: Any = None,
     ) -> None:
         super().__init__()
+        if use_ssld is not None:
+            warnings.warn(f"{_ARCH}.use_ssld: key not used by PaddleClas's DistillationModel nor by corolla, ignored "
+                          f"(found {use_ssld!r}; each model's own use_ssld is read by its backbone)", UserWarning, stacklevel=2)
         if not isinstance(models, list) or not models:
             raise ConfigError(f"{_ARCH}.models: expected a list of models like [{{Teacher: {{name: ResNet50_vd}}}}, ...], found {models!r}")
         frozen = _per_model(freeze_params_list, len(models), "freeze_params_list", False)

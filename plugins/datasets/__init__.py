@@ -1,4 +1,5 @@
-"""Built-in datasets plugin: registers its components lazily, so listing them imports nothing heavy.
+"""Built-in datasets plugin, and the samplers that batch them: registers its components lazily,
+so listing them imports nothing heavy.
 
 Datasets are map-style (``__len__``, ``__getitem__``) and never import paddle.
 """
@@ -13,4 +14,10 @@ def corolla_datasets() -> dict:
     table.update(lazy(f"{_PACKAGE}.imagenet", "ImageNetDataset"))
     table.update(lazy(f"{_PACKAGE}.multilabel", "MultiLabelDataset"))
     table.update(lazy(f"{_PACKAGE}.folder", "ImageFolderDataset"))
+    table.update(lazy(f"{_PACKAGE}.multiscale", "MultiScaleDataset"))
     return table
+
+
+@hookimpl
+def corolla_samplers() -> dict:
+    return lazy(f"{_PACKAGE}.samplers", "DistributedBatchSampler", "BatchSampler", "RASampler", "MultiScaleSampler")

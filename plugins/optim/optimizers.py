@@ -11,6 +11,8 @@ an lr schedule) plus the config keys of the ``Optimizer`` section:
   ``one_dim_param_no_weight_decay: true`` does the same for 1-D parameters.
 - ``clip_norm: X`` clips each gradient tensor to L2 norm X (as PaddleClas);
   ``clip_global_norm: X`` clips by the global norm of all gradients.
+- AdamW's ``clip_grad`` is accepted and ignored, with a warning, as PaddleClas's AdamW
+  ignores it (it swallows unknown keys): 18 of its configs set it.
 
 Per-parameter learning-rate multipliers that a backbone sets from
 ``lr_mult_list`` (``ParamAttr(learning_rate=...)``) are applied by Paddle's
@@ -18,6 +20,7 @@ optimizers themselves; these builders keep every parameter's attributes.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping
 
 import paddle
@@ -103,8 +106,13 @@ def AdamW(
     clip_norm: float | None = None,
     clip_global_norm: float | None = None,
     multi_precision: bool = False,
+    clip_grad: Any = None,
 ) -> paddle.optimizer.Optimizer:
-    """Adam with decoupled weight decay ``weight_decay`` (a coefficient, default none)."""
+    """Adam with decoupled weight decay ``weight_decay`` (a coefficient, default none).
+    ``clip_grad`` is PaddleClas's key that its AdamW ignores: ignored here too, with a warning."""
+    if clip_grad is not None and clip_grad != "None":  # PaddleClas configs write None as the string "None"
+        warnings.warn(f"Optimizer.clip_grad: key not used by PaddleClas's AdamW nor by corolla, ignored (found "
+                      f"{clip_grad!r}; to clip gradients set clip_norm or clip_global_norm)", UserWarning, stacklevel=2)
     if regularizer is not None:
         raise ConfigError(
             f"Optimizer.regularizer: AdamW decays weights itself; found regularizer {dict(regularizer)!r}, "

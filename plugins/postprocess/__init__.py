@@ -4,4 +4,6 @@ from corolla.api import hookimpl, lazy
 
 @hookimpl
 def corolla_postprocesses() -> dict:
-    return lazy(f"{__name__}.classification", "Topk", "ThreshOutput")
+    table = lazy(f"{__name__}.classification", "Topk", "ThreshOutput")
+    table.update(lazy(f"{__name__}.distillation", "DistillationPostProcess"))
+    return table
