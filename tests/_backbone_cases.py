@@ -24,8 +24,8 @@ with warnings.catch_warnings():
     REGISTRY = load_registry()
 
 #: backbones assembled from other backbones (they take sub-model configs, not
-#: class_num); their own tests cover them.
-COMPOSITE = {"DistillationModel"}
+#: class_num), and AFD's feature transforms (not classifiers); their own tests cover them.
+COMPOSITE = {"DistillationModel", "AttentionModel", "LinearTransformStudent", "LinearTransformTeacher"}
 
 
 def _variant_order(module: str) -> list[str]:
@@ -76,8 +76,9 @@ def input_size(name: str) -> int:
 def batch_size(name: str) -> int:
     """Two images where the last feature maps are 1x1, so that BatchNorm in training
     sees more than one value per channel; one image is enough at 224x224 and
-    halves the cost of the heavy nets."""
-    return 1 if input_size(name) >= 224 else 2
+    halves the cost of the heavy nets, except for LeViT, whose classifier is a
+    BatchNorm over the batch (fitted on one image, its logits are rounding noise)."""
+    return 1 if input_size(name) >= 224 and not FAMILY_OF[name].endswith(".levit") else 2
 
 
 def paddleclas() -> ModuleType:

@@ -43,7 +43,11 @@ def _theirs(backbones: dict, name: str) -> paddle.nn.Layer:
         if name in UNBUILDABLE:
             module = paddleclas().arch.backbone.model_zoo.mobilevit_v2
             return module.MobileViTV2(module.get_configuration(UNBUILDABLE[name]))
-        return backbones[name]()
+        try:  # some builders (UniFormer) default to downloading their weights
+            return backbones[name](pretrained=False)
+        finally:
+            # UniFormer_base_ls turns on a module-wide flag that PaddleClas never turns off
+            paddleclas().arch.backbone.model_zoo.uniformer.layer_scale = False
 
 
 def _lazily(build):
