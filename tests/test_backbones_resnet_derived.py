@@ -28,7 +28,8 @@ def _lazy_state_shapes(name: str) -> dict[str, list[int]]:
 
 
 def _tensor(batch: int, channels: int, size: int, seed: int = 0) -> paddle.Tensor:
-    return paddle.to_tensor(np.random.default_rng(seed).standard_normal((batch, channels, size, size), dtype=np.float32))
+    values = np.random.default_rng(seed).standard_normal((batch, channels, size, size), dtype=np.float32)
+    return paddle.to_tensor(values)
 
 
 def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
@@ -139,7 +140,9 @@ def test_resnest_batchnorm_is_exempt_from_weight_decay_and_groups_are_stem_and_s
     assert np.array_equal(norm.weight.numpy(), before[0])
     assert not np.array_equal(conv.weight.numpy(), before[1])
     found = _lr_mult_by_prefix("ResNeSt50_fast_1s1x64d", ["stem.", "layer1.", "layer2.", "layer3.", "layer4.", "out."])
-    assert found == {"stem.": {0.1}, "layer1.": {0.2}, "layer2.": {0.3}, "layer3.": {0.4}, "layer4.": {0.5}, "out.": {1.0}}
+    assert found == {
+        "stem.": {0.1}, "layer1.": {0.2}, "layer2.": {0.3}, "layer3.": {0.4}, "layer4.": {0.5}, "out.": {1.0}
+    }
 
 
 # --- RedNet -------------------------------------------------------------------------------------
@@ -212,9 +215,10 @@ def test_hrnet_squeeze_excitation_gates_each_channel():
 
 
 def test_hrnet_lr_mult_list_groups():
-    found = _lr_mult_by_prefix(
-        "HRNet_W18_C", ["conv_layer1_", "layer1.", "conv_tr1_", "st2.", "st3.", "conv_tr3.", "st4.", "last_cls.", "conv_last.", "fc."]
-    )
+    prefixes = [
+        "conv_layer1_", "layer1.", "conv_tr1_", "st2.", "st3.", "conv_tr3.", "st4.", "last_cls.", "conv_last.", "fc."
+    ]
+    found = _lr_mult_by_prefix("HRNet_W18_C", prefixes)
     assert found == {
         "conv_layer1_": {0.1}, "layer1.": {0.2}, "conv_tr1_": {0.3}, "st2.": {0.3}, "st3.": {0.4},
         "conv_tr3.": {0.5}, "st4.": {0.5}, "last_cls.": {0.6}, "conv_last.": {0.6}, "fc.": {1.0},
@@ -244,7 +248,8 @@ def test_se_hrnet_w64_c_logits_match_paddleclas_hrnet_class():
             layer._momentum = 0.0  # running statistics := this batch's, as the parity test does
     with paddle.no_grad():
         theirs(images)
-    apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name="SE_HRNet_W64_C", source="PaddleClas", strict=True)
+    state = {key: value.numpy() for key, value in theirs.state_dict().items()}
+    apply_state_dict(ours, state, name="SE_HRNet_W64_C", source="PaddleClas", strict=True)
     theirs.eval()
     ours.eval()
     with paddle.no_grad():
@@ -268,12 +273,16 @@ def test_dla_roots_aggregate_the_tree_and_the_stage_input():
     counts = {}
     for name in ("level2.root", "level3.tree1.root", "level3.tree2.root"):
         layer = dict(model.named_sublayers())[name]
-        layer.register_forward_pre_hook(lambda layer, args, name=name: counts.update({name: [a.shape[1] for a in args]}))
+        layer.register_forward_pre_hook(
+            lambda layer, args, name=name: counts.update({name: [a.shape[1] for a in args]})
+        )
     model.eval()
     with paddle.no_grad():
         model(_images(1, 32))
     # its two blocks; in the last tree of a stage also the stage's pooled input and the first subtree's output
-    assert counts == {"level2.root": [64, 64], "level3.tree1.root": [128, 128], "level3.tree2.root": [128, 128, 64, 128]}
+    assert counts == {
+        "level2.root": [64, 64], "level3.tree1.root": [128, 128], "level3.tree2.root": [128, 128, 64, 128]
+    }
     assert _lazy_state_shapes("DLA34")["level3.tree2.root.conv.weight"] == [128, 448, 1, 1]
 
 
@@ -292,7 +301,9 @@ def test_dla_convs_start_normal_with_fan_out_std_and_groups_are_the_levels():
     weight = _build("DLA46x_c").level1[0].weight.numpy()
     assert abs(weight.std() / (2 / (32 * 9)) ** 0.5 - 1) < 0.05
     found = _lr_mult_by_prefix("DLA46x_c", ["base_layer.", "level0.", "level1.", "level2.", "level5.", "fc."])
-    assert found == {"base_layer.": {0.1}, "level0.": {0.2}, "level1.": {0.3}, "level2.": {0.4}, "level5.": {0.7}, "fc.": {1.0}}
+    assert found == {
+        "base_layer.": {0.1}, "level0.": {0.2}, "level1.": {0.3}, "level2.": {0.4}, "level5.": {0.7}, "fc.": {1.0}
+    }
 
 
 # --- DPN ----------------------------------------------------------------------------------------
@@ -323,7 +334,8 @@ def test_dpn_block_adds_to_the_residual_path_and_appends_to_the_dense_one():
 
 
 def test_dpn_lr_mult_list_groups_are_the_stem_and_the_stages():
-    found = _lr_mult_by_prefix("DPN68", ["conv1_x_1_func.", "dpn1.", "dpn3.", "dpn4.", "dpn8.", "dpn20.", "dpn22.", "conv5_x_x_bn.", "out."])
+    prefixes = ["conv1_x_1_func.", "dpn1.", "dpn3.", "dpn4.", "dpn8.", "dpn20.", "dpn22.", "conv5_x_x_bn.", "out."]
+    found = _lr_mult_by_prefix("DPN68", prefixes)
     assert found == {
         "conv1_x_1_func.": {0.1}, "dpn1.": {0.2}, "dpn3.": {0.2}, "dpn4.": {0.3}, "dpn8.": {0.4}, "dpn20.": {0.5},
         "dpn22.": {0.5}, "conv5_x_x_bn.": {0.5}, "out.": {1.0},

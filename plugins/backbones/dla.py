@@ -180,7 +180,8 @@ class DLA(Backbone):
             make_block = functools.partial(Bottleneck, cardinality=cardinality, base_width=base_width)
         for i in range(2, 6):
             tree = Tree(
-                levels[i], make_block, channels[i - 1], channels[i], stride=2, level_root=i > 2, root_residual=residual_root
+                levels[i], make_block, channels[i - 1], channels[i],
+                stride=2, level_root=i > 2, root_residual=residual_root,
             )
             self.add_sublayer(f"level{i}", tree)
         self.global_pool = nn.AdaptiveAvgPool2D(1)
@@ -229,7 +230,12 @@ _WIDE = (16, 32, 128, 256, 512, 1024)
 
 
 def _arch(
-    levels: tuple[int, ...], channels: tuple[int, ...], *, groups: int = 1, group_width: int = 64, residual_root: bool = False
+    levels: tuple[int, ...],
+    channels: tuple[int, ...],
+    *,
+    groups: int = 1,
+    group_width: int = 64,
+    residual_root: bool = False,
 ) -> dict[str, Any]:
     """A bottleneck DLA's architecture arguments (``groups`` x ``group_width`` for the ``x`` variants)."""
     return dict(

@@ -21,7 +21,9 @@ Paths = Union[paddle.Tensor, tuple[paddle.Tensor, paddle.Tensor]]
 class BNReLUConv(nn.Layer):
     """Pre-activation: BatchNorm (``_batch_norm``), ReLU, then a bias-free conv (``_conv``)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1
+    ) -> None:
         super().__init__()
         self._batch_norm = LeanBatchNorm2D(in_channels)
         self._conv = nn.Conv2D(
@@ -55,7 +57,7 @@ class DualPathBlock(nn.Layer):
         self.c1x1_c_func = BNReLUConv(inner, width + increment, 1)
 
     def forward(self, paths: Paths) -> tuple[paddle.Tensor, paddle.Tensor]:
-        joined = paths if isinstance(paths, paddle.Tensor) else paddle.concat(paths, axis=1)
+        joined = paddle.concat(list(paths), axis=1) if isinstance(paths, tuple) else paths
         if self.c1x1_w_func is not None:
             residual, dense = paddle.split(self.c1x1_w_func(joined), [self.width, 2 * self.increment], axis=1)
         else:
@@ -69,7 +71,7 @@ class JoinPaths(nn.Layer):
     """Both paths concatenated into one tensor: a stage's output."""
 
     def forward(self, paths: tuple[paddle.Tensor, paddle.Tensor]) -> paddle.Tensor:
-        return paddle.concat(paths, axis=1)
+        return paddle.concat(list(paths), axis=1)
 
 
 # --- the model -----------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from corolla.plugins.backbones._layers import ConvBN
 def _uniform_linear(in_features: int, out_features: int) -> nn.Linear:
     """A linear layer whose weights start uniform in +-1/sqrt(in_features), as PaddleClas's HRNet."""
     bound = 1.0 / math.sqrt(in_features)
-    return nn.Linear(in_features, out_features, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound)))
+    uniform = nn.initializer.Uniform(-bound, bound)
+    return nn.Linear(in_features, out_features, weight_attr=paddle.ParamAttr(initializer=uniform))
 
 
 class SqueezeExcitation(nn.Layer):

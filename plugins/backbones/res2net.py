@@ -25,6 +25,9 @@ class Res2NetBottleneck(nn.Layer):
     strides: there every group is convolved on its own and the untouched last group is
     average-pooled to the new size. The 3x3 convs are named as PaddleClas names them
     (``<block>_branch2b_<i>``, e.g. ``res4b3_branch2b_1``), so that its weights load.
+
+    ``shortcut``: ``"identity"``; ``"conv"``, a 1x1 conv-BN with the block's stride; or
+    ``"pool_conv"``, ResNet-D's 2x2 average pool and then a 1x1 conv-BN.
     """
 
     def __init__(
@@ -49,9 +52,8 @@ class Res2NetBottleneck(nn.Layer):
             )
             for i in range(1, scales)
         )
-        self.pool2d_avg = nn.AvgPool2D(3, stride=stride, padding=1)
+        self.pool2d_avg = nn.AvgPool2D(3, stride=stride, padding=1) if stride != 1 else None
         self.conv2 = ZooConvBN(width, out_channels, 1)
-        # "identity"; "conv": a strided 1x1 conv-BN; "pool_conv": ResNet-D's 2x2 average pool, then a 1x1 conv-BN
         self.short_pool = nn.AvgPool2D(2, stride=2, ceil_mode=True) if shortcut == "pool_conv" else None
         conv_stride = stride if shortcut == "conv" else 1
         self.short = ZooConvBN(in_channels, out_channels, 1, stride=conv_stride) if shortcut != "identity" else None
@@ -61,7 +63,7 @@ class Res2NetBottleneck(nn.Layer):
         outputs: list[paddle.Tensor] = []
         for i, conv in enumerate(self.group_convs):
             outputs.append(conv(groups[i] if i == 0 or self.stride != 1 else groups[i] + outputs[-1]))
-        outputs.append(groups[-1] if self.stride == 1 else self.pool2d_avg(groups[-1]))
+        outputs.append(groups[-1] if self.pool2d_avg is None else self.pool2d_avg(groups[-1]))
         y = self.conv2(paddle.concat(outputs, axis=1))
         if self.short is not None:
             x = self.short(x if self.short_pool is None else self.short_pool(x))

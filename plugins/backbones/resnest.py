@@ -41,7 +41,8 @@ class SplitAttentionConv(nn.Layer):
         splits = paddle.split(x, self.radix, axis=1)
         logits = self.conv3(self.conv2(self.avg_pool2d(paddle.add_n(splits))))
         weights = nn.functional.softmax(logits.reshape([0, self.radix, -1]), axis=1).reshape([0, -1, 1, 1])
-        return paddle.add_n([split * weight for split, weight in zip(splits, paddle.split(weights, self.radix, axis=1))])
+        weights = paddle.split(weights, self.radix, axis=1)
+        return paddle.add_n([split * weight for split, weight in zip(splits, weights)])
 
 
 class SplitAttentionBottleneck(nn.Layer):
