@@ -11,10 +11,17 @@ import argparse
 from corolla.cli.common import plan_from_args
 
 
+def _with_eval_engine(args: argparse.Namespace) -> argparse.Namespace:
+    """``--eval-engine X`` is ``-o Global.eval_engine=X``, so that the run manifest records it."""
+    if args.eval_engine:
+        args.override = [*args.override, f"Global.eval_engine={args.eval_engine}"]
+    return args
+
+
 def train(args: argparse.Namespace) -> int:
     from corolla.engine.train import train as run_training
 
-    run_training(plan_from_args(args), overwrite=args.overwrite)
+    run_training(plan_from_args(_with_eval_engine(args)), overwrite=args.overwrite)
     return 0
 
 
@@ -23,7 +30,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from corolla.engine.evaluate import evaluate_config
     from corolla.engine.formatting import format_values
 
-    results = evaluate_config(plan_from_args(args))
+    results = evaluate_config(plan_from_args(_with_eval_engine(args)))
     if is_main_process():
         print(f"[Eval] {format_values(results)}, images/s: {results['images_per_sec']:.1f}", flush=True)
     return 0
@@ -39,12 +46,13 @@ def infer(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from corolla.engine.export import export as run_export
 
-    print(f"[Export] inference model written to {run_export(plan_from_args(args))}", flush=True)
+    folder = run_export(plan_from_args(args), formats=[args.format])
+    print(f"[Export] inference model ({args.format}) written to {folder}", flush=True)
     return 0
 
 
 def predict(args: argparse.Namespace) -> int:
     from corolla.engine.predict import predict as run_predict
 
-    run_predict(plan_from_args(args), json_path=args.json, skip_bad_images=args.skip_bad_images)
+    run_predict(plan_from_args(args), backend=args.backend, json_path=args.json, skip_bad_images=args.skip_bad_images)
     return 0

@@ -43,6 +43,7 @@ LABELS_NAME = "label_list.txt"
 FORMATS = ("paddle", "onnx")
 #: how far the ONNX model's output may stray from Paddle Inference's, relative to its largest value
 ONNX_TOLERANCE = 1e-3
+_RUNTIME = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime"}
 
 
 class ExportedModel(paddle.nn.Layer):
@@ -133,10 +134,10 @@ def _run_once(folder: Path, plan: Plan, backend: str, images: np.ndarray) -> np.
         scores = Predictor(folder, plan.registry, threads=1, backend=backend).scores(images)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception only
         reason = " ".join(str(exc).split())[:300]
-        raise WriteError(f"the exported model ({backend}) does not load back ({type(exc).__name__}: {reason}); "
+        raise WriteError(f"the exported model does not load back into {_RUNTIME[backend]} ({type(exc).__name__}: {reason}); "
                          "is the disk full? The previous export is intact") from exc
     if scores.ndim != 2 or not np.isfinite(scores).all():
-        raise WriteError(f"the exported model ({backend}) gave {scores.shape} scores with non-finite values on a test batch")
+        raise WriteError(f"the exported model gave, in {_RUNTIME[backend]}, {scores.shape} scores with non-finite values on a test batch")
     return scores
 
 
