@@ -143,6 +143,8 @@ def test_bordered_batchnorm_pads_with_what_the_batchnorm_makes_of_zero():
         # PaddleClas's *_amp_O2_ultra configs: 4-channel input, channels-last layers
         ("ResNet18", {"input_image_channel": 4, "data_format": "NHWC"}),
         ("ResNet18_vd", {"stride_list": [2, 2, 2, 2, 1], "data_format": "NHWC"}),
+        # the PULC text-line teacher (ResNet101_vd there) keeps the width after the stem
+        ("ResNet18_vd", {"stride_list": [2, [2, 1], [2, 1], [2, 1], [2, 1]]}),
         ("SE_ResNeXt50_32x4d", {"input_image_channel": 4, "data_format": "NHWC"}),
         # the reid and metric-learning configs' stem without ReLU; no max-pool
         ("ResNet18", {"stem_act": None, "max_pool": False}),
@@ -175,6 +177,7 @@ def test_nhwc_gives_the_nchw_logits_and_channels_last_stages():
         ("ResNet18", {"data_format": "NCWH"}, "data_format must be one of NCHW, NHWC"),
         ("ResNet18", {"stem_act": "gelu"}, "stem_act must be one of None, relu"),
         ("ResNet18", {"input_image_channel": 0}, "input_image_channel must be a positive int"),
+        ("ResNet18", {"stride_list": [2, 2, 2, [2, 1, 1], 2]}, "stride_list needs 5 positive strides, each an int or"),
         ("SE_ResNet18_vd", {"data_format": "nhwc"}, "data_format must be NCHW or NHWC"),
     ],
 )

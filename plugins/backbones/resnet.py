@@ -232,7 +232,8 @@ class ResNet(Backbone):
     """ResNet of ``depth`` layers: ``stem``, ``max_pool``, ``blocks`` (4 stages), ``avg_pool``,
     classifier ``fc``; ``vd`` selects the ResNet-D stem and shortcuts.
 
-    ``stride_list``: 5 strides (stem conv, max-pool, stages 1-3; default all 2);
+    ``stride_list``: 5 strides (stem conv, max-pool, stages 1-3; default all 2), each an int or
+    a [height, width] pair (PaddleClas's PULC text-line teacher keeps the width with [2, 1]);
     ``stem_act``: the stem's activation (None for none); ``max_pool=False`` drops the
     max-pool and strides the first block by ``stride_list[1]`` instead;
     ``input_image_channel``: channels of the input images; ``data_format``: "NCHW", or
@@ -252,7 +253,7 @@ class ResNet(Backbone):
         *,
         depth: int,
         vd: bool,
-        stride_list: Sequence[int] | None = None,
+        stride_list: Sequence[int | Sequence[int]] | None = None,
         stem_act: str | None = "relu",
         max_pool: bool = True,
         input_image_channel: int = 3,
@@ -276,7 +277,7 @@ class ResNet(Backbone):
         if layer_type == "DiverseBranchBlock" and data_format != "NCHW":
             raise ComponentArgumentError(f"{name}: DiverseBranchBlock layers need NCHW data (data_format)")
         first_stride = 1 if max_pool else strides[1]
-        if not use_first_short_conv and (block_type is not BasicBlock or first_stride != 1):
+        if not use_first_short_conv and (block_type is not BasicBlock or first_stride not in (1, [1, 1])):
             raise ComponentArgumentError(
                 f"{name}: use_first_short_conv=False needs a first block that keeps the shape "
                 "(basic blocks, depth 18 or 34, with the max-pool)"
@@ -341,16 +342,21 @@ class ResNet(Backbone):
         return self.fc(self.avg_pool(self.blocks(x)).flatten(1))
 
 
-def _check_stride_list(name: str, stride_list: Sequence[int] | None) -> list[int]:
+def _check_stride_list(name: str, stride_list: Sequence[int | Sequence[int]] | None) -> list[int | list[int]]:
     if stride_list is None:
         return [2, 2, 2, 2, 2]
+
+    def is_stride(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
     if not isinstance(stride_list, (list, tuple)) or len(stride_list) != 5 or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in stride_list
+        is_stride(s) or (isinstance(s, (list, tuple)) and len(s) == 2 and all(map(is_stride, s))) for s in stride_list
     ):
         raise ComponentArgumentError(
-            f"{name}: stride_list needs 5 positive strides (stem conv, max-pool, stages 1-3); got {stride_list!r}"
+            f"{name}: stride_list needs 5 positive strides, each an int or a [height, width] pair "
+            f"(stem conv, max-pool, stages 1-3); got {stride_list!r}"
         )
-    return list(stride_list)
+    return [list(s) if isinstance(s, (list, tuple)) else s for s in stride_list]
 
 
 def _check_choices(name: str, **arguments: tuple[Any, tuple[Any, ...]]) -> None:
