@@ -141,9 +141,10 @@ def find_config(text: Any, search_file: Path, key: str) -> Path:
 def _stage(item: Any, where: str, repeats: int, pruner: dict | None) -> Stage:
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where}: expected a mapping with search_key, replace_config and search_values, found {item!r}")
-    unknown = [key for key in item if key not in _STAGE_KEYS]
+    known = list(dict.fromkeys(_STAGE_KEYS + _PARAM_KEYS))  # a one-parameter stage holds its parameter's keys
+    unknown = [key for key in item if key not in known]
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a stage has {', '.join(_STAGE_KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a stage has {', '.join(known)}")
     name = _text(item.get("search_key"), f"{where}.search_key")
     sampler = item.get("sampler", "grid")
     if sampler not in SAMPLERS:

@@ -202,7 +202,10 @@ class _Search:
             self.progress.say(f"trial {claim.number} {what} interrupted")
             return
         attrs_ = {"score": outcome.score, "seconds": outcome.seconds, "run_dir": str(outcome.run_dir), "error": outcome.error}
-        study.finish(claim, outcome.state, {k: v for k, v in attrs_.items() if v is not None})
+        if not study.finish(claim, outcome.state, {k: v for k, v in attrs_.items() if v is not None}):
+            self.progress.say(f"trial {claim.number} {what}: another worker took this worker for gone and ended the "
+                              f"trial; its result stays in {folder} only")
+            return
         result = f"score {outcome.score:.4f}" if outcome.score is not None else f"error: {outcome.error}"
         best = self._best_so_far(study)
         self.progress.say(f"trial {claim.number} {what}{repeat} {outcome.state} in {clock(outcome.seconds)}, {result}; {best}")

@@ -1,13 +1,14 @@
 """The Optuna side of a search: the storage, one study per stage, and claiming trials so
 that workers in several processes, on several machines, never run the same trial twice.
 
-A grid stage enqueues each of its points (values x repeats) as a waiting Optuna trial;
-a worker claims one by moving it from waiting to running, which the storage does for one
-worker only. Two workers may enqueue the same point at once: the point then belongs to
-its lowest-numbered trial, and the other is dropped unrun. A TPE stage asks Optuna for
-new trials up to its budget, by the same rule. A trial left running by a worker that is
-gone (killed: its process no longer runs, or no heartbeat for :data:`STALE_AFTER`
-seconds) is dropped, and its point runs again.
+A worker claims a point of a grid stage (values x repeats) by adding an Optuna trial
+for it; a point belongs to its lowest-numbered trial that was not dropped (the storage
+numbers trials one at a time, also under SQLite, whose transactions cannot be relied on
+to hand a waiting trial to one worker only). A worker whose new trial is not the owner
+drops it unrun. A TPE stage asks Optuna for new trials; the first ``trials`` of them
+that were not dropped make its budget. A trial whose worker is gone (killed: its process
+no longer runs, or no heartbeat for :data:`STALE_AFTER` seconds) is dropped as
+interrupted, and its point runs again.
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ class Worker:
         pid, _, token = rest.partition(":")
         if host == self.host and token != self.token and pid.isdigit() and not _alive(int(pid)):
             return True
-        beat = trial.user_attrs.get("heartbeat") or trial.datetime_start.timestamp()
+        started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+        beat = trial.user_attrs.get("heartbeat") or started
         return time.time() - beat > STALE_AFTER
 
 
@@ -154,7 +156,7 @@ class StageStudy:
         """Every trial, stale ones (abandoned by a gone worker) dropped first."""
         trials = self.study.get_trials(deepcopy=False)
         for trial in trials:
-            if trial.state.name == "RUNNING" and self.worker.has_lost(trial):
+            if trial.state.name in ("RUNNING", "WAITING") and self.worker.has_lost(trial):
                 self.drop(trial.number, f"interrupted: worker {trial.user_attrs.get('worker', '?')} is gone; run again")
         return self.study.get_trials(deepcopy=False)
 
@@ -187,28 +189,25 @@ class StageStudy:
         return self._claim_tpe() if self.stage.sampler == "tpe" else self._claim_grid()
 
     def _claim_grid(self) -> Claim | None:
+        states = self.optuna.trial.TrialState
         owned = {point_of(t) for t in self.owners(self.trials())}
-        for point in self.stage.points():
-            if point not in owned:
-                params = {p.name: text for p, text in zip(self.stage.params, point.labels)}
-                self.study.enqueue_trial(params, user_attrs={"point": [list(point.labels), point.repeat]})
-        points = set(self.stage.points())
-        for trial in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
-            point = point_of(trial)
-            if trial.state.name != "WAITING" or point not in points:
+        for point in [p for p in self.stage.points() if p not in owned]:
+            nonce = uuid.uuid4().hex
+            params = {p.name: text for p, text in zip(self.stage.params, point.labels)}
+            self.study.enqueue_trial(params, user_attrs={"point": [list(point.labels), point.repeat], "claim": nonce,
+                                                         "worker": str(self.worker), "heartbeat": time.time()})
+            trials = self.study.get_trials(deepcopy=False)
+            mine = next(t for t in trials if t.user_attrs.get("claim") == nonce)
+            owner = next(t for t in self.owners(trials) if point_of(t) == point)
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, mine.number)
+            if owner.number != mine.number:  # another worker wants this point too, and asked first
+                self.drop(mine.number, f"dropped: trial {owner.number} runs this point")
                 continue
-            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
-            if not self.storage.set_trial_state_values(trial_id, self.optuna.trial.TrialState.RUNNING):
-                continue  # another worker took it
-            self._mark_mine(trial_id)
-            owner = next(t for t in self.owners(self.study.get_trials(deepcopy=False)) if point_of(t) == point)
-            if owner.number != trial.number:
-                self.drop(trial.number, f"dropped: trial {owner.number} runs this point")
-                continue
+            self.storage.set_trial_state_values(trial_id, states.RUNNING)
             running = self.optuna.trial.Trial(self.study, trial_id)
             for param in self.stage.params:
                 running.suggest_categorical(param.name, param.labels())
-            return Claim(trial.number, trial_id, point.labels, point.repeat, self.stage.values_of(point.labels))
+            return Claim(mine.number, trial_id, point.labels, point.repeat, self.stage.values_of(point.labels))
         return None
 
     def _claim_tpe(self) -> Claim | None:
@@ -249,16 +248,21 @@ class StageStudy:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
         try:
             self.storage.set_trial_user_attr(trial_id, "dropped", reason)
+            self.storage.set_trial_state_values(trial_id, self.optuna.trial.TrialState.FAIL)
         except self.optuna.exceptions.UpdateFinishedTrialError:
-            return  # another worker ended it first
-        self.study.tell(number, state=self.optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            pass  # another worker ended it first
 
-    def finish(self, claim: Claim, state: str, attrs: dict) -> None:
-        """Record a trial's end: ``complete`` (with ``attrs["score"]``), ``pruned`` or ``failed``."""
-        for key, value in attrs.items():
-            self.storage.set_trial_user_attr(claim.trial_id, key, value)
+    def finish(self, claim: Claim, state: str, attrs: dict) -> bool:
+        """Record a trial's end: ``complete`` (with ``attrs["score"]``), ``pruned`` or ``failed``.
+        False when another worker had ended it (it took this worker for gone: a late heartbeat)."""
         states = self.optuna.trial.TrialState
+        try:
+            for key, value in attrs.items():
+                self.storage.set_trial_user_attr(claim.trial_id, key, value)
+        except self.optuna.exceptions.UpdateFinishedTrialError:
+            return False
         if state == "complete":
             self.study.tell(claim.number, attrs["score"], skip_if_finished=True)
         else:
             self.study.tell(claim.number, state=states.PRUNED if state == "pruned" else states.FAIL, skip_if_finished=True)
+        return True
