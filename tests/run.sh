@@ -10,13 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quiet=(-q --disable-pip-version-check)
-setup() {  # venv, paddle requirement
+setup() {  # venv, paddle requirement, other pins
     [ -x "$1/bin/python" ] || python3 -m venv "$1"
-    "$1/bin/pip" install "${quiet[@]}" -e ".[test,parity]" "$2"
+    "$1/bin/pip" install "${quiet[@]}" -e ".[test,parity]" "${@:2}"
     "$1/bin/pip" install "${quiet[@]}" --no-deps paddleclas==2.6.0
 }
 setup .venv "paddlepaddle>=3.0"
-setup .venv26 "paddlepaddle==2.6.2"
+setup .venv26 "paddlepaddle==2.6.2" "paddle2onnx<2"  # paddle2onnx 2 reads only Paddle 3's programs
 
 shards=8
 commit=$(git rev-parse --short=8 HEAD 2>/dev/null || echo 0)

@@ -77,7 +77,7 @@ def export(plan: Plan, *, formats: Sequence[str] = ("paddle",)) -> Path:
     plan.require("export")
     formats = export_formats(formats)
     if "onnx" in formats:  # before anything is built or written
-        require("paddle2onnx", "onnxruntime", purpose="corolla export --format onnx")
+        require("paddle2onnx", "onnx", "onnxruntime", purpose="corolla export --format onnx")
     settings = plan.settings
     plan.postprocess.build(plan.registry)  # a missing class_id_map_file fails before anything is written
     setup_environment(settings.device, settings.seed, distributed=False)

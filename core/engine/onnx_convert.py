@@ -54,7 +54,7 @@ def _reason(output: str) -> str:
     """paddle2onnx's error lines (or the last lines) of the child's output, on one line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "ERROR" in line or "Error:" in line]
-    return " | ".join(errors or lines[-3:] or ["no output"])[:600]
+    return " | ".join(errors or lines[-3:] or ["no output"])[:600].rstrip(".")
 
 
 def _main(program: str, params: str, target: str, opset: str) -> None:
