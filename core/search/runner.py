@@ -62,12 +62,12 @@ class _Search:
         self.fixed: dict[str, str] = {}      # stage -> its best values, as the table writes them
         self.teacher: dict[str, Any] = {}    # what the final run sets in its teacher
         self.rows: list[Row] = []
+        self.pruners: dict[str, dict | None] = {}  # stage -> the SearchTrial callback's pruner
 
     def run(self) -> SearchResult:
         stages = self.spec.all_stages()
         self.configs.check_keys(stages, self._teacher_keys())
-        for stage in stages:
-            self._pruner(stage)
+        self.pruners = {stage.name: self._pruner(stage) for stage in stages}
         where = "GPU " + ",".join(map(str, self.spec.gpus)) if self.device == "gpu" and self.spec.gpus else self.device
         self.progress.say(f"search {self.spec.source}: {len(stages)} stages, {len(self.slots)} worker(s) on {where}; "
                           f"study {self.spec.name!r} in {hide_password(self.url)}")
@@ -152,22 +152,25 @@ class _Search:
         return f"{values} values x {stage.repeats} run(s) of {', '.join(k for p in stage.params for k in p.keys)}"
 
     def _work_on(self, study: StageStudy) -> None:
-        threads = [threading.Thread(target=self._work, args=(study, slot), daemon=True) for slot in self.slots]
-        for thread in threads:
-            thread.start()
+        # Waiting on events, not Thread.join: a join interrupted by Ctrl-C (or SIGTERM) leaves the
+        # thread looking finished in Python 3.11, and the workers must get to drop their trials.
+        done = [threading.Event() for _ in self.slots]
+        for slot, event in zip(self.slots, done):
+            threading.Thread(target=self._work, args=(study, slot, event), daemon=True).start()
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.5)
+            for event in done:
+                while not event.wait(0.5):
+                    pass
         except KeyboardInterrupt:
             self.stop.set()
-            for thread in threads:
-                thread.join()
+            for event in done:
+                while not event.wait(0.5):
+                    pass
             raise
         if self.errors:
             raise self.errors[0]
 
-    def _work(self, study: StageStudy, slot: Slot) -> None:
+    def _work(self, study: StageStudy, slot: Slot, done: threading.Event) -> None:
         try:
             while not self.stop.is_set():
                 claim = study.claim()
@@ -180,6 +183,8 @@ class _Search:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             self.errors.append(exc)
             self.stop.set()
+        finally:
+            done.set()
 
     def _run(self, study: StageStudy, claim: Claim, slot: Slot) -> None:
         stage = study.stage
@@ -192,7 +197,7 @@ class _Search:
         repeat = f" (repeat {claim.repeat})" if stage.repeats > 1 else ""
         self.progress.say(f"trial {claim.number} {what}{repeat} started in {folder}")
         callback = {"SearchTrial": {"study": study.name, "trial_id": claim.trial_id, "metric": self.spec.metric,
-                                    "pruner": self._pruner(stage), "watch_pid": os.getpid()}}
+                                    "pruner": self.pruners[stage.name], "watch_pid": os.getpid()}}
         trial = TrialRun(config, folder, callback, self.plugin_args, self.url, self.spec.metric)
         try:
             outcome = run_trial(trial, slot, heartbeat=lambda: study.heartbeat(claim.trial_id), stop=self.stop,
