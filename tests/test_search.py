@@ -228,6 +228,34 @@ def test_shipped_search_files_read_and_their_configs_plan(name):
         read_plan(configs.build(stage, settings, {}, Path("out")), registry)
 
 
+def test_jobs_split_threads_on_cpu_and_gpus_on_gpu(monkeypatch):
+    from corolla.search.trial import Slot, slots
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    assert slots(1, (0, 1), "cpu") == [Slot()] and slots(3, (), "cpu") == [Slot({"OMP_NUM_THREADS": "2"})] * 3
+    assert slots(1, (0, 1, 2, 3), "gpu") == [Slot(gpus=(0, 1, 2, 3))]  # one trial on every GPU (launch)
+    assert slots(2, (0, 1, 2, 3), "gpu") == [Slot(gpus=(0, 1)), Slot(gpus=(2, 3))]
+    assert slots(2, (4, 5), "gpu") == [Slot({"CUDA_VISIBLE_DEVICES": "4"}), Slot({"CUDA_VISIBLE_DEVICES": "5"})]
+    with pytest.raises(ConfigError, match=r"--jobs 4 on GPU .* list at least 4 in the search file's gpus \(found \[0, 1\]\)"):
+        slots(4, (0, 1), "gpu")
+
+
+def test_a_trials_score_and_error_come_from_its_files(tmp_path):
+    from corolla.search.trial import error_of, read_score
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"event": "eval", "epoch": 1, "top1": 0.5}\n{"event": "epoch", "epoch": 1, "top1": 0.9}\n'
+                       '{"event": "eval", "epoch": 2, "top1": 0.75, "top5": 1.0}\n{"event": "eval", "ep')  # cut by a kill
+    assert read_score(metrics, "top1") == 0.75
+    with pytest.raises(CorollaError, match=r"no evaluation in .* has 'tpr' \(2 evaluations; their values: top1, top5\)"):
+        read_score(metrics, "tpr")
+    log = tmp_path / "train.log"
+    log.write_text("[Train] ...\ncorolla train: error: Arch.name: unknown backbone 'ResNet5'\n")
+    assert error_of(log, 2) == "Arch.name: unknown backbone 'ResNet5'" and error_of(log, -9) == "killed by SIGKILL (out of memory?)"
+    log.write_text("Traceback (most recent call last):\n  File x\nMemoryError: cannot allocate\n")
+    assert error_of(log, 1) == "MemoryError: cannot allocate"
+
+
 def test_without_optuna_the_search_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(CorollaError, match=r"pip install 'corolla\[search\]'"):
@@ -371,7 +399,7 @@ def test_a_paddleclas_pulc_search_file_runs_unchanged_but_for_paths_and_sizes(pl
     assert ops[1]["RandCropImage"]["size"] == 32 and ops[3]["TimmAutoAugment"]["prob"] == 0.5
     teacher_trial = yaml.safe_load((out / "teacher" / "ResNet18_vd_0" / "config.yaml").read_text())
     assert "lr_mult_list" not in teacher_trial["Arch"]  # rm_keys
-    (trial,) = optuna.load_study(study_name="out.lrs", storage=f"sqlite:///{out / 'search.db'}").trials
+    (trial,) = complete_trials(out / "search.db", "out.lrs")
     assert trial.user_attrs["metric"] == "tpr_at_fpr"  # the first Metric.Eval value, PaddleClas's "best metric"
 
 

@@ -158,7 +158,7 @@ def _stage(item: Any, where: str, repeats: int, pruner: dict | None) -> Stage:
             raise ConfigError(f"{where}.params: expected a mapping of name -> {{replace_config, search_values | low, high}}")
         params = tuple(_param(str(key), node, f"{where}.params.{key}", sampler) for key, node in params_node.items())
     else:
-        params = (_param(name, item, where, sampler),)
+        params = (_param(name, item, where, sampler, stage_keys=_STAGE_KEYS),)
     trials = item.get("trials")
     if sampler == "tpe":
         trials = _integer(trials, f"{where}.trials (the trial budget of a tpe stage)", minimum=1)
@@ -171,10 +171,10 @@ def _stage(item: Any, where: str, repeats: int, pruner: dict | None) -> Stage:
     )
 
 
-def _param(name: str, node: Any, where: str, sampler: str) -> Param:
+def _param(name: str, node: Any, where: str, sampler: str, *, stage_keys: tuple[str, ...] = ()) -> Param:
     if not isinstance(node, Mapping):
         raise ConfigError(f"{where}: expected a mapping with replace_config and search_values, found {node!r}")
-    unknown = [key for key in node if key not in _PARAM_KEYS + _STAGE_KEYS]
+    unknown = [key for key in node if key not in _PARAM_KEYS + stage_keys]
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a parameter has {', '.join(_PARAM_KEYS)}")
     keys = node.get("replace_config")

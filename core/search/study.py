@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -137,6 +138,7 @@ class StageStudy:
                  worker: Worker) -> None:
         self.optuna, self.storage, self.stage, self.worker = optuna, storage, stage, worker
         self.name = f"{name}.{stage.name}"
+        self.lock = threading.Lock()
         samplers = optuna.samplers
         sampler = samplers.TPESampler(seed=seed, constant_liar=True) if stage.sampler == "tpe" else samplers.RandomSampler(seed=seed)
         self.study = optuna.create_study(storage=storage, study_name=self.name, direction="maximize",
@@ -185,8 +187,10 @@ class StageStudy:
     # --- claiming ----------------------------------------------------------------
 
     def claim(self) -> Claim | None:
-        """Take a trial to run, or None when every trial is taken."""
-        return self._claim_tpe() if self.stage.sampler == "tpe" else self._claim_grid()
+        """Take a trial to run, or None when every trial is taken. The workers of one process
+        claim one at a time (those of other processes may race, and then drop a trial unrun)."""
+        with self.lock:
+            return self._claim_tpe() if self.stage.sampler == "tpe" else self._claim_grid()
 
     def _claim_grid(self) -> Claim | None:
         states = self.optuna.trial.TrialState

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,6 @@ from typing import Callable, Mapping, Sequence
 
 import attrs
 
-import corolla
 from corolla.plugin.errors import ConfigError, CorollaError
 from corolla.search.configs import callbacks_override, write_config
 from corolla.search.study import HEARTBEAT
@@ -117,10 +117,14 @@ def run_trial(trial: TrialRun, slot: Slot, *, heartbeat: Callable[[], None], sto
 
 
 def _launcher(slot: Slot, folder: Path) -> list[str]:
-    if len(slot.gpus) > 1:
-        script = Path(corolla.__file__).with_name("__main__.py")
+    if len(slot.gpus) > 1:  # Paddle's launcher runs a script: the console script beside this Python
+        script = Path(sys.executable).with_name("corolla")
+        script = str(script) if script.is_file() else shutil.which("corolla")
+        if script is None:
+            raise CorollaError("a multi-GPU trial runs the 'corolla' console script under paddle.distributed.launch, "
+                               "and it is not installed beside this Python nor on PATH (pip install corolla)")
         return [sys.executable, "-m", "paddle.distributed.launch", f"--gpus={','.join(map(str, slot.gpus))}",
-                "--log_dir", str(folder / "launch_logs"), str(script)]
+                "--log_dir", str(folder / "launch_logs"), script]
     return [sys.executable, "-m", "corolla"]
 
 
