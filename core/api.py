@@ -11,7 +11,8 @@ plugins to this module. Importing it does not import Paddle.
 - Reading configs and model outputs: :class:`ComponentSpec`, :func:`item_spec`,
   :func:`named_spec`, :class:`ModelOutputs`, :func:`pick_output`.
 - Data: :func:`generator` (the augmentation random source), :func:`read_image_bytes`,
-  :class:`UnreadableImageError`, :class:`Pipeline`, :func:`build_batch_transform`, and
+  :class:`UnreadableImageError`, :class:`Pipeline`, :class:`LabeledImage` (what an op that
+  makes labels returns), :func:`build_batch_transform`, and
   :class:`EpochBatchSampler` (shuffled by seed and epoch, dealt between processes) for samplers.
 - Weights and files: :func:`weights_table`, :class:`PretrainedWeights`, :data:`MODEL_ZOO_URL`,
   :func:`load_pretrained`, :func:`apply_state_dict`, :func:`describe_weights`,
@@ -21,7 +22,7 @@ plugins to this module. Importing it does not import Paddle.
 - Showing progress: :func:`progress`, :func:`format_values`.
 """
 from corolla.config.specs import ComponentSpec, item_spec, named_spec
-from corolla.data.pipeline import Pipeline, UnreadableImageError, build_batch_transform, read_image_bytes
+from corolla.data.pipeline import LabeledImage, Pipeline, UnreadableImageError, build_batch_transform, read_image_bytes
 from corolla.data.randomness import generator
 from corolla.data.sampler import EpochBatchSampler
 from corolla.engine.files import write_checkpoint, write_text
@@ -83,6 +84,7 @@ __all__ = [
     "CorollaError",
     "DataError",
     "EpochBatchSampler",
+    "LabeledImage",
     "ModelOutputs",
     "Pipeline",
     "PluginError",

@@ -61,6 +61,8 @@ class GlobalSection:
     #: evaluation on CPU: auto (through Paddle Inference where it pays off), inference, or dygraph
     eval_engine: str = setting("auto", choice("auto", "inference", "dygraph"))
     class_num: int | None = setting(None, optional(integer(1)))  # PaddleClas copies it to Arch.class_num
+    #: a multi-label task: infer, export and predict turn logits into per-class sigmoid probabilities
+    use_multilabel: bool = setting(False, boolean)
     fp16: bool = setting(False, boolean)  # seed 002's flag: the same as an AMP section with level O1
     scale_loss: float = setting(1.0, number(0.0))  # seed 002's loss scale for fp16
     callbacks: list = setting(_default_callbacks, list_of(any_value), factory=True)

@@ -30,12 +30,17 @@ Optional attributes let an op take part in the fast paths:
   a copy when it is the first batch op.
 - ``layout = "hwc"`` or ``"chw"``: the input layout the op needs;
   ``output_layout``: the layout it produces (otherwise unchanged).
+
+An op that also makes labels (``BlurImage``: blurred or not) declares their keys in
+``makes_labels`` and returns a :class:`LabeledImage`; :meth:`Pipeline.labeled_sample`
+returns them beside the image, for a dataset that reads its labels from them
+(``CustomLabelDataset``).
 """
 from __future__ import annotations
 
 import inspect
 import os
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 import attrs
 import numpy as np
@@ -60,6 +65,13 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
         raise UnreadableImageError(f"image not found: {path}") from None
     except OSError as exc:
         raise UnreadableImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+
+
+class LabeledImage(NamedTuple):
+    """What an op that makes labels returns: the image, and ``{label key: value}``."""
+
+    image: Any
+    labels: Mapping[str, Any]
 
 
 class Pipeline:
@@ -105,11 +117,21 @@ class Pipeline:
         except CorollaError as exc:
             raise type(exc)(f"{source}: {exc}") from None
 
+    @property
+    def label_keys(self) -> set[str]:
+        """The keys of the labels that the ops make (their ``makes_labels``)."""
+        return {key for op in self.ops for key in getattr(op, "makes_labels", ())}
+
     def sample(self, data: Any) -> np.ndarray:
         """Run the per-image ops on encoded bytes; usually returns uint8 HWC."""
+        return self.labeled_sample(data)[0]
+
+    def labeled_sample(self, data: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """:meth:`sample`, and the labels its ops made (:class:`LabeledImage`)."""
         if self._selected is not None:
-            return self._selected.sample(data)
+            return self._selected.labeled_sample(data)
         index = 0
+        labels: dict[str, Any] = {}
         if self._fused and isinstance(data, (bytes, bytearray, memoryview)):
             decoder, op = self.ops[0], self.ops[1]
             data = self._run(0, decoder.open, data)
@@ -117,8 +139,12 @@ class Pipeline:
             data = self._run(0, decoder.finish, data)
             index = 2
         for i in range(index, self.split):
-            data = self._checked(i, data, self._run(i, self.ops[i], data))
-        return np.asarray(data)
+            made = self._run(i, self.ops[i], data)
+            if isinstance(made, LabeledImage):
+                labels.update(made.labels)
+                made = made.image
+            data = self._checked(i, data, made)
+        return np.asarray(data), labels
 
     def finish(self, samples: Sequence[np.ndarray]) -> np.ndarray:
         """Stack samples of equal shape and run the batch ops: a float32 (or float16) NCHW batch."""

@@ -33,6 +33,7 @@ from corolla.data.placement import setup_environment
 from corolla.engine.builders import build_trained_model, inference_model
 from corolla.engine.files import WriteError
 from corolla.engine.formatting import progress
+from corolla.engine.inference import activate, output_activation
 from corolla.engine.onnx_convert import ConversionError, convert
 from corolla.engine.predict import RECORD_NAME, Predictor
 from corolla.engine.runtimes import MODEL_PREFIX, program_file, require, save_program
@@ -47,20 +48,19 @@ _RUNTIME = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime"}
 
 
 class ExportedModel(paddle.nn.Layer):
-    """The predicting network, its logits turned into probabilities when asked."""
+    """The predicting network, its logits turned into probabilities by ``activation``
+    (:func:`~corolla.engine.inference.output_activation`)."""
 
-    def __init__(self, net: paddle.nn.Layer, softmax: bool) -> None:
+    def __init__(self, net: paddle.nn.Layer, activation: str | None) -> None:
         super().__init__()
         self.net = net
-        self.softmax = softmax
+        self.activation = activation
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         out = self.net(x)
         if isinstance(out, dict):
             out = out["logits"]
-        if self.softmax:
-            out = paddle.nn.functional.softmax(out, axis=-1)
-        return out
+        return activate(out, self.activation)
 
 
 def export_formats(names: Sequence[str]) -> tuple[str, ...]:
@@ -88,7 +88,7 @@ def export(plan: Plan, *, formats: Sequence[str] = ("paddle",)) -> Path:
     try:
         for step in progress(steps, total=len(steps), desc="export", enabled=True):
             if step == "build":
-                exported = ExportedModel(inference_model(build_trained_model(plan)), plan.model.infer_add_softmax)
+                exported = ExportedModel(inference_model(build_trained_model(plan)), output_activation(plan))
                 exported.eval()
             elif step == "trace and save":
                 staging.mkdir(parents=True)
@@ -160,7 +160,7 @@ def _write_record(plan: Plan, target: Path, formats: Sequence[str], opset: int |
         "Global": {
             "model_name": plan.model.part.name,
             "image_shape": list(plan.settings.image_shape),
-            "output": "probabilities" if plan.model.infer_add_softmax else "logits",
+            "output": {"softmax": "probabilities", "sigmoid": "sigmoid probabilities", None: "logits"}[output_activation(plan)],
             "formats": list(formats),
             **({"onnx_opset": opset} if opset is not None else {}),
             "corolla_version": corolla.__version__,

@@ -16,11 +16,26 @@ from corolla.engine.predictions import Prediction
 from corolla.plugin.outputs import pick_output
 
 
+def output_activation(plan: Plan) -> str | None:
+    """What turns the model's logits into the scores a post-process reads: ``sigmoid`` for a
+    multi-label task (``Global.use_multilabel``, as PaddleClas exports it), ``softmax`` unless
+    ``Arch.infer_add_softmax`` is false, else None (the logits)."""
+    if plan.settings.use_multilabel:
+        return "sigmoid"
+    return "softmax" if plan.model.infer_add_softmax else None
+
+
+def activate(logits: paddle.Tensor, activation: str | None) -> paddle.Tensor:
+    """``logits`` through :func:`output_activation`'s ``activation``."""
+    if activation == "sigmoid":
+        return paddle.nn.functional.sigmoid(logits)
+    return paddle.nn.functional.softmax(logits, axis=-1) if activation == "softmax" else logits
+
+
 @paddle.no_grad()
-def class_scores(net: paddle.nn.Layer, images: np.ndarray, *, softmax: bool) -> np.ndarray:
+def class_scores(net: paddle.nn.Layer, images: np.ndarray, *, activation: str | None) -> np.ndarray:
     """The model's class probabilities (or logits) for a float32 NCHW batch."""
-    logits = pick_output(net(paddle.to_tensor(images)))
-    return (paddle.nn.functional.softmax(logits, axis=-1) if softmax else logits).numpy()
+    return activate(pick_output(net(paddle.to_tensor(images))), activation).numpy()
 
 
 def infer(plan: Plan, *, json_path: str | Path | None = None, skip_bad_images: bool = False,
@@ -32,10 +47,10 @@ def infer(plan: Plan, *, json_path: str | Path | None = None, skip_bad_images: b
     postprocess = plan.postprocess.build(plan.registry)
     setup_environment(plan.settings.device, plan.settings.seed, distributed=False)
     net = inference_model(build_trained_model(plan))
-    softmax = plan.model.infer_add_softmax
+    activation = output_activation(plan)
 
     def classify(images: np.ndarray, names: list[str]) -> list[Prediction]:
-        return postprocess(class_scores(net, images, softmax=softmax), names)
+        return postprocess(class_scores(net, images, activation=activation), names)
 
     return classify_images(files, pipeline, classify, batch_size=plan.infer.batch_size, desc="infer",
                            root=plan.infer.infer_imgs, json_path=json_path, skip_bad_images=skip_bad_images, echo=echo)

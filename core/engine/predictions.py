@@ -23,11 +23,16 @@ class Prediction:
     class_ids: list[int]
     scores: list[float]
     label_names: list[str]
+    #: what an attribute post-process says beyond the classes, printed instead of them as
+    #: PaddleClas prints it: ``{'attributes': [...], 'output': [0, 1, ...]}``
+    details: dict | None = None
 
     def line(self, root: str | Path | None = None) -> str:
         """The seed's one-line form (scores to two decimals), the file named relative to
         ``root`` (the folder that was classified), else by its base name."""
         name = Path(self.file).relative_to(root).as_posix() if root is not None else Path(self.file).name
+        if self.details is not None:
+            return f"{name}:\t {self.details}"
         text = f"{name}:\tclass id(s): {self.class_ids}, score(s): [{', '.join(f'{s:.2f}' for s in self.scores)}]"
         if self.label_names:
             text += f", label_name(s): {self.label_names}"

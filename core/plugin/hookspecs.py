@@ -221,7 +221,9 @@ class Loss(Protocol):
     composite model's :class:`corolla.api.ModelOutputs`; read it with
     :func:`corolla.api.pick_output`); ``labels`` int64 ``[N]`` with ``-1`` for
     unlabeled samples, or float ``[N, C]`` (multi-label, or soft labels after
-    Mixup/Cutmix). A loss that needs labels skips unlabeled rows. No term may be
+    Mixup/Cutmix), or float ``[N, 2, C]`` (multi-label flags, then each class's share of
+    positives in the dataset: ``MultiLabelDataset`` with ``label_ratio``). A loss that
+    needs labels skips unlabeled rows (multi-label: entries of ``-1``). No term may be
     called ``loss`` (the engine's weighted sum).
     """
 
@@ -269,7 +271,8 @@ class Transform(Protocol):
     Optional attributes take part in the loader's fast paths
     (:mod:`corolla.data.pipeline`): ``decodes``, ``can_defer`` with ``open`` and
     ``finish``, ``takes_undecoded`` with ``on_decode``, ``apply_batch`` (the same
-    result on an N-first batch) and ``takes_samples``.
+    result on an N-first batch) and ``takes_samples``. An op that also makes labels
+    lists their keys in ``makes_labels`` and returns a :class:`corolla.api.LabeledImage`.
     """
 
     def __call__(self, sample: Any) -> Any: ...
@@ -288,7 +291,8 @@ class BatchTransform(Protocol):
 class Dataset(Protocol):
     """A map-style dataset: ``dataset[i]`` is ``(sample, label)``, the sample made by
     the ``transform_ops`` pipeline's per-image part (``pipeline.sample(bytes)``),
-    the label an int (``-1`` unlabeled) or a float vector (multi-label).
+    the label an int (``-1`` unlabeled) or a float vector (multi-label; ``[2, C]`` with
+    each class's share of positives as its second row).
 
     Optionally ``check(class_num) -> summary``, run before training without
     decoding: ``summary.images``, ``summary.missing`` (list-file lines of missing
@@ -332,8 +336,9 @@ class Sampler(Protocol):
 @runtime_checkable
 class PostProcess(Protocol):
     """``postprocess(scores, files) -> predictions``: ``scores`` a float32 ``[N, C]``
-    array of the exported model's output (probabilities unless
-    ``Arch.infer_add_softmax`` is false), ``files`` the N image paths; one
+    array of the exported model's output (softmax probabilities unless
+    ``Arch.infer_add_softmax`` is false; per-class sigmoid probabilities with
+    ``Global.use_multilabel``), ``files`` the N image paths; one
     :class:`corolla.engine.postprocess.Prediction` per image."""
 
     def __call__(self, scores: Any, files: Sequence[str]) -> list[Any]: ...

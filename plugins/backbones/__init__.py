@@ -8,9 +8,10 @@ import pkgutil
 
 from corolla.api import Alias, hookimpl, lazy, lazy_variants
 
-#: family modules not yet converted to a VARIANTS table -> the names they build
+#: modules without a VARIANTS table (composites, feature transforms) -> the names they build
 _FAMILIES: dict[str, tuple[str, ...]] = {
     "distillation": ("DistillationModel",),
+    "afd_attention": ("AttentionModel", "LinearTransformStudent", "LinearTransformTeacher"),
 }
 
 #: older names (seed 002's model zoo) -> current name

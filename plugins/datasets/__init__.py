@@ -14,6 +14,7 @@ def corolla_datasets() -> dict:
     table.update(lazy(f"{_PACKAGE}.imagenet", "ImageNetDataset"))
     table.update(lazy(f"{_PACKAGE}.multilabel", "MultiLabelDataset"))
     table.update(lazy(f"{_PACKAGE}.folder", "ImageFolderDataset"))
+    table.update(lazy(f"{_PACKAGE}.custom_label", "CustomLabelDataset"))
     table.update(lazy(f"{_PACKAGE}.multiscale", "MultiScaleDataset"))
     return table
 

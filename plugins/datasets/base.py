@@ -60,12 +60,14 @@ class ImageDataset:
             data = read_image_bytes(path)
         except CorollaError as exc:
             raise type(exc)(f"{self.origins[index]}: {exc}") from None
-        if self.transform_ops is not None:
-            try:
-                data = self.transform_ops.sample(data)
-            except CorollaError as exc:
-                raise type(exc)(f"{self.origins[index]}: {path}: {exc}") from None
-        return data, self.label(index)
+        try:
+            return self.sample_and_label(index, data)
+        except CorollaError as exc:
+            raise type(exc)(f"{self.origins[index]}: {path}: {exc}") from None
+
+    def sample_and_label(self, index: int, data: bytes) -> tuple[Any, Any]:
+        """What ``transform_ops`` make of sample ``index``'s bytes (the bytes without them), and its label."""
+        return (self.transform_ops.sample(data) if self.transform_ops is not None else data), self.label(index)
 
     def label(self, index: int) -> Any:
         return np.int64(self.labels[index])

@@ -76,11 +76,11 @@ def class_label(field: str | None) -> int:
 
 
 def multi_hot(field: str | None) -> tuple[int, ...]:
-    """``0,1,0`` -> (0, 1, 0)."""
+    """``0,1,0`` -> (0, 1, 0); a flag of -1 means unknown."""
     if field is None:
         raise ValueError("missing")
     values = tuple(int(v) for v in field.split(","))
-    if any(v not in (0, 1) for v in values):
+    if any(v not in (-1, 0, 1) for v in values):
         raise ValueError(field)
     return values
 

@@ -44,3 +44,12 @@ def soft_cross_entropy(logits: paddle.Tensor, target: paddle.Tensor) -> paddle.T
 def masked_mean(per_row: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
     """Mean of ``per_row`` over rows where ``mask`` is 1; 0 (still differentiable) when none is."""
     return (per_row * mask).sum() / paddle.clip(mask.sum(), min=1.0)
+
+
+def hard_targets(labels: paddle.Tensor, fallback: paddle.Tensor, use_fallback: bool = False) -> paddle.Tensor:
+    """Class ids ``[N]``: the labels, or ``fallback`` (usually the teacher's arg-max) for
+    unlabeled rows (-1), for soft labels (Mixup, Cutmix), or everywhere with ``use_fallback``."""
+    if use_fallback or paddle.is_floating_point(labels):
+        return fallback
+    labels = labels.reshape([-1])
+    return paddle.where(labels >= 0, labels, fallback)

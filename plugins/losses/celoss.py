@@ -87,3 +87,28 @@ class DistillationCELoss(PairLoss):
     def term(self, first: Tensor, second: Tensor, labels: Tensor) -> Tensor:
         target = smooth(F.softmax(second, axis=-1), self.epsilon)
         return soft_cross_entropy(first, target).mean()
+
+
+class GoogLeNetLoss:
+    """GoogLeNet's loss (Szegedy et al. 2014): cross entropy of the main logits plus 0.3
+    times that of each auxiliary head (``aux_logits1``, ``aux_logits2``)::
+
+        loss = CE(logits) + 0.3 * CE(aux_logits1) + 0.3 * CE(aux_logits2)
+
+    each CE a mean over labeled rows. The auxiliary heads run only in training, so in
+    evaluation the loss is ``CE(logits)``. Label smoothing is not supported, as in PaddleClas.
+    """
+
+    AUXILIARY = ("aux_logits1", "aux_logits2")
+
+    def __init__(self, epsilon: float | None = None) -> None:
+        if check_epsilon(epsilon):
+            raise ValueError(f"epsilon: GoogLeNetLoss does not smooth labels; leave it unset, found {epsilon!r}")
+
+    def __call__(self, outputs: Any, labels: Tensor) -> dict[str, Tensor]:
+        loss = label_cross_entropy(pick_output(outputs), labels, 0.0)
+        if isinstance(outputs, dict):
+            for key in self.AUXILIARY:
+                if key in outputs:
+                    loss = loss + 0.3 * label_cross_entropy(outputs[key], labels, 0.0)
+        return {"GoogLeNetLoss": loss}

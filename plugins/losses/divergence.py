@@ -8,6 +8,8 @@ import paddle.nn.functional as F
 
 from corolla.plugins.losses._models import PairLoss
 from corolla.plugins.losses._params import check_act, check_positive
+from corolla.plugins.losses._targets import hard_targets
+from corolla.plugins.losses.multilabel import ratio_weights, required_ratio
 
 Tensor = paddle.Tensor
 
@@ -56,6 +58,10 @@ class DistillationDMLLoss(PairLoss):
 
     as in PaddleClas (its factor C included). Every row counts, labeled or not: this is
     the SKL-UGI distillation of the PULC docs, and what PaddleClas's JSDivLoss computed.
+
+    ``weight_ratio`` (multi-label tasks, labels with ``label_ratio``) multiplies each
+    ``(i, c)`` term by ``MultiLabelLoss``'s class weight ``exp(1 - r_c)`` or ``exp(r_c)``
+    for a positive or negative flag, and by 0 for an unknown flag (-1).
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class DistillationDMLLoss(PairLoss):
         act: str | None = "softmax",
         sum_across_class_dim: bool = False,
         eps: float = 1e-12,
+        weight_ratio: bool = False,
         key: str | None = None,
         name: str = "loss_dml",
     ) -> None:
@@ -71,12 +78,16 @@ class DistillationDMLLoss(PairLoss):
         self.act = check_act(act)
         self.sum_across_class_dim = bool(sum_across_class_dim)
         self.eps = check_positive(eps, "eps")
+        self.weight_ratio = bool(weight_ratio)
 
     def term(self, first: Tensor, second: Tensor, labels: Tensor) -> Tensor:
         p, q = self.act(first), self.act(second)
         log_p, log_q = paddle.log(p + self.eps), paddle.log(q + self.eps)
         classes = first.shape[-1]
         cost = (q * (log_q - log_p) + p * (log_p - log_q)) * (classes / 2.0)
+        if self.weight_ratio:
+            flags, ratio = required_ratio(labels, classes)
+            cost = cost * ratio_weights(flags, ratio) * (flags >= 0).astype("float32")
         return cost.sum(axis=-1).mean() if self.sum_across_class_dim else cost.mean()
 
 
@@ -111,16 +122,9 @@ class DistillationDKDLoss(PairLoss):
         self.beta = float(beta)
         self.use_target_as_gt = bool(use_target_as_gt)
 
-    def _target(self, teacher: Tensor, labels: Tensor) -> Tensor:
-        guess = teacher.argmax(axis=-1)
-        if self.use_target_as_gt or paddle.is_floating_point(labels):
-            return guess
-        labels = labels.reshape([-1])
-        return paddle.where(labels >= 0, labels, guess)
-
     def term(self, first: Tensor, second: Tensor, labels: Tensor) -> Tensor:
         t = self.temperature
-        gt = F.one_hot(self._target(second, labels), first.shape[-1])
+        gt = F.one_hot(hard_targets(labels, second.argmax(axis=-1), self.use_target_as_gt), first.shape[-1])
         p_s, p_t = F.softmax(first / t, axis=-1), F.softmax(second / t, axis=-1)
         b_s = paddle.stack([(p_s * gt).sum(-1), (p_s * (1 - gt)).sum(-1)], axis=-1)
         b_t = paddle.stack([(p_t * gt).sum(-1), (p_t * (1 - gt)).sum(-1)], axis=-1)

@@ -4,4 +4,7 @@ from corolla.api import hookimpl, lazy
 
 @hookimpl
 def corolla_metrics() -> dict:
-    return lazy(f"{__name__}.classification", "TopkAcc", "DistillationTopkAcc", "TprAtFpr")
+    return {
+        **lazy(f"{__name__}.classification", "TopkAcc", "DistillationTopkAcc", "TprAtFpr", "GoogLeNetTopkAcc"),
+        **lazy(f"{__name__}.multilabel", "ATTRMetric", "AccuracyScore", "HammingDistance"),
+    }

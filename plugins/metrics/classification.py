@@ -132,3 +132,8 @@ class TprAtFpr:
             tpr = np.where(fpr <= self.max_fpr, tpr, -1.0)
         best = int(np.argmax(tpr))
         return {"tpr_at_fpr": max(float(tpr[best]), 0.0), "threshold": float(thresholds[best])}
+
+
+class GoogLeNetTopkAcc(TopkAcc):
+    """:class:`TopkAcc` of GoogLeNet's main logits; the auxiliary heads' outputs (training
+    only) are not scored (PaddleClas's name for the GoogLeNet config)."""

@@ -52,3 +52,27 @@ class ThreshOutput:
             else:
                 results.append(Prediction(str(file), [1], [score], [self.label_1]))
         return results
+
+
+class MultiLabelThreshOutput:
+    """Every class whose (sigmoid) probability reaches ``threshold``, with its score rounded
+    to five decimals as PaddleClas does, and its label name from ``class_id_map_file``."""
+
+    def __init__(self, threshold: float = 0.5, class_id_map_file: str | None = None, delimiter: str | None = None) -> None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError(f"threshold: expected a probability in [0, 1], found {threshold!r}")
+        self.threshold = float(threshold)
+        self.class_id_map_file = class_id_map_file
+        self.labels = (
+            read_label_map(class_id_map_file, key_path="class_id_map_file", delimiter=delimiter)
+            if class_id_map_file
+            else {}
+        )
+
+    def __call__(self, probabilities: np.ndarray, files: Sequence[str]) -> list[Prediction]:
+        results = []
+        for file, row in zip(files, probabilities):
+            ids = [int(i) for i in np.flatnonzero(row >= self.threshold)]
+            names = [self.labels.get(i, str(i)) for i in ids] if self.labels else []
+            results.append(Prediction(str(file), ids, [round(float(row[i]), 5) for i in ids], names))
+        return results

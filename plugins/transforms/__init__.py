@@ -16,6 +16,11 @@ _TRANSFORMS: dict[str, tuple[str, ...]] = {
     "erasing": ("RandomErasing", "Cutout", "GridMask", "HideAndSeek"),
     "autoaugment": ("AutoAugment", "RandAugment"),
     "timm_autoaugment": ("TimmAutoAugment",),
+    "randaugment_variants": ("RandAugmentV2", "RandAugmentV3"),
+    "crops": ("RandomCropImage", "CropImageAtRatio"),
+    "pad": ("Padv2",),
+    "lighting": ("PCALighting",),
+    "labeling": ("BlurImage", "RandomRot90"),
 }
 
 

@@ -125,11 +125,19 @@ class RandCropImage(_ResizesUndecoded):
     The aspect ratio is drawn from ``ratio`` (log-uniformly with
     ``use_log_aspect``), the area fraction uniformly from ``scale`` capped so
     the crop fits; the crop's corner is uniform over the valid positions.
+
+    ``progress_size`` (one size per stage of PaddleClas's progressive training,
+    ``Global.train_mode: progressive``) is accepted and checked; the crops are ``size``
+    throughout.
     """
 
     def __init__(self, size: Any, scale: Sequence[float] | None = None, ratio: Sequence[float] | None = None,
-                 interpolation: str | None = None, use_log_aspect: bool = False, backend: str = "pil") -> None:
+                 interpolation: str | None = None, use_log_aspect: bool = False, backend: str = "pil",
+                 progress_size: Sequence[int] | None = None) -> None:
         self.size = size_pair(size, "size")
+        if progress_size is not None and not (isinstance(progress_size, (list, tuple)) and progress_size
+                                              and all(size_pair(s, "progress_size") for s in progress_size)):
+            raise ValueError(f"progress_size: expected a list of sizes, one per training stage, found {progress_size!r}")
         self.scale = number_range(scale if scale is not None else (0.08, 1.0), "scale")
         self.ratio = number_range(ratio if ratio is not None else (3.0 / 4.0, 4.0 / 3.0), "ratio")
         if self.ratio[0] <= 0:

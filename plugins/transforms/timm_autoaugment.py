@@ -276,14 +276,14 @@ def _auto_augment(config_str: str, hparams: dict) -> _PolicyAugment:
 
 class TimmAutoAugment:
     """With probability ``prob``, apply timm's RandAugment, AugMix or AutoAugment as
-    ``config_str`` says (see the module docstring).
+    ``config_str`` says (see the module docstring); ``config_str: null`` applies nothing.
 
     ``img_size`` sets the absolute translation range (45% of its short side),
     ``mean`` the fill colour, ``interpolation`` the filter of geometric
     operations (``random``: bilinear or bicubic per call).
     """
 
-    def __init__(self, prob: Any = 1.0, config_str: str = "rand-m9-mstd0.5-inc1", interpolation: str | None = "bicubic",
+    def __init__(self, prob: Any = 1.0, config_str: str | None = "rand-m9-mstd0.5-inc1", interpolation: str | None = "bicubic",
                  img_size: Any = 224, mean: Any = IMAGENET_DEFAULT_MEAN) -> None:
         self.prob = probability(prob, "prob")
         short_side = min(img_size) if isinstance(img_size, (list, tuple)) else number(img_size, "img_size")
@@ -293,9 +293,11 @@ class TimmAutoAugment:
         }
         if interpolation and interpolation != "random":
             hparams["interpolation"] = pil_filter(interpolation, "interpolation")
-        if not isinstance(config_str, str):
-            raise ValueError(f"config_str: expected a string like 'rand-m9-mstd0.5-inc1', found {config_str!r}")
-        if config_str.startswith("rand"):
+        if config_str is None:  # FasterNet_T0's config: no automatic augmentation
+            self.augment = None
+        elif not isinstance(config_str, str):
+            raise ValueError(f"config_str: expected a string like 'rand-m9-mstd0.5-inc1' or null, found {config_str!r}")
+        elif config_str.startswith("rand"):
             self.augment = _rand_augment(config_str, hparams)
         elif config_str.startswith("augmix"):
             hparams["translate_pct"] = 0.3
@@ -306,6 +308,6 @@ class TimmAutoAugment:
             raise ValueError(f"config_str {config_str!r}: expected it to start with 'rand', 'augmix', 'auto' or 'original'")
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        if generator().random() >= self.prob:
+        if self.augment is None or generator().random() >= self.prob:
             return img
         return pil_ops.on_array(self.augment, img)
