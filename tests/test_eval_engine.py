@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import paddle
 import pytest
 import yaml
 
@@ -49,21 +50,26 @@ def _evals(run) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(data, registry, tmp_path_factory):
-    """The same two epochs with evaluation in dygraph and through Paddle Inference (counting the traces)."""
-    traces = []
-    real_save = eval_engine.save_program
-    eval_engine.save_program = lambda *a: (traces.append(a), real_save(*a))
+    """The same two epochs with evaluation in dygraph and through Paddle Inference (counting
+    the conversions to a static graph and the saves)."""
+    calls = {"traced": 0, "saved": 0}
+    real_traced, real_save = eval_engine.traced, paddle.jit.save
+
+    def count(name, real):
+        return lambda *a, **kw: (calls.__setitem__(name, calls[name] + 1), real(*a, **kw))[1]
+
+    eval_engine.traced, paddle.jit.save = count("traced", real_traced), count("saved", real_save)
     try:
         out = tmp_path_factory.mktemp("runs")
         return {engine: _train(engine_support.tiny_config(data, out / engine, epochs=2), registry, engine)
-                for engine in ("dygraph", "inference")}, traces
+                for engine in ("dygraph", "inference")}, calls
     finally:
-        eval_engine.save_program = real_save
+        eval_engine.traced, paddle.jit.save = real_traced, real_save
 
 
 def test_training_evaluates_through_paddle_inference_with_dygraphs_metrics_and_weights(runs):
-    (runs, traces) = runs
-    assert len(traces) == 2  # once per evaluation: the weights change every epoch
+    (runs, calls) = runs
+    assert calls == {"traced": 1, "saved": 2}  # converted once, saved with the new weights at each evaluation
     dygraph, inference = _evals(runs["dygraph"]), _evals(runs["inference"])
     assert [r["epoch"] for r in inference] == [r["epoch"] for r in dygraph] == [1, 2]
     for ours, theirs in zip(inference, dygraph):
@@ -119,7 +125,7 @@ def test_a_model_that_cannot_be_traced_or_disagrees_is_evaluated_in_dygraph(runs
     def broken(*args):
         raise RuntimeError("some op has no static kernel")
 
-    monkeypatch.setattr(eval_engine, "save_program", broken)
+    monkeypatch.setattr(eval_engine, "traced", broken)
     with pytest.warns(UserWarning, match=r"Global.eval_engine: the model could not be traced for Paddle Inference "
                                          r"\(RuntimeError: some op has no static kernel\); evaluating in dygraph"):
         results = evaluate_config(read_plan(_eval_config(runs, data, "inference"), registry))

@@ -6,17 +6,19 @@ at batch 16 on two cores: 19 images/s in dygraph, 287 through Paddle Inference).
 
 - ``dygraph``: the model itself;
 - ``inference``: always through Paddle Inference;
-- ``auto`` (the default): through Paddle Inference where it pays off. The first batch of
-  each evaluation runs in dygraph and is timed; the rest is traced when dygraph would take
-  longer than tracing plus running the traced model. Until a job has traced once, the trace
-  is assumed to cost :data:`TRACE_GUESS_S` and to run :data:`SPEEDUP_GUESS` times faster;
-  after that, the job's measured times decide (a training run evaluates every epoch).
+- ``auto`` (the default): through Paddle Inference where it pays off. Each evaluation first
+  runs :data:`PROBE` images in dygraph and times them; it traces when dygraph would take
+  longer for the rest than tracing plus running the traced model. Until a job has traced
+  once, a trace is assumed to cost :data:`TRACE_GUESS_S` and to run :data:`SPEEDUP_GUESS`
+  times faster; after that, the job's measured times decide.
 
-The first batch also checks the traced model: its outputs must match dygraph's (within
-:data:`TOLERANCE` of their largest value), else the job warns and evaluates in dygraph from
-then on; so does a model that cannot be traced, or that returns anything but tensors and
-dicts of tensors. A batch of another image size than the first runs in dygraph. On GPU,
-evaluation is always dygraph.
+A job converts the network to a static graph once and keeps it: later evaluations of a
+training run (new weights, same network) only save it again and load it (about a third of
+the first trace's cost). The probe also checks the traced model: its outputs must match
+dygraph's (within :data:`TOLERANCE` of their largest value), else the job warns and
+evaluates in dygraph from then on; so does a model that cannot be traced, or that returns
+anything but tensors and dicts of tensors. A batch of another image size than the first
+runs in dygraph. On GPU, evaluation is always dygraph.
 """
 from __future__ import annotations
 
@@ -31,10 +33,12 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import paddle
 
-from corolla.engine.runtimes import MODEL_PREFIX, PaddleRuntime, save_program
+from corolla.engine.runtimes import MODEL_PREFIX, PaddleRuntime, traced
 from corolla.plugin.outputs import ModelOutputs
 
 ENGINES = ("auto", "inference", "dygraph")
+#: how many images of each evaluation's first batch dygraph runs, to time it and to check the traced model
+PROBE = 2
 #: before a job has traced once: what a trace is assumed to cost (3-15 s here), and how much faster the traced model runs
 TRACE_GUESS_S = 8.0
 SPEEDUP_GUESS = 5.0
@@ -57,6 +61,16 @@ class EvalEngine:
         #: whether the last evaluation ran (after its first batch) through Paddle Inference
         self.used = False
         self._given_up = False
+        self._static: tuple[tuple, paddle.nn.Layer] | None = None
+
+    def static(self, model: paddle.nn.Layer, paths: list[tuple[str, ...]], image_shape: Sequence[int]) -> paddle.nn.Layer:
+        """``model`` with its outputs at ``paths`` flattened, as a static graph: built once per job."""
+        key = (id(model), tuple(paths), tuple(image_shape))
+        if self._static is None or self._static[0] != key:
+            flat = _Flat(model, paths)
+            flat.eval()
+            self._static = (key, traced(flat, image_shape))
+        return self._static[1]
 
     @contextlib.contextmanager
     def evaluation(self, model: paddle.nn.Layer, *, batches: int | None) -> Iterator[Any]:
@@ -67,9 +81,14 @@ class EvalEngine:
         finally:
             run.close()
 
+    @property
+    def active(self) -> bool:
+        """Whether evaluations may go through Paddle Inference (not dygraph only, not given up)."""
+        return self.engine != "dygraph" and not self._given_up
+
     def worth_tracing(self, dygraph_s: float, images_left: int | None) -> bool:
         """Whether tracing now pays off, with dygraph taking ``dygraph_s`` per image."""
-        if self.engine == "dygraph" or self._given_up:
+        if not self.active:
             return False
         if self.engine == "inference":
             return True
@@ -117,52 +136,55 @@ class _Evaluation:
     def __call__(self, images: paddle.Tensor) -> Any:
         if self.runtime is not None and tuple(images.shape[1:]) == self.shape:
             return self._traced(images)
-        if not self.first:
+        if not self.first or not self.job.active:
             return self.dygraph(images)
         self.first = False
-        started = time.perf_counter()
-        outputs = self.dygraph(images)
         count = int(images.shape[0])
-        dygraph_s = (time.perf_counter() - started) / max(count, 1)
-        left = (self.batches - 1) * count if self.batches is not None else None
-        if self.job.worth_tracing(dygraph_s, left):
-            self._trace(images, outputs)
-        return outputs
+        probe = images[:PROBE]
+        started = time.perf_counter()
+        expected = self.dygraph(probe)
+        dygraph_s = (time.perf_counter() - started) / int(probe.shape[0])
+        left = self.batches * count - int(probe.shape[0]) if self.batches is not None else None
+        if self.job.worth_tracing(dygraph_s, left) and self._trace(images, expected):
+            return self._traced(images)
+        return self.dygraph(images)
 
-    def _trace(self, images: paddle.Tensor, outputs: Any) -> None:
-        leaves = list(_leaves(outputs))
+    def _trace(self, images: paddle.Tensor, expected: Any) -> bool:
+        """Trace the model, load it and check it against dygraph's ``expected`` outputs for the
+        first images of ``images``; whether it is ready."""
+        leaves = list(_leaves(expected))
         if not all(isinstance(tensor, paddle.Tensor) for _, tensor in leaves):
-            self.job.give_up(f"the model returns {type(outputs).__name__}, not tensors or dicts of tensors")
-            return
+            self.job.give_up(f"the model returns {type(expected).__name__}, not tensors or dicts of tensors")
+            return False
         started = time.perf_counter()
         self.folder = Path(tempfile.mkdtemp(prefix="corolla-eval-"))
         try:
-            flat = _Flat(self.model, [path for path, _ in leaves])
-            flat.eval()
-            save_program(flat, self.folder / MODEL_PREFIX, images.shape[1:])
+            static = self.job.static(self.model, [path for path, _ in leaves], images.shape[1:])
+            paddle.jit.save(static, str(self.folder / MODEL_PREFIX))
             self.runtime = PaddleRuntime(self.folder, threads=self.job.threads)
-            got = self.runtime.run(images.numpy())
+            got = self.runtime.run(images[:PROBE].numpy())
         except Exception as exc:  # noqa: BLE001 - any failure to trace means: evaluate in dygraph
             self.close()
             self.job.give_up(f"the model could not be traced for Paddle Inference ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:300]})")
-            return
+            return False
         self.job.trace_s = time.perf_counter() - started
         if len(got) != len(leaves):
             self.close()
             self.job.give_up(f"the traced model gave {len(got)} outputs, dygraph {len(leaves)}")
-            return
+            return False
         for (path, tensor), value in zip(leaves, got):
-            expected = tensor.numpy()
-            scale = max(float(np.abs(expected).max()), 1e-6)
-            gap = float(np.abs(value - expected).max()) if value.shape == expected.shape else float("inf")
+            want = tensor.numpy()
+            scale = max(float(np.abs(want).max()), 1e-6)
+            gap = float(np.abs(value - want).max()) if value.shape == want.shape else float("inf")
             if not gap <= TOLERANCE * scale:
                 self.close()
                 self.job.give_up(f"the traced model's output {'.'.join(path) or 'logits'} differs from dygraph's by "
                                  f"up to {gap:.3g} (largest value {scale:.3g})")
-                return
-        self.template, self.shape = outputs, tuple(images.shape[1:])
+                return False
+        self.template, self.shape = expected, tuple(images.shape[1:])
         self.job.used = True
+        return True
 
     def _traced(self, images: paddle.Tensor) -> Any:
         started = time.perf_counter()

@@ -1,6 +1,6 @@
 """The exported network: how it is traced and saved, and the runtimes that run it.
 
-:func:`save_program` writes the Paddle program and weights of a layer. The runtimes,
+:func:`save_program` writes the Paddle program and weights of a layer (:func:`traced`). The runtimes,
 Paddle Inference and ONNX Runtime, each take a float32 NCHW batch and returns the network's outputs as NumPy arrays, in
 the order the program returns them. Paddle Inference reads the program Paddle wrote
 (``inference.json`` on Paddle 3, ``inference.pdmodel`` on 2.6) with
@@ -40,11 +40,17 @@ def require(*modules: str, purpose: str) -> None:
         )
 
 
-def save_program(layer: paddle.nn.Layer, prefix: Path, image_shape: Sequence[int]) -> None:
-    """Trace ``layer`` (in eval mode) for batches of any size of ``image_shape`` images, input
-    named ``x``, and save its program and weights at ``prefix`` (``paddle.jit.save``)."""
+def traced(layer: paddle.nn.Layer, image_shape: Sequence[int]) -> paddle.nn.Layer:
+    """``layer`` (in eval mode) converted to a static graph for batches of any size of
+    ``image_shape`` images, input named ``x``; the program is built on the first save and
+    kept, so that saving it again (new weights, same network) takes a fraction of the time."""
     spec = paddle.static.InputSpec([None, *image_shape], "float32", name="x")
-    paddle.jit.save(paddle.jit.to_static(layer, input_spec=[spec], full_graph=True), str(prefix))
+    return paddle.jit.to_static(layer, input_spec=[spec], full_graph=True)
+
+
+def save_program(layer: paddle.nn.Layer, prefix: Path, image_shape: Sequence[int]) -> None:
+    """Trace ``layer`` and save its program and weights at ``prefix`` (``paddle.jit.save``)."""
+    paddle.jit.save(traced(layer, image_shape), str(prefix))
 
 
 def program_file(folder: Path) -> Path | None:
@@ -73,6 +79,8 @@ class PaddleRuntime:
             config.disable_gpu()
             if onednn:
                 config.enable_mkldnn()
+            else:  # on by default in CPU builds
+                config.disable_mkldnn()
             config.set_cpu_math_library_num_threads(threads)
         config.switch_ir_optim(True)
         config.disable_glog_info()
