@@ -17,7 +17,8 @@ from corolla.plugin.errors import (
     UnknownComponentError,
 )
 from corolla.plugin.markers import hookimpl, hookspec
-from corolla.plugin.registry import Alias, Registry, current_registry, lazy
+from corolla.plugin.lazy import lazy
+from corolla.plugin.registry import Alias, Registry, current_registry
 
 try:
     __version__ = version("corolla")

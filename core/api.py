@@ -61,7 +61,8 @@ from corolla.plugin.hookspecs import (
 )
 from corolla.plugin.markers import hookimpl
 from corolla.plugin.outputs import ModelOutputs, pick_output
-from corolla.plugin.registry import Alias, current_registry, lazy, lazy_variants
+from corolla.plugin.lazy import lazy, lazy_variants
+from corolla.plugin.registry import Alias, current_registry
 
 __all__ = [
     "MODEL_ZOO_URL",

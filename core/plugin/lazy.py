@@ -1,0 +1,36 @@
+"""Lazy references: how a plugin names components without importing the modules that define them."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+from corolla.plugin.errors import PluginError
+
+
+def lazy(module: str, *names: str) -> dict[str, str]:
+    """``{name: "module:name"}`` lazy references for a plugin's registration hook."""
+    return {name: f"{module}:{name}" for name in names}
+
+
+def lazy_variants(module: str, *, table: str = "VARIANTS", namespace: str = "BUILDERS") -> dict[str, str]:
+    """Lazy references to every component that ``module`` declares in its ``VARIANTS``
+    table and builds in its ``BUILDERS`` namespace (``"module:BUILDERS.Name"``).
+
+    The names are read from the module's source, not by importing it, so that
+    listing them never imports the module's heavy dependencies (Paddle): a model
+    family is registered once, where it is defined. ``VARIANTS`` must be a dict
+    display at the module's top level whose keys are string literals.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise PluginError(f"lazy_variants: cannot find the source of module {module!r}")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"), filename=spec.origin)
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id == table and isinstance(node.value, ast.Dict):
+            keys = [key.value for key in node.value.keys if isinstance(key, ast.Constant) and isinstance(key.value, str)]
+            if len(keys) != len(node.value.keys):
+                raise PluginError(f"{spec.origin}: every key of {table} must be a string literal")
+            return {name: f"{module}:{namespace}.{name}" for name in keys}
+    raise PluginError(f"{spec.origin}: no top-level '{table} = {{...}}' dict display to read component names from")
