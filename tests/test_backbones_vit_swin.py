@@ -148,7 +148,9 @@ def test_distilled_deit_returns_the_mean_of_both_heads_in_training_and_eval():
 @pytest.mark.parametrize("distilled", [False, True])
 def test_vit_matches_paddleclas_on_a_tiny_configuration(distilled):
     ppcls = paddleclas()
-    options = dict(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2, qkv_bias=True, epsilon=1e-6, class_num=5)
+    options = dict(
+        img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2, qkv_bias=True, epsilon=1e-6, class_num=5
+    )
     with paddle.utils.unique_name.guard():
         if distilled:
             theirs = ppcls.arch.backbone.model_zoo.distilled_vision_transformer.DistilledVisionTransformer(**options)

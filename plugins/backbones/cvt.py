@@ -3,7 +3,7 @@ three stages, each a strided convolutional token embedding and transformer block
 queries, keys and values come from depthwise convolutions (keys and values at stride 2);
 weight-compatible with PaddleClas 2.6's ``CvT_*`` (model_zoo/cvt.py).
 
-No position embeddings: any input size of at least 32 pixels works.
+No position embeddings and no windows: any input size works.
 """
 from __future__ import annotations
 
@@ -82,7 +82,9 @@ class ConvAttention(nn.Layer):
 class CvTBlock(nn.Layer):
     """Convolutional attention, then an MLP (QuickGELU) of 4x width; pre-norm, residual."""
 
-    def __init__(self, dim: int, num_heads: int, *, with_cls_token: bool, drop: float, attn_drop: float, drop_path: float) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, *, with_cls_token: bool, drop: float, attn_drop: float, drop_path: float
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = ConvAttention(dim, num_heads, with_cls_token=with_cls_token, attn_drop=attn_drop, proj_drop=drop)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
 from corolla.plugins.backbones._transformer import (
     TRUNC_NORMAL,
@@ -264,7 +264,8 @@ class SwinTransformer(Backbone):
             self.layers.append(
                 SwinStage(
                     embed_dim * 2**i, depth, window=window_size, drop_paths=rates[first : first + depth],
-                    downsample=i < len(depths) - 1, num_heads=heads, drop=drop_rate, attn_drop=attn_drop_rate, linear=linear, fused=use_fused_attn,
+                    downsample=i < len(depths) - 1, num_heads=heads, drop=drop_rate, attn_drop=attn_drop_rate,
+                    linear=linear, fused=use_fused_attn,
                 )
             )
         features = embed_dim * 2 ** (len(depths) - 1)

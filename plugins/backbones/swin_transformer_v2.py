@@ -58,7 +58,9 @@ class WindowAttentionV2(nn.Layer):
     bias that an MLP (``cpb_mlp``) computes from :func:`log_spaced_offsets` (``relative_coords_table``).
     The qkv projection has a query and a value bias (``q_bias``, ``v_bias``) but no key bias."""
 
-    def __init__(self, dim: int, window: int, num_heads: int, *, pretrained_window: int, attn_drop: float, proj_drop: float) -> None:
+    def __init__(
+        self, dim: int, window: int, num_heads: int, *, pretrained_window: int, attn_drop: float, proj_drop: float
+    ) -> None:
         super().__init__()
         self.window = window
         self.num_heads = num_heads
@@ -323,7 +325,8 @@ _TINY = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), drop_p
 _SMALL = dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), drop_path_rate=0.3)
 _BASE = dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), drop_path_rate=0.5)
 _LARGE = dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48), drop_path_rate=0.2)
-_FROM_22K = dict(pretrained_window_sizes=(12, 12, 12, 6))
+_BASE_22K = dict(_BASE, drop_path_rate=0.2)
+_WINDOWS_22K = dict(pretrained_window_sizes=(12, 12, 12, 6))
 
 VARIANTS = {
     "SwinTransformerV2_tiny_patch4_window8_256": dict(img_size=256, window_size=8, **_TINY),
@@ -332,9 +335,9 @@ VARIANTS = {
     "SwinTransformerV2_small_patch4_window16_256": dict(img_size=256, window_size=16, **_SMALL),
     "SwinTransformerV2_base_patch4_window8_256": dict(img_size=256, window_size=8, **_BASE),
     "SwinTransformerV2_base_patch4_window16_256": dict(img_size=256, window_size=16, **_BASE),
-    "SwinTransformerV2_base_patch4_window24_384": dict(img_size=384, window_size=24, **{**_BASE, "drop_path_rate": 0.2}, **_FROM_22K),
-    "SwinTransformerV2_large_patch4_window16_256": dict(img_size=256, window_size=16, **_LARGE, **_FROM_22K),
-    "SwinTransformerV2_large_patch4_window24_384": dict(img_size=384, window_size=24, **_LARGE, **_FROM_22K),
+    "SwinTransformerV2_base_patch4_window24_384": dict(img_size=384, window_size=24, **_BASE_22K, **_WINDOWS_22K),
+    "SwinTransformerV2_large_patch4_window16_256": dict(img_size=256, window_size=16, **_LARGE, **_WINDOWS_22K),
+    "SwinTransformerV2_large_patch4_window24_384": dict(img_size=384, window_size=24, **_LARGE, **_WINDOWS_22K),
 }
 
 #: windows and shift masks fix each variant's input size
