@@ -84,8 +84,16 @@ def _logits(output) -> paddle.Tensor:
     return output[0] if isinstance(output, (list, tuple)) else output
 
 
+#: names whose PaddleClas 2.6 model cannot run forward at all (its SwinTransformerV2 forward
+#: was left half-rewritten and raises NameError); tests/test_backbones_vit_swin.py compares
+#: their buffers and attention against it instead
+NO_REFERENCE_FORWARD = {name for name in NAMES if name.startswith("SwinTransformerV2_")}
+
+
 @pytest.mark.parametrize("name", cases())
 def test_same_logits_as_paddleclas(name, paddleclas_backbones):
+    if name in NO_REFERENCE_FORWARD:
+        pytest.skip("PaddleClas 2.6's own SwinTransformerV2 forward raises NameError: nothing to compare logits with")
     theirs = _theirs(paddleclas_backbones, name)
     ours = REGISTRY.build("backbone", name)
     size = input_size(name)
