@@ -126,3 +126,10 @@ def test_a_third_party_sampler_is_named_in_the_config(fake_dist, data) -> None:
     loader = loader_of(config_for(data, {"name": "PairSampler"}), "Train", registry, rank=0, world_size=1)
     assert [labels.shape[0] for _, labels in loader] == [2] * 10
     assert registry.resolve("sampler", "PairSampler").plugin.dist == "corolla-samplers-test"
+
+
+def test_the_config_check_makes_the_sampler_once_so_its_values_are_checked(registry, data) -> None:
+    with pytest.raises(ComponentArgumentError, match=r"DataLoader\.Train\.sampler: .*batch_size: expected an integer >= 1, found 0"):
+        plan_of(config_for(data, {"name": "DistributedBatchSampler", "batch_size": 0}), registry)
+    with pytest.raises(ComponentArgumentError, match=r"DataLoader\.Train\.sampler: .*scales: expected positive ints"):
+        plan_of(config_for(data, {"name": "MultiScaleSampler", "scales": [32, -1], "first_bs": 2}), registry)

@@ -28,6 +28,8 @@ from corolla.plugin.registry import KINDS, Registry
 
 #: any key is known under these paths (free-form mappings)
 _ANY = None
+#: stand-ins for the injected arguments of a trial (a sampler's dataset is not built yet)
+_TRIAL_INJECTED: dict[str, dict[str, Any]] = {"sampler": {"dataset": range(1024), "seed": 0, "rank": 0, "world_size": 1}}
 
 
 def read_plan(config: Mapping[str, Any], registry: Registry) -> Plan:
@@ -115,7 +117,7 @@ class _Planner:
                 params[key] = value
         check_arguments(factory, params, component=component.describe(), key_path=spec.key_path, injected=declared.injected)
         if declared.trial:  # cheap to make: make one, so that the values its factory checks are checked now
-            self.registry.create(component, params, key_path=spec.key_path)
+            self.registry.create(component, {**params, **_TRIAL_INJECTED.get(kind, {})}, key_path=spec.key_path)
         self.known[spec.key_path] = _ANY if any_key else {*accepted, *declared.consumed, "name"}
         children = getattr(factory, "corolla_children", None)
         planned = tuple(

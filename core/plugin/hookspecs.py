@@ -152,6 +152,7 @@ def corolla_datasets() -> Components:
     ("DataLoader.Train.sampler", "named"),
     ("DataLoader.Eval.sampler", "named"),
     injected=("dataset", "seed", "rank", "world_size"),
+    trial=True,
 )
 def corolla_samplers() -> Components:
     """Give batch samplers, named in ``DataLoader.<Mode>.sampler.name``
@@ -160,7 +161,9 @@ def corolla_samplers() -> Components:
     Each factory is called with the section's other keys (``batch_size``,
     ``shuffle``, ...) and ``dataset`` (the built dataset), ``seed`` (the run's, the
     same in every process), ``rank`` and ``world_size`` (the process's place in a
-    multi-process run), and returns a :class:`Sampler`.
+    multi-process run), and returns a :class:`Sampler`. The config check makes one
+    first, on a stand-in dataset of 1024 samples, so that the values it checks
+    (``batch_size >= 1``, ...) are checked before anything is built.
     """
 
 
@@ -319,7 +322,8 @@ class Sampler(Protocol):
     (multi-scale training), a list of ``(index, width, height)`` items; the sampler
     then lists every ``(width, height)`` it uses in ``image_sizes``, and each
     transform of ``transform_ops`` that sets a ``size`` (or ``resize_short``) makes
-    the batch's size instead.
+    the batch's size instead. Its class says ``varies_image_size = True``, so that the
+    config check requires such a transform.
     """
 
     rank: int
