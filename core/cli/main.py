@@ -11,7 +11,8 @@ from typing import Callable, Sequence
 VERBS: dict[str, tuple[str, str, bool]] = {
     "plugins": ("corolla.cli.plugins:run", "list installed components, or show one", False),
     "config": ("corolla.cli.config:run", "print the merged, validated config", True),
-    "data": ("corolla.cli.data:run", "write flowers102 list files; check a config's list files", False),
+    "data": ("corolla.cli.data:run", "split a folder of class folders for training; write flowers102 list files; "
+                                     "check a config's list files", False),
     "train": ("corolla.cli.jobs:train", "train a model (resume with Global.checkpoints)", True),
     "eval": ("corolla.cli.jobs:evaluate", "evaluate Global.pretrained_model on DataLoader.Eval", True),
     "infer": ("corolla.cli.jobs:infer", "classify Infer.infer_imgs with the trained model", True),
@@ -20,6 +21,7 @@ VERBS: dict[str, tuple[str, str, bool]] = {
     "quickstart": ("corolla.cli.quickstart:run", "generate a small dataset, then train, evaluate, export and predict", False),
     "env": ("corolla.cli.env:run", "show the Python, Paddle, CUDA, devices, threads and optional packages corolla sees", False),
     "search": ("corolla.cli.search:run", "staged hyper-parameter search (PaddleClas's search.yaml) on Optuna", True),
+    "new-plugin": ("corolla.cli.new_plugin:run", "write a ready-to-install plugin package with a conformance test", False),
 }
 
 
@@ -85,6 +87,10 @@ def _add_verb_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
         from corolla.cli.search import add_arguments
 
         add_arguments(parser)
+    elif verb == "new-plugin":
+        from corolla.cli.new_plugin import add_arguments
+
+        add_arguments(parser)
     elif verb == "quickstart":
         parser.add_argument("--workdir", default="corolla_quickstart", help="folder for data, output and model (default: %(default)s)")
         parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -101,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     # Paddle's C++-extension helper warns on import; corolla builds no extensions.
     warnings.filterwarnings("ignore", message="No ccache found")
+    # Paddle 3's BatchNorm warns on every training call that it tracks statistics, as it always did.
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
     run: Callable[[argparse.Namespace], int] = pkgutil.resolve_name(VERBS[args.verb][0])
 
     from corolla.plugin.errors import CorollaError
