@@ -1,4 +1,5 @@
-"""``corolla data``: make flowers102 list files, or check a config's list files without decoding."""
+"""``corolla data``: split a folder of your images, make flowers102 list files, or check a
+config's list files without decoding."""
 from __future__ import annotations
 
 import argparse
@@ -7,20 +8,54 @@ from corolla.plugin.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["flowers102", "check"],
-                        help="flowers102: write list files from jpg/ + imagelabels.mat + setid.mat; "
-                             "check: check the list files of a config's DataLoader sections")
-    parser.add_argument("root", nargs="?", help="flowers102: the folder holding jpg/, imagelabels.mat and setid.mat")
+    parser.add_argument("action", choices=["split", "flowers102", "check"],
+                        help="split: train/val list files, a class map and a ready config for a folder with one "
+                             "sub-folder of images per class; flowers102: write list files from jpg/ + "
+                             "imagelabels.mat + setid.mat; check: check the list files of a config's DataLoader sections")
+    parser.add_argument("root", nargs="?", help="split: the folder of class folders; "
+                                                "flowers102: the folder holding jpg/, imagelabels.mat and setid.mat")
     parser.add_argument("--images", default="jpg", help="flowers102: the image folder inside ROOT (default: %(default)s)")
-    parser.add_argument("-c", "--config", help="check: YAML config")
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="split: the share of each class's images for validation (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="split: the seed of the split (default: %(default)s)")
+    parser.add_argument("--out", help="split: where the list files and the config go (default: ROOT)")
+    parser.add_argument("-c", "--config", help="check: YAML config; split: the config to fill in "
+                                               "(default: the shipped configs/finetune/folder_224.yaml)")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="check: override a config value; repeatable")
+                        help="check: override a config value; split: set a value of the written config; repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "split":
+        return _split(args)
     if args.action == "flowers102":
         return _flowers102(args)
     return _check(args)
+
+
+def _split(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from corolla.cli.common import registry_from_args
+    from corolla.config.load import shipped_configs
+    from corolla.config.planner import read_plan
+    from corolla.data.split import split_folder
+    from corolla.data.split_config import finetune_config, write_config
+
+    if not args.root:
+        raise ConfigError("data split: give ROOT, the folder with one sub-folder of images per class")
+    split = split_folder(args.root, val_fraction=args.val_fraction, seed=args.seed, out=args.out)
+    template = args.config or shipped_configs() / "finetune" / "folder_224.yaml"
+    config = finetune_config(split, template, args.override)
+    read_plan(config, registry_from_args(args, config))  # the written config trains as it is
+    written = write_config(config, Path(args.out or args.root) / "finetune.yaml",
+                           made_by=f"corolla data split {args.root} --val-fraction {args.val_fraction} --seed {args.seed}"
+                                   + "".join(f" -o {override}" for override in args.override))
+    print(f"{args.root}: {split.describe()}")
+    print(f"  lists:  {split.train_list}, {split.val_list.name}, {split.label_list.name}")
+    print(f"  config: {written}")
+    print(f"train:    corolla train -c {written}")
+    return 0
 
 
 def _flowers102(args: argparse.Namespace) -> int:
