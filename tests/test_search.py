@@ -93,7 +93,6 @@ def plugin_env(fake_dist, monkeypatch):
     fake_dist("corolla-search-test", {"search_net": SEARCH_NET})
     paths = [sys.path[0], os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     return dict(os.environ)
 
 

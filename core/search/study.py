@@ -139,10 +139,11 @@ class StageStudy:
         self.optuna, self.storage, self.stage, self.worker = optuna, storage, stage, worker
         self.name = f"{name}.{stage.name}"
         self.lock = threading.Lock()
-        samplers = optuna.samplers
-        sampler = samplers.TPESampler(seed=seed, constant_liar=True) if stage.sampler == "tpe" else samplers.RandomSampler(seed=seed)
         self.study = optuna.create_study(storage=storage, study_name=self.name, direction="maximize",
-                                         load_if_exists=True, sampler=sampler)
+                                         load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=seed))
+        if stage.sampler == "tpe":  # a worker joining later draws other random first values than the first one
+            seed += len(self.study.get_trials(deepcopy=False))
+            self.study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         self.study_id = storage.get_study_id_from_name(self.name)
         recorded = self.study.user_attrs.get("fixed")
         if recorded is None:
