@@ -32,7 +32,14 @@ def _shapes(model: paddle.nn.Layer) -> dict[str, tuple[int, ...]]:
 
 #: names whose PaddleClas builder fails on its own (it looks up a weights URL that
 #: PaddleClas never published, even with pretrained=False): built from its class instead
-UNBUILDABLE = {f"MobileViTV2_x{w}": float(w.replace("_", ".")) for w in ("0_75", "1_25", "1_75")}
+UNBUILDABLE = {
+    **{f"MobileViTV2_x{w}": lambda zoo, w=w: zoo.model_zoo.mobilevit_v2.MobileViTV2(
+        zoo.model_zoo.mobilevit_v2.get_configuration(float(w.replace("_", ".")))) for w in ("0_75", "1_25", "1_75")},
+    "HRNet_W60_C": lambda zoo: zoo.legendary_models.hrnet.HRNet(
+        width=60, stages_pattern=zoo.legendary_models.hrnet.MODEL_STAGES_PATTERN["HRNet"]),
+    "SE_HRNet_W64_C": lambda zoo: zoo.legendary_models.hrnet.HRNet(
+        width=64, stages_pattern=zoo.legendary_models.hrnet.MODEL_STAGES_PATTERN["HRNet"], has_se=True),
+}
 
 
 def _theirs(backbones: dict, name: str) -> paddle.nn.Layer:
@@ -41,8 +48,7 @@ def _theirs(backbones: dict, name: str) -> paddle.nn.Layer:
     # allows once per name scope: give each of its models a fresh scope.
     with paddle.utils.unique_name.guard():
         if name in UNBUILDABLE:
-            module = paddleclas().arch.backbone.model_zoo.mobilevit_v2
-            return module.MobileViTV2(module.get_configuration(UNBUILDABLE[name]))
+            return UNBUILDABLE[name](paddleclas().arch.backbone)
         try:  # some builders (UniFormer) default to downloading their weights
             return backbones[name](pretrained=False)
         finally:
