@@ -58,8 +58,6 @@ class EvalEngine:
         #: measured: seconds to trace, load and first run the model; seconds per image of the traced model
         self.trace_s: float | None = None
         self.traced_s: float | None = None
-        #: whether the last evaluation ran (after its first batch) through Paddle Inference
-        self.used = False
         self._given_up = False
         self._static: tuple[tuple, paddle.nn.Layer] | None = None
 
@@ -131,7 +129,6 @@ class _Evaluation:
         self.shape: tuple[int, ...] = ()
         self.first = True
         self.traced_time, self.traced_images = 0.0, 0
-        job.used = False
 
     def __call__(self, images: paddle.Tensor) -> Any:
         if self.runtime is not None and tuple(images.shape[1:]) == self.shape:
@@ -183,7 +180,6 @@ class _Evaluation:
                                  f"up to {gap:.3g} (largest value {scale:.3g})")
                 return False
         self.template, self.shape = expected, tuple(images.shape[1:])
-        self.job.used = True
         return True
 
     def _traced(self, images: paddle.Tensor) -> Any:
