@@ -1,0 +1,112 @@
+"""``corolla eval`` on CPU: dygraph (corolla before evaluation through the inference engine)
+beside ``Global.eval_engine: auto`` (Paddle Inference with oneDNN where it pays off).
+
+PPLCNet_x1_0 (4 classes, BatchNorm statistics taken from a batch so that its logits
+are not degenerate) on generated 500x375 JPEGs (like flowers102), PaddleClas's eval
+preprocessing (ResizeImage resize_short 256, CropImage 224, NormalizeImage), batch 16,
+``num_workers: 0`` (``--workers``). Each run is a separate ``corolla eval`` process; the engines alternate
+(dygraph, auto, dygraph, auto, ...) so that each pair runs in the same minute on a shared
+machine. Reported per run: the images/s ``corolla eval`` prints (the evaluation loop, data
+loading and, for auto, the trace included), the command's wall time, and its metrics, which
+must be the same for both engines.
+
+Run: ``python benchmarks/bench_eval.py [--images 1024] [--pairs 2] [--model PPLCNet_x1_0]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+NORMALIZE = {"NormalizeImage": {"scale": "1.0/255.0", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                                "order": ""}}
+
+
+def make_config(root: Path, model: str, images: int, batch: int, workers: int = 0) -> Path:
+    """A dataset of ``images`` validation JPEGs, calibrated weights and the eval config; the config's path."""
+    import paddle
+
+    import corolla
+    from corolla.engine.files import write_checkpoint
+    from corolla.testing.datasets import make_list_dataset
+
+    data = make_list_dataset(root / "data", num_classes=4, images_per_class=-(-images // 4), image_size=(500, 375),
+                             val_fraction=0.0, seed=0)
+    net = corolla.load_registry().build("backbone", model, {"class_num": 4})
+    for layer in net.sublayers():
+        if isinstance(layer, paddle.nn.layer.norm._BatchNormBase):
+            layer._momentum = 0.0  # running statistics := this batch's
+    net.train()
+    with paddle.no_grad():
+        net(paddle.to_tensor(np.random.default_rng(0).standard_normal((8, 3, 224, 224), dtype=np.float32)))
+    write_checkpoint(root / "weights", {".pdparams": {k: v.numpy() for k, v in net.state_dict().items()}})
+    config = {
+        "Global": {"device": "cpu", "pretrained_model": str(root / "weights"), "output_dir": str(root / "out")},
+        "Arch": {"name": model, "class_num": 4},
+        "Loss": {"Eval": [{"CELoss": {"weight": 1.0}}]},
+        "Metric": {"Eval": [{"TopkAcc": {"topk": [1, 2]}}]},
+        "DataLoader": {"Eval": {
+            "dataset": {"name": "ImageNetDataset", "image_root": str(data.root), "cls_label_path": str(data.train_list),
+                        "transform_ops": [{"DecodeImage": {"to_rgb": True, "channel_first": False}},
+                                          {"ResizeImage": {"resize_short": 256}}, {"CropImage": {"size": 224}},
+                                          NORMALIZE]},
+            "sampler": {"name": "DistributedBatchSampler", "batch_size": batch, "drop_last": False, "shuffle": False},
+            "loader": {"num_workers": workers}}},
+    }
+    path = root / "eval.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_eval(config: Path, engine: str) -> dict:
+    """One ``corolla eval`` process: its printed metrics and images/s, and its wall time."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "corolla", "eval", "-c", str(config), "--eval-engine", engine],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    wall = time.perf_counter() - started
+    line = next((l for l in done.stdout.splitlines() if l.startswith("[Eval]")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"corolla eval --eval-engine {engine} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    values = dict(re.findall(r"(\w[\w/]*): ([0-9.]+)", line))
+    return {"engine": engine, "wall_s": wall, "images_per_sec": float(values.pop("images/s")),
+            "metrics": {k: float(v) for k, v in values.items()}, "at": time.strftime("%H:%M:%S")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="PPLCNet_x1_0")
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader.Eval.loader.num_workers")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-eval-") as folder:
+        config = make_config(Path(folder), args.model, args.images, args.batch, args.workers)
+        print(f"{args.model}, {args.images} images, batch {args.batch}, {args.workers} loader workers, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
+        runs = []
+        for _ in range(args.pairs):
+            for engine in ("dygraph", "auto"):
+                runs.append(run_eval(config, engine))
+                r = runs[-1]
+                print(f"  {r['at']} {engine:8s} images/s {r['images_per_sec']:7.1f}  wall {r['wall_s']:6.1f} s  "
+                      f"{', '.join(f'{k} {v:.4f}' for k, v in r['metrics'].items())}", flush=True)
+    same = all(r["metrics"] == runs[0]["metrics"] for r in runs)
+    rate = {e: statistics.median(r["images_per_sec"] for r in runs if r["engine"] == e) for e in ("dygraph", "auto")}
+    wall = {e: statistics.median(r["wall_s"] for r in runs if r["engine"] == e) for e in ("dygraph", "auto")}
+    print(f"median images/s: dygraph {rate['dygraph']:.1f}, auto {rate['auto']:.1f} ({rate['auto'] / rate['dygraph']:.1f}x); "
+          f"median wall: dygraph {wall['dygraph']:.1f} s, auto {wall['auto']:.1f} s ({wall['dygraph'] / wall['auto']:.1f}x); "
+          f"metrics {'identical' if same else 'DIFFER'}; load average {os.getloadavg()[0]:.1f} at end")
+
+
+if __name__ == "__main__":
+    main()
