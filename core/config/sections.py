@@ -63,6 +63,8 @@ class GlobalSection:
     class_num: int | None = setting(None, optional(integer(1)))  # PaddleClas copies it to Arch.class_num
     #: a multi-label task: infer, export and predict turn logits into per-class sigmoid probabilities
     use_multilabel: bool = setting(False, boolean)
+    #: training steps (forward pass and loss) compiled with paddle.jit.to_static; the update stays eager
+    to_static: bool = setting(False, boolean)
     fp16: bool = setting(False, boolean)  # seed 002's flag: the same as an AMP section with level O1
     scale_loss: float = setting(1.0, number(0.0))  # seed 002's loss scale for fp16
     callbacks: list = setting(_default_callbacks, list_of(any_value), factory=True)
@@ -70,8 +72,8 @@ class GlobalSection:
 
 
 def read_global(config: Mapping[str, Any]) -> GlobalSection:
-    """Validate ``Global``. PaddleClas keys corolla does not use (``use_dali``,
-    ``to_static``, ...) are warnings, so PaddleClas configs run unchanged."""
+    """Validate ``Global``. PaddleClas keys corolla does not use (``use_dali``, ...)
+    are warnings, so PaddleClas configs run unchanged."""
     return structure(GlobalSection, config.get("Global"), "Global", unknown="warn")
 
 
@@ -125,13 +127,33 @@ def read_ema(config: Mapping[str, Any]) -> EmaSection | None:
     return structure(EmaSection, config["EMA"], "EMA")
 
 
+def _or_auto(check: Any) -> Any:
+    def wrapped(value: Any) -> Any:
+        if value == "auto":
+            return value
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise ValueError(f"'auto' or {exc}") from None
+
+    return wrapped
+
+
 @attrs.frozen
 class LoaderSettings:
-    """``DataLoader.<Mode>.loader``; ``skip_bad_images`` is corolla's."""
+    """``DataLoader.<Mode>.loader``; ``skip_bad_images`` and ``device_transforms`` are corolla's.
 
-    num_workers: int = setting(0, integer(0))
+    ``num_workers: auto`` (the default) is 0 (one background thread) on CPU and the cores of
+    this process less two, at most 16, on GPU (:func:`corolla.data.device.worker_count`).
+    ``device_transforms`` sends uint8 batches to the GPU and runs the trailing transforms
+    that can (RandFlipImage, NormalizeImage, ToCHWImage) there: ``auto`` on GPU, ``true``
+    also on CPU (:mod:`corolla.data.device`).
+    """
+
+    num_workers: int | str = setting("auto", _or_auto(integer(0)))
     use_shared_memory: bool = setting(True, boolean)
     skip_bad_images: bool = setting(False, boolean)
+    device_transforms: bool | str = setting("auto", _or_auto(boolean))
 
 
 @attrs.frozen

@@ -15,9 +15,10 @@ per size (:func:`corolla.data.pipeline.size_variants`).
 
 Images come as float32 NCHW; labels as int64 ``[N]`` (-1 for unlabeled
 samples) or float32 ``[N, C]`` (multi-label, or soft labels after Mixup and
-Cutmix). Samples stay uint8 HWC until the batch is complete; then
-normalisation and the other batch-capable transforms run once, vectorised
-(:mod:`corolla.data.pipeline`).
+Cutmix), on the job's device. Samples stay uint8 HWC until the batch is
+complete; then normalisation and the other batch-capable transforms run once,
+vectorised (:mod:`corolla.data.pipeline`), or on the GPU after a uint8 copy
+(``loader.device_transforms``, :mod:`corolla.data.device`).
 
 Shuffling is seeded by ``(seed, epoch)`` and augmentation by ``(seed, epoch,
 rank, worker)``, so an epoch is the same whether training ran straight or
@@ -26,9 +27,13 @@ never replaced by another sample: a missing or undecodable image is an error
 naming its list line, unless ``loader.skip_bad_images`` is true, which skips
 such images and warns with their count at the end of each epoch.
 
-With ``num_workers: 0`` batches are made in the calling process (Paddle
-3.3's single-process DataLoader hangs when a dataset raises); with workers,
-``paddle.io.DataLoader`` runs the same code in worker processes.
+With ``num_workers: 0`` batches are made in a thread of the calling process
+(Paddle 3.3's single-process DataLoader hangs when a dataset raises); on GPU
+each is then copied to the device before the step that uses it (a wait).
+With workers, ``paddle.io.DataLoader`` runs the same code in worker processes
+and, on GPU, copies batches to the device on a side stream while the previous
+step runs. ``num_workers: auto`` picks a count for the device
+(:func:`corolla.data.device.worker_count`).
 """
 from __future__ import annotations
 
@@ -37,13 +42,14 @@ import warnings
 from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
-import attrs
 import numpy as np
 
 from corolla.config.plan import LoaderPlan
 from corolla.config.sections import LoaderSettings
 from corolla.data.background import PREFETCH_FACTOR, in_background, shared_memory_fits
+from corolla.data.batches import UNREADABLE, Batch, Failure, as_tensor
 from corolla.data.checks import describe_check
+from corolla.data.device import device_pipeline, worker_count
 from corolla.data.pipeline import Pipeline, UnreadableImageError, build_pipeline, size_variants
 from corolla.data.placement import launched_rank, launched_world_size
 from corolla.data.randomness import reseed
@@ -58,22 +64,26 @@ class SkippedImagesWarning(UserWarning):
 # --- building -------------------------------------------------------------------------
 
 
-def build_dataset(plan: LoaderPlan, registry: Registry) -> tuple[Any, Pipeline]:
-    """The dataset of a planned ``DataLoader.<mode>`` (its transforms built) and its pipeline."""
+def build_dataset(plan: LoaderPlan, registry: Registry, *, device: str = "cpu") -> tuple[Any, Pipeline]:
+    """The dataset of a planned ``DataLoader.<mode>`` (its transforms built) and its pipeline
+    (a :class:`corolla.data.device.DevicePipeline` when its tail runs on ``device``)."""
     pipeline = build_pipeline(plan.transforms, registry, f"{plan.key_path}.dataset.transform_ops")
+    pipeline = device_pipeline(pipeline, plan, device)
     return plan.dataset.build(registry, transform_ops=pipeline), pipeline
 
 
 def build_dataloader(plan: LoaderPlan, registry: Registry, *, class_num: int | None, seed: int,
                      rank: int | None = None, world_size: int | None = None,
-                     image_shape: Sequence[int] = (3, 224, 224)) -> Loader:
+                     image_shape: Sequence[int] = (3, 224, 224), device: str = "cpu") -> Loader:
     """Build the loader of a planned ``DataLoader.<mode>`` section.
 
     ``class_num`` is the run's class count (labels are checked against it; Mixup
     mixes that many). ``rank`` and ``world_size`` default to the launcher's; the
     sampler decides how the data is split between ranks (``BatchSampler`` does not).
+    ``device`` (``cpu`` or ``gpu``, as :func:`corolla.data.placement.setup_environment`
+    selected it) is where the batches are delivered.
     """
-    dataset, pipeline = build_dataset(plan, registry)
+    dataset, pipeline = build_dataset(plan, registry, device=device)
     batch_ops = [part.build(registry) for part in plan.batch_transforms]
     summary = describe_check(dataset, class_num, skip_bad_images=plan.loader.skip_bad_images)
     if rank is None or world_size is None:
@@ -82,45 +92,7 @@ def build_dataloader(plan: LoaderPlan, registry: Registry, *, class_num: int | N
     if getattr(sampler, "image_sizes", None):  # multi-scale: each batch's size from its own ops
         pipeline.add_sizes(size_variants(plan.transforms, sampler.image_sizes, registry, f"{plan.key_path}.dataset.transform_ops"))
     return Loader(dataset, pipeline, sampler, batch_ops, plan.loader, seed=seed, mode=plan.mode,
-                  summary=summary, image_shape=image_shape)
-
-
-@attrs.frozen
-class _Failure:
-    """A sample that could not be made; ``skippable`` for unreadable images."""
-
-    index: int
-    message: str
-    skippable: bool
-
-
-@attrs.frozen
-class _Batch:
-    """What a worker hands back: arrays, the skipped indices, and a problem if there was one."""
-
-    images: np.ndarray | None
-    labels: np.ndarray | None
-    skipped: tuple[int, ...] = ()
-    note: str = ""  # the first skip reason, or the error when images is None
-    failed: bool = False
-
-    def encode(self) -> tuple[np.ndarray, ...]:
-        """Plain arrays for paddle.io.DataLoader's workers (it rejects empty arrays and strings)."""
-        dummy = np.zeros(1, np.float32)
-        status = np.array([int(self.failed), len(self.skipped), *self.skipped], np.int64)
-        note = np.frombuffer(self.note.encode("utf-8") or b"\0", np.uint8)
-        return (self.images if self.images is not None else dummy,
-                self.labels if self.labels is not None else dummy, status, note)
-
-    @classmethod
-    def decode(cls, arrays: Sequence[Any]) -> tuple[_Batch, Any, Any]:
-        """The batch's status, and its images and labels (still paddle Tensors)."""
-        images, labels, status, note = arrays
-        status = status.numpy()
-        text = bytes(note.numpy()).decode("utf-8").rstrip("\0")
-        skipped = tuple(int(i) for i in status[2:2 + int(status[1])])
-        real = not status[0] and images.ndim == 4
-        return cls(None, None, skipped, text, bool(status[0])), images if real else None, labels if real else None
+                  summary=summary, image_shape=image_shape, device=device, world_size=world_size)
 
 
 class Loader:
@@ -133,20 +105,28 @@ class Loader:
     """
 
     def __init__(self, dataset: Any, pipeline: Pipeline, sampler: Sampler, batch_ops: Sequence[Callable],
-                 settings: LoaderSettings, *, seed: int, mode: str, summary: str, image_shape: Sequence[int]) -> None:
+                 settings: LoaderSettings, *, seed: int, mode: str, summary: str, image_shape: Sequence[int],
+                 device: str = "cpu", world_size: int = 1) -> None:
         self.dataset, self.pipeline, self.sampler = dataset, pipeline, sampler
         self.batch_ops = list(batch_ops)
         self.settings, self.seed, self.mode, self.summary = settings, seed, mode, summary
+        self.device = device
+        self.num_workers = worker_count(settings.num_workers, device, world_size)
         self.batch_size = sampler.batch_size
-        self.use_shared_memory = settings.use_shared_memory and settings.num_workers > 0
+        self.use_shared_memory = settings.use_shared_memory and self.num_workers > 0
         if self.use_shared_memory:
-            batch_bytes = self.batch_size * int(np.prod(image_shape)) * 4
-            self.use_shared_memory = shared_memory_fits(batch_bytes, settings.num_workers)
+            batch_bytes = self.batch_size * int(np.prod(image_shape)) * (1 if self.on_device else 4)
+            self.use_shared_memory = shared_memory_fits(batch_bytes, self.num_workers)
         self.skipped = 0
         self._next_epoch = 0
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+    @property
+    def on_device(self) -> bool:
+        """Whether batches leave the host as uint8 and are finished on the device."""
+        return getattr(self.pipeline, "device_start", None) is not None
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration epoch ``epoch`` (its shuffle and augmentation draws)."""
@@ -156,54 +136,56 @@ class Loader:
         epoch = self._next_epoch
         self._next_epoch = epoch + 1
         self.sampler.set_epoch(epoch)
-        batches = self._worker_batches(epoch) if self.settings.num_workers > 0 else self._local_batches(epoch)
+        batches = self._worker_batches(epoch) if self.num_workers > 0 else self._local_batches(epoch)
         return self._deliver(batches)
 
-    def _local_batches(self, epoch: int) -> Iterator[tuple[_Batch, Any, Any]]:
+    def _local_batches(self, epoch: int) -> Iterator[tuple[Batch, Any, Any, Any]]:
         """Batches made by one background thread (decoding overlaps the caller's work, as in
         paddle's own single-process loader), handed over as Tensors without a copy (DLPack;
         ``paddle.to_tensor`` copied at about 1 GB/s, more than the whole normalisation cost)."""
-        import paddle
-
         made = (self.collate([self.fetch(i) for i in indices]) for indices in self.sampler)
         start = partial(reseed, self.seed, epoch, self.sampler.rank, 0)
         for batch in in_background(made, depth=PREFETCH_FACTOR, start=start):
             if batch.images is None:
-                yield batch, None, None
+                yield batch, None, None, None
             else:
-                yield batch, _tensor(batch.images), _tensor(batch.labels)
+                draws = as_tensor(batch.draws) if batch.draws is not None and batch.draws.size else None
+                yield batch, as_tensor(batch.images), as_tensor(batch.labels), draws
 
-    def _worker_batches(self, epoch: int) -> Iterator[tuple[_Batch, Any, Any]]:
+    def _worker_batches(self, epoch: int) -> Iterator[tuple[Batch, Any, Any, Any]]:
         import paddle
 
         loader = paddle.io.DataLoader(
-            _Fetching(self), batch_sampler=self.sampler, num_workers=self.settings.num_workers,
+            _Fetching(self), batch_sampler=self.sampler, num_workers=self.num_workers,
             use_shared_memory=self.use_shared_memory, collate_fn=self._collate_encoded,
             worker_init_fn=partial(_seed_worker, self.seed, epoch, self.sampler.rank),
         )
-        for arrays in loader:
-            yield _Batch.decode(arrays)
+        for fields in loader:
+            yield Batch.decode(fields)
 
-    def _deliver(self, batches: Iterator[tuple[_Batch, Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    def _deliver(self, batches: Iterator[tuple[Batch, Any, Any, Any]]) -> Iterator[tuple[Any, Any]]:
         skipped: list[int] = []
         reasons: list[str] = []
         self.skipped = 0
-        for batch, images, labels in batches:
+        for batch, images, labels, draws in batches:
             if batch.failed:
-                error = UnreadableImageError if batch.note.startswith(_UNREADABLE) else DataError
-                raise error(batch.note.removeprefix(_UNREADABLE))
+                error = UnreadableImageError if batch.note.startswith(UNREADABLE) else DataError
+                raise error(batch.note.removeprefix(UNREADABLE))
             skipped += batch.skipped
             if batch.note and len(reasons) < 3:
                 reasons.append(batch.note)
             if images is not None:
+                images, labels = self._placed(images), self._placed(labels)
+                if self.on_device:
+                    images = self.pipeline.tail(images, self._placed(draws) if self.pipeline.tail.drawing else None)
                 yield images, labels
         self.skipped = len(skipped)
         if skipped:
             warnings.warn(f"DataLoader.{self.mode}: skipped {len(skipped)} unreadable images this epoch "
                           f"(loader.skip_bad_images), e.g. {'; '.join(reasons)}", SkippedImagesWarning, stacklevel=2)
 
-    def fetch(self, item: int | tuple[int, int, int]) -> tuple[Any, Any] | _Failure:
-        """``dataset[index]``, or a _Failure describing why it could not be made; ``item`` is the
+    def fetch(self, item: int | tuple[int, int, int]) -> tuple[Any, Any] | Failure:
+        """``dataset[index]``, or a Failure describing why it could not be made; ``item`` is the
         index, or ``(index, width, height)`` from a sampler that varies the image size."""
         index = item
         if isinstance(item, tuple):
@@ -212,40 +194,47 @@ class Loader:
         try:
             return self.dataset[index]
         except UnreadableImageError as exc:
-            return _Failure(index, str(exc), True)
+            return Failure(index, str(exc), True)
         except CorollaError as exc:
-            return _Failure(index, str(exc), False)
+            return Failure(index, str(exc), False)
         except Exception as exc:  # a dataset's own bug: keep its traceback in the message
             where = f"DataLoader.{self.mode}.dataset[{index}]"
-            return _Failure(index, f"{where}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}", False)
+            return Failure(index, f"{where}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}", False)
 
-    def collate(self, items: Sequence[Any]) -> _Batch:
+    def collate(self, items: Sequence[Any]) -> Batch:
         """Stack the good samples, finish them as a batch and apply the batch transforms."""
-        failures = [item for item in items if isinstance(item, _Failure)]
+        failures = [item for item in items if isinstance(item, Failure)]
         fatal = [f for f in failures if not (f.skippable and self.settings.skip_bad_images)]
         if fatal:
-            prefix = _UNREADABLE if fatal[0].skippable else ""
-            return _Batch(None, None, note=prefix + fatal[0].message, failed=True)
-        good = [item for item in items if not isinstance(item, _Failure)]
+            prefix = UNREADABLE if fatal[0].skippable else ""
+            return Batch(None, None, note=prefix + fatal[0].message, failed=True)
+        good = [item for item in items if not isinstance(item, Failure)]
         skipped = tuple(f.index for f in failures)
         note = failures[0].message if failures else ""
         if not good:
-            return _Batch(None, None, skipped, note)
+            return Batch(None, None, skipped, note)
+        draws = None
         try:
-            images = self.pipeline.finish([sample for sample, _ in good])
+            if self.on_device:
+                images, draws = self.pipeline.finish_for_device([sample for sample, _ in good])
+            else:
+                images = self.pipeline.finish([sample for sample, _ in good])
             labels = _stack_labels([label for _, label in good])
             for op in self.batch_ops:
                 images, labels = op(images, labels)
         except CorollaError as exc:
-            return _Batch(None, None, note=str(exc), failed=True)
-        return _Batch(images, labels, skipped, note)
+            return Batch(None, None, note=str(exc), failed=True)
+        return Batch(images, labels, skipped, note, draws=draws)
 
-    def _collate_encoded(self, items: Sequence[Any]) -> tuple[np.ndarray, ...]:
+    def _collate_encoded(self, items: Sequence[Any]) -> tuple[Any, ...]:
         return self.collate(items).encode()
 
-
-#: marks an unreadable-image error on its way back from a worker
-_UNREADABLE = "\x01"
+    def _placed(self, tensor: Any) -> Any:
+        """``tensor`` on the GPU of a GPU job (workers' batches are there already; the thread's are
+        copied here, which waits for the copy)."""
+        if self.device == "gpu" and not tensor.place.is_gpu_place():
+            return tensor.cuda()
+        return tensor
 
 
 class _Fetching:
@@ -270,10 +259,3 @@ def _stack_labels(labels: Sequence[Any]) -> np.ndarray:
 
 def _seed_worker(seed: int, epoch: int, rank: int, worker_id: int) -> None:
     reseed(seed, epoch, rank, worker_id + 1)
-
-
-def _tensor(array: np.ndarray) -> Any:
-    """``array`` as a paddle Tensor sharing its memory (DLPack; Paddle 2.6 takes only the capsule)."""
-    from paddle.utils.dlpack import from_dlpack
-
-    return from_dlpack(array.__dlpack__())

@@ -123,7 +123,8 @@ def evaluate_config(plan: Plan) -> dict[str, float]:
     engine = EvalEngine(settings.eval_engine, device=env.device, threads=cpu_thread_count(env.world_size))
     model = build_trained_model(plan)
     loader = build_dataloader(plan.loaders["Eval"], plan.registry, class_num=plan.model.class_num, seed=env.seed,
-                              rank=env.rank, world_size=env.world_size, image_shape=settings.image_shape)
+                              rank=env.rank, world_size=env.world_size, image_shape=settings.image_shape,
+                              device=env.device)
     results = evaluate(
         model,
         loader,

@@ -1,10 +1,16 @@
-"""Mixed precision: autocast and loss scaling from the ``AMP`` section, or plain float32."""
+"""Mixed precision: autocast and loss scaling from the ``AMP`` section, or plain float32.
+
+float16 scales the loss (``paddle.amp.GradScaler``); bfloat16 has float32's range and
+needs no scaling. Level O1 casts op by op; O2 keeps the weights in low precision with
+float32 master copies. The APIs used are the same on Paddle 2.6 and 3.x.
+"""
 from __future__ import annotations
 
 import contextlib
 import warnings
 from typing import Any, ContextManager
 
+import numpy as np
 import paddle
 
 from corolla.config.sections import AmpSection
@@ -29,10 +35,8 @@ class Precision:
         self.enabled = amp is not None and device != "cpu"
         self.dtype = (amp.dtype or "float16") if amp is not None else "float32"
         self.scaler = (
-            paddle.amp.GradScaler(
-                init_loss_scaling=amp.scale_loss, use_dynamic_loss_scaling=amp.use_dynamic_loss_scaling
-            )
-            if self.enabled
+            _GradScaler(init_loss_scaling=amp.scale_loss, use_dynamic_loss_scaling=amp.use_dynamic_loss_scaling)
+            if self.enabled and self.dtype == "float16"
             else None
         )
 
@@ -75,4 +79,25 @@ class Precision:
 
     def load_state(self, state: dict[str, Any]) -> None:
         if self.scaler is not None and state:
-            self.scaler.load_state_dict(state)
+            self.scaler.load_state_dict(loadable_scaler_state(state))
+
+
+def loadable_scaler_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A saved :meth:`Precision.state` as ``GradScaler.load_state_dict`` reads it: the scale as a
+    one-element array (it reads ``state["scale"][0]``), whatever shape the checkpoint kept."""
+    return {**state, "scale": np.asarray(state["scale"], dtype=np.float32).reshape([1])}
+
+
+class _GradScaler(paddle.amp.GradScaler):
+    """Paddle's GradScaler, whose dynamic update reads the scale with ``float()``: on a shape-[1]
+    Tensor NumPy 2.5 refuses that (Paddle 2.6), so the update sees the scale as a 0-d Tensor."""
+
+    def _update(self) -> None:
+        if not self._enable:
+            return
+        shape = self._scale.shape
+        self._scale = self._scale.reshape([])
+        try:
+            super()._update()
+        finally:
+            self._scale = self._scale.reshape(shape)

@@ -17,14 +17,16 @@ from corolla.data.placement import Environment, cpu_thread_count, epoch_seed, se
 from corolla.engine.builders import Trainable, build_callbacks, build_metrics, build_model, build_optimizer
 from corolla.engine.checkpoint import load_weights
 from corolla.engine.checkpointing import Checkpoints, RunLock, TrainingDiverged, claim_run_folder, finite, read_states
-from corolla.engine.collectives import mean_over_ranks, sum_over_ranks
+from corolla.engine.collectives import mean_over_ranks
 from corolla.engine.ema import ModelEMA
 from corolla.engine.eval_engine import EvalEngine
 from corolla.engine.evaluate import evaluate
 from corolla.engine.files import TEMP_SUFFIX
 from corolla.engine.loss import build_loss
+from corolla.engine.loss_log import LossLog, StepInfo
 from corolla.engine.manifest import build_manifest, write_manifest
 from corolla.engine.precision import Precision
+from corolla.engine.train_step import TrainStep
 from corolla.plugin.errors import DataError
 from corolla.plugin.hookspecs import Run
 
@@ -49,7 +51,7 @@ class _Job:
             load_weights(self.model, settings.pretrained_model, key_path="Global.pretrained_model")
 
         where = {"class_num": plan.model.class_num, "seed": self.env.seed, "rank": self.env.rank,
-                 "world_size": self.env.world_size, "image_shape": settings.image_shape}
+                 "world_size": self.env.world_size, "image_shape": settings.image_shape, "device": self.env.device}
         self.train_loader = build_dataloader(plan.loaders["Train"], registry, **where)
         steps_per_epoch = len(self.train_loader)
         if steps_per_epoch == 0:
@@ -78,7 +80,11 @@ class _Job:
         self.precision = Precision(plan.amp, self.env.device)
         self.model, self.optimizer = self.precision.decorate(self.model, optimizer)
         self.ema = ModelEMA(self.model, plan.ema.decay) if plan.ema else None
-        self.forward_model = paddle.DataParallel(self.model) if self.env.distributed else self.model
+        self.step = TrainStep(self.model, self.train_loss, to_static=settings.to_static,
+                              distributed=self.env.distributed)
+        self.forward_model = self.step.eager_model
+        # on GPU the loss is read on logging steps only (a read waits for the device)
+        self.loss_log = LossLog(self.env.world_size, settings.print_batch_step if self.env.device == "gpu" else 1)
         self.best_ema: float | None = None
 
         self.run = Run(
@@ -154,17 +160,19 @@ class _Job:
         for metric in self.train_metrics:
             metric.reset()
         sums: dict[str, float] = {}
-        samples = 0
+        samples = since_read = 0
         last = time.perf_counter()
         freq = self.update_freq
         for step, (images, labels) in enumerate(self.train_loader, start=1):
             lr = float(self.optimizer.get_lr())
+            batch = int(labels.shape[0])
             update = step % freq == 0  # Global.update_freq: gradients add up over freq batches, then one update
+            due = self.loss_log.due(step, run.steps_per_epoch)
             with self._gradient_sync(update):
                 with self.precision.autocast():
-                    outputs = self.forward_model(images)
-                    losses = self.train_loss(outputs, labels)
-                values = self._loss_values(losses, epoch, step, lr)
+                    outputs, losses = self.step(images, labels)
+                self.loss_log.add(losses, StepInfo(step, run.global_step + 1, lr, batch))
+                values = self._read_losses(epoch, sums) if due else {}
                 self.precision.backward(losses["loss"] / freq if freq > 1 else losses["loss"])
             if update:
                 self.precision.step(self.optimizer)
@@ -172,21 +180,21 @@ class _Job:
                     self.schedule.step()
                 if self.ema is not None:
                     self.ema.update(self.model)
-            batch = int(labels.shape[0])
-            for metric in self.train_metrics:
+            for metric in self.train_metrics if due else ():  # Metric.Train: on the steps that read (GPU: logging)
                 values.update(metric.update(outputs, labels))
             del outputs, losses  # the graph of this step must not outlive it
-            for name, value in values.items():
-                sums[name] = sums.get(name, 0.0) + value * batch
             samples += batch
+            since_read += batch
             run.global_step += 1
             now = time.perf_counter()
             logs = {**values, "lr": lr, "batch_size": float(batch),
-                    "images_per_sec": batch * run.world_size / max(now - last, 1e-9)}
-            last = now
+                    "images_per_sec": since_read * run.world_size / max(now - last, 1e-9)}
+            if due:
+                last, since_read = now, 0
             hook.corolla_step_end(run=run, epoch=epoch, step=step, logs=logs)
             if run.stop_training or step == run.steps_per_epoch:  # the batches past the last update are left
                 break
+        self._read_losses(epoch, sums)  # steps since the last read (a callback stopped the epoch)
         averages = {name: total / max(samples, 1) for name, total in sums.items()}
         for metric in self.train_metrics:
             averages.update(metric.result())
@@ -197,19 +205,20 @@ class _Job:
     def _gradient_sync(self, update: bool) -> ContextManager:
         """Between updates the processes of a distributed run keep their gradients to
         themselves (``no_sync``); the update's backward pass averages the sums."""
-        return self.forward_model.no_sync() if self.env.distributed and not update else contextlib.nullcontext()
+        return self.step.no_sync() if self.env.distributed and not update else contextlib.nullcontext()
 
-    def _loss_values(self, losses: Mapping[str, paddle.Tensor], epoch: int, step: int, lr: float) -> dict[str, float]:
-        """Plain floats of the loss terms (averaged over ranks); stop on NaN or inf."""
-        names = list(losses)
-        stacked = paddle.stack([losses[n].detach().astype("float32").reshape([]) for n in names])
-        averaged = sum_over_ranks(stacked, self.run.world_size).numpy() / self.run.world_size
-        values = dict(zip(names, (float(v) for v in averaged)))
-        if not math.isfinite(values["loss"]):
-            raise self.checkpoints.diverged(
-                f"the loss became {values['loss']} at epoch {epoch}, step {step} "
-                f"(global step {self.run.global_step + 1}) with lr {lr:.6g}"
-            )
+    def _read_losses(self, epoch: int, sums: dict[str, float]) -> dict[str, float]:
+        """Read the steps' loss terms kept since the last read (averaged over ranks) into the epoch's
+        sample-weighted ``sums``; stop at the first NaN or inf. Returns the last step's terms."""
+        values: dict[str, float] = {}
+        for info, values in self.loss_log.read():
+            if not math.isfinite(values["loss"]):
+                raise self.checkpoints.diverged(
+                    f"the loss became {values['loss']} at epoch {epoch}, step {info.step} "
+                    f"(global step {info.global_step}) with lr {info.lr:.6g}"
+                )
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value * info.batch
         return values
 
     def _maybe_evaluate(self, epoch: int) -> dict[str, float]:

@@ -63,7 +63,8 @@ class ConsoleLogger:
         self._steps_done += 1
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+            if "loss" in logs:  # on GPU the loss is read on logging steps only
+                self._bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
         every = self.print_batch_step or run.settings.print_batch_step
         if step % every == 0 or step == run.steps_per_epoch:
             remaining = run.epochs * run.steps_per_epoch - run.global_step

@@ -29,11 +29,17 @@ def label_targets(labels: paddle.Tensor, class_num: int) -> tuple[paddle.Tensor,
         labels = labels.squeeze(-1)
     if labels.ndim != 1:
         raise DataError(f"class labels must have shape [N] or [N, 1], found {list(labels.shape)}")
-    if labels.numel() and labels.max().item() >= class_num:
+    if _readable(labels) and labels.numel() and labels.max().item() >= class_num:
         raise DataError(f"class label {labels.max().item()} is out of range for {class_num} classes (expected 0..{class_num - 1}, or -1 for unlabeled)")
     labeled = (labels >= 0).astype("float32")
     target = F.one_hot(paddle.clip(labels, min=0), class_num) * labeled.unsqueeze(-1)
     return target, labeled
+
+
+def _readable(labels: paddle.Tensor) -> bool:
+    """Whether the labels can be read without waiting: eager and on the CPU (reading from the GPU
+    waits for it, a compiled step cannot read at all; there the loader checked the label files)."""
+    return paddle.in_dynamic_mode() and labels.place.is_cpu_place()
 
 
 def soft_cross_entropy(logits: paddle.Tensor, target: paddle.Tensor) -> paddle.Tensor:

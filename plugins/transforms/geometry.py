@@ -179,14 +179,26 @@ class RandFlipImage:
     def __init__(self, flip_code: int = 1) -> None:
         self.flip_code = choice(flip_code, "flip_code", (1, 0, -1))
 
+    def draw(self) -> int:
+        """One image's choice: 1 flips it."""
+        return int(generator().integers(2))
+
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        if generator().integers(2) == 0:
+        if self.draw() == 0:
             return img
         if self.flip_code == 0:
             return img[::-1]
         if self.flip_code == -1:
             return img[::-1, ::-1]
         return img[:, ::-1]  # a view: the batch ops read it in place (NormalizeImage), or stack it
+
+    def apply_device(self, batch: Any, draws: Any) -> Any:
+        """Flip the images of an N-first batch Tensor whose draw is 1 (:mod:`corolla.data.device`)."""
+        import paddle
+
+        axes = {1: [2], 0: [1], -1: [1, 2]}[self.flip_code]
+        chosen = (draws == 1).reshape([-1, 1, 1, 1])
+        return paddle.where(chosen, paddle.flip(batch, axis=axes), batch)
 
 
 class RandomRotation:

@@ -35,6 +35,7 @@ class NormalizeImage:
         self.layout = "chw" if self.order == "chw" else "hwc"
         self._gain = (scale_value / std_values).astype(np.float32)[:, None, None]
         self._offset = (-mean_values / std_values).astype(np.float32)[:, None, None]
+        self._on_device: dict[str, tuple[Any, Any]] = {}  # place -> gain and offset Tensors
 
     #: apply_batch also takes the list of per-image results and stacks them itself (one copy fewer)
     takes_samples = True
@@ -69,6 +70,33 @@ class NormalizeImage:
             out = out.transpose(0, 2, 3, 1)
         return out.astype(self.dtype, copy=False)
 
+    def apply_device(self, batch: Any, draws: Any = None) -> Any:
+        """:meth:`apply_batch` on a float32 paddle Tensor of raw values, on its device (the same
+        float32 arithmetic, so the same numbers; a float16 result may differ in its last bit
+        where Paddle's cast rounds otherwise than NumPy's; :mod:`corolla.data.device`)."""
+        import paddle
+
+        channel_axis = 1 if self.layout == "chw" else 3
+        if len(batch.shape) != 4 or batch.shape[channel_axis] != 3:
+            raise ValueError(f"expected {self.layout.upper()} images with 3 channels, found shape {batch.shape[1:]}")
+        gain, offset = self._constants(batch.place, channel_axis)
+        out = batch * gain + offset
+        if self.channel_num == 4:
+            zero = out[:, :1] if self.layout == "chw" else out[..., :1]
+            out = paddle.concat([out, paddle.zeros_like(zero)], axis=channel_axis)
+        return out.astype("float16") if self.dtype == np.float16 else out
+
+    def _constants(self, place: Any, channel_axis: int) -> tuple[Any, Any]:
+        """Gain and offset as Tensors on ``place``, made once (a copy to the GPU waits for it)."""
+        import paddle
+
+        if str(place) not in self._on_device:
+            shape = [1, 1, 1, 1]
+            shape[channel_axis] = 3
+            self._on_device[str(place)] = tuple(paddle.to_tensor(v.reshape(shape), place=place)
+                                                for v in (self._gain, self._offset))
+        return self._on_device[str(place)]
+
 
 class ToCHWImage:
     """HWC -> CHW."""
@@ -81,3 +109,6 @@ class ToCHWImage:
 
     def apply_batch(self, batch: np.ndarray) -> np.ndarray:
         return batch.transpose(0, 3, 1, 2)
+
+    def apply_device(self, batch: Any, draws: Any = None) -> Any:
+        return batch.transpose([0, 3, 1, 2])

@@ -1,0 +1,60 @@
+"""The loss terms of the training steps, read back to the host only every few steps.
+
+Reading a value computed on the GPU makes the host wait for the device to finish all
+queued work, and the next step's kernels cannot be queued meanwhile. So on GPU the
+engine keeps each step's terms on the device, stacked into one small Tensor, and reads
+them all at once (one copy, one all-reduce across ranks) on logging steps; on CPU, where
+nothing runs ahead, it reads them every step as before. Every step's values are still
+read, so the epoch averages are exact and a NaN is reported at the step it appeared.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import attrs
+import paddle
+
+from corolla.engine.collectives import sum_over_ranks
+
+
+@attrs.frozen
+class StepInfo:
+    """Where a step was: for the epoch averages and the message of a diverged run."""
+
+    step: int
+    global_step: int
+    lr: float
+    batch: int
+
+
+class LossLog:
+    """Steps' loss terms, kept on the device until :meth:`read`; ``every`` steps between reads."""
+
+    def __init__(self, world_size: int, every: int) -> None:
+        self.world_size = world_size
+        self.every = every
+        self._pending: list[tuple[StepInfo, list[str], paddle.Tensor]] = []
+
+    def add(self, losses: Mapping[str, paddle.Tensor], info: StepInfo) -> None:
+        """Keep this step's terms (detached float32 scalars stacked on the device; no wait)."""
+        names = list(losses)
+        stacked = paddle.stack([losses[n].detach().astype("float32").reshape([]) for n in names])
+        self._pending.append((info, names, stacked))
+
+    def due(self, step: int, last_step: int) -> bool:
+        """Whether step ``step`` of an epoch of ``last_step`` steps reads: every ``every``-th and the last."""
+        return step % self.every == 0 or step == last_step
+
+    def read(self) -> list[tuple[StepInfo, dict[str, float]]]:
+        """Each pending step's terms as floats (averaged over ranks), oldest first; empties the log.
+        All ranks must read at the same steps (an all-reduce)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        flat = paddle.concat([stacked for _, _, stacked in pending])
+        values = (sum_over_ranks(flat, self.world_size).numpy() / self.world_size).tolist()
+        rows, offset = [], 0
+        for info, names, _ in pending:
+            rows.append((info, dict(zip(names, values[offset:offset + len(names)]))))
+            offset += len(names)
+        return rows

@@ -1,0 +1,76 @@
+"""The forward half of a training step, ``(images, labels) -> (outputs, losses)``, eager or compiled.
+
+With ``Global.to_static`` the model's forward pass and the loss run as one static graph
+(``paddle.jit.to_static``, its AST mode: the same on Paddle 2.6 and 3.x, where 2.6's
+bytecode mode fails on keyword-only arguments); the backward pass runs the graph's
+gradient, and the optimizer step stays eager, as in PaddleClas. The parameters are the
+model's own, so checkpoints, EMA and evaluation see no difference. Each new input shape
+(the last, smaller batch of an epoch; each size of a multi-scale sampler) compiles once.
+"""
+from __future__ import annotations
+
+from typing import Any, ContextManager
+
+import paddle
+
+from corolla.plugin.errors import ConfigError, CorollaError
+from corolla.plugin.outputs import ModelOutputs
+
+
+class TrainForward(paddle.nn.Layer):
+    """The model and the training loss as one layer: what ``Global.to_static`` compiles."""
+
+    def __init__(self, model: paddle.nn.Layer, loss: paddle.nn.Layer) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.primary: dict[str, str] = {}  # a ModelOutputs' primary, seen when the graph was traced
+
+    def forward(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[Any, Any]:
+        outputs = self.model(images)
+        losses = self.loss(outputs, labels)
+        if isinstance(outputs, ModelOutputs):  # a static graph hands back plain dicts
+            self.primary["name"] = outputs.primary
+            outputs = dict(outputs)
+        return outputs, losses
+
+
+class TrainStep:
+    """``step(images, labels) -> (outputs, losses)`` for the engine; ``no_sync()`` keeps a data-parallel
+    run's gradients local (between the batches of one update, ``Global.update_freq``).
+
+    Eager: ``model`` under ``paddle.DataParallel`` when ``distributed``, then the loss, as the
+    engine always ran. Compiled: the :class:`TrainForward` of both, under ``DataParallel``.
+    """
+
+    def __init__(self, model: paddle.nn.Layer, loss: paddle.nn.Layer, *, to_static: bool, distributed: bool) -> None:
+        self.to_static = to_static
+        if to_static:
+            self.eager_model = model  # evaluation runs eagerly, outside DataParallel (it takes no gradients)
+            self.layer = paddle.jit.to_static(TrainForward(model, loss), full_graph=True, backend=None)
+            self.forward = self._parallel = paddle.DataParallel(self.layer) if distributed else self.layer
+        else:
+            self.eager_model = self._parallel = paddle.DataParallel(model) if distributed else model
+            self.layer = self.forward = TrainForward(self.eager_model, loss)
+        self._traced = not to_static
+
+    def __call__(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[Any, Any]:
+        if self._traced:
+            outputs, losses = self.forward(images, labels)
+        else:
+            try:
+                outputs, losses = self.forward(images, labels)
+            except CorollaError:
+                raise
+            except Exception as exc:  # the first call traces the graph: say which setting to turn off
+                raise ConfigError(f"Global.to_static: compiling the training step failed ({type(exc).__name__}: "
+                                  f"{exc}); set Global.to_static: false to train eagerly") from exc
+            self._traced = True
+        primary = self.layer.primary.get("name")
+        if primary is not None and not isinstance(outputs, ModelOutputs):
+            outputs = ModelOutputs(outputs, primary=primary)
+        return outputs, losses
+
+    def no_sync(self) -> ContextManager:
+        """Paddle's ``DataParallel.no_sync`` (only for a data-parallel run)."""
+        return self._parallel.no_sync()
