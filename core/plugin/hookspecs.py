@@ -438,8 +438,10 @@ def corolla_step_end(run: Run, epoch: int, step: int, logs: Mapping[str, float])
     """A training step ended.
 
     ``step`` is 1-based within the epoch. ``logs`` holds plain floats for this
-    step: ``loss`` and each named loss term, ``lr``, ``batch_size``,
-    ``images_per_sec``, and train metrics such as ``top1`` when computed.
+    step: ``lr``, ``batch_size``, ``images_per_sec`` (since the last step that
+    read the loss), and on the steps that read the loss, ``loss``, each named loss
+    term and train metrics such as ``top1``: every step on CPU; on GPU every
+    ``Global.print_batch_step``-th step and an epoch's last (a read waits for the GPU).
     """
 
 
