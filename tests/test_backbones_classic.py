@@ -10,7 +10,8 @@ import pytest
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
 from corolla.plugins.backbones import (
-    _classic,
+    _checks,
+    _init,
     cspnet,
     darknet,
     densenet,
@@ -49,7 +50,7 @@ def _lr_mults(layer: paddle.nn.Layer) -> set[float]:
 
 def test_uniform_linear_bounds_its_weight_by_the_fan_in():
     paddle.seed(0)
-    layer = _classic.uniform_linear(400, 300)
+    layer = _init.uniform_linear(400, 300)
     weight = np.abs(layer.weight.numpy())
     assert weight.max() <= 0.05 and weight.max() > 0.049  # 1 / sqrt(400)
     assert not layer.bias.numpy().any()
@@ -58,8 +59,8 @@ def test_uniform_linear_bounds_its_weight_by_the_fan_in():
 @pytest.mark.parametrize("bad", [-0.1, 1.0, "0.2", True, None])
 def test_check_rate_names_the_model_and_the_argument(bad):
     with pytest.raises(ComponentArgumentError, match=r"Net: drop must be a number in \[0, 1\)"):
-        _classic.check_rate("Net", "drop", bad)
-    assert _classic.check_rate("Net", "drop", 0) == 0.0
+        _checks.check_rate("Net", "drop", bad)
+    assert _checks.check_rate("Net", "drop", 0) == 0.0
 
 
 # --- DenseNet ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Behaviour of the hybrid convolution/attention families (VAN, PVT_V2, Twins, TNT, UniFormer,
 NextViT, LeViT) beyond the contract and parity tests: their own arguments, their stage
-maps, and the shared pieces in ``_hybrid``."""
+maps, and the shared attention pieces in ``_transformer``."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from _backbone_cases import REGISTRY, batch_size, cases, input_size, paddleclas,
 
 from corolla.api import apply_state_dict
 from corolla.plugin.errors import ComponentArgumentError
-from corolla.plugins.backbones._transformer import stochastic_depth_rates
+from corolla.plugins.backbones._regularize import drop_path_rates
 
 
 def _images(batch: int, size: int, seed: int = 0) -> paddle.Tensor:
@@ -45,7 +45,7 @@ def test_van_stage_maps_and_drop_path():
     }
     model = REGISTRY.build("backbone", "VAN_B0", {"drop_path_rate": 0.2})
     rates = [block.drop_path.rate for i in range(1, 5) for block in getattr(model, f"block{i}")]
-    assert rates == pytest.approx(stochastic_depth_rates(0.2, 13))
+    assert rates == pytest.approx(drop_path_rates(0.2, 13))
     assert len(model.lr_mult_list) == 5
 
 
@@ -106,7 +106,7 @@ def test_twins_windowed_attention_attends_within_each_window():
 
 
 def test_twins_svt_alternates_windowed_and_subsampled_attention():
-    from corolla.plugins.backbones._hybrid import SpatialReductionAttention
+    from corolla.plugins.backbones._transformer import SpatialReductionAttention
     from corolla.plugins.backbones.twins import LocallyGroupedAttention
 
     with paddle.LazyGuard():
@@ -122,7 +122,7 @@ def test_tnt_needs_224_input_and_has_no_stages():
     model = REGISTRY.build("backbone", "TNT_small", {"drop_path_rate": 0.1})
     assert model.lr_mult_list == [] and model.stage_count == 0
     assert model.blocks[-1].drop_path.rate == pytest.approx(0.1)
-    with pytest.raises(ValueError, match=r"position embeddings are for 224x224 input; got 64x64"):
+    with pytest.raises(ValueError, match=r"TNT_small takes 224x224 images \(its position embeddings are fixed\); got 64x64"):
         model(_images(1, 64))
     with pytest.raises(ComponentArgumentError, match=r"TNT_small: this family has no stages; use return_patterns"):
         REGISTRY.build("backbone", "TNT_small", {"return_stages": True})
@@ -237,7 +237,7 @@ def test_levit_stage_maps_and_distillation_head():
         features = output["stage2"].flatten(2).mean(axis=2)
         expected = (model.head(features) + model.head_dist(features)) / 2
     np.testing.assert_allclose(output["logits"].numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match=r"attention biases are for 224x224 input; got 64x64"):
+    with pytest.raises(ValueError, match=r"takes 224x224 images \(its attention biases are fixed\); got 64x64"):
         model(_images(1, 64))
     assert model.blocks[0].m.attention_biases.regularizer._coeff == 0.0
 

@@ -13,7 +13,7 @@ from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
 from corolla.plugins.backbones import (
     _mobilevit,
-    _stochastic,
+    _regularize,
     convnext,
     dsnet,
     fasternet,
@@ -117,7 +117,7 @@ def test_convnext_channels_first_layer_norm_normalises_each_pixel_over_channels(
 
 def test_drop_path_drops_whole_samples_in_training_only():
     paddle.seed(3)
-    layer = _stochastic.DropPath(0.5)
+    layer = _regularize.DropPath(0.5)
     x = paddle.ones([256, 3, 2, 2])
     layer.train()
     y = layer(x).numpy().reshape(256, -1)
@@ -126,7 +126,7 @@ def test_drop_path_drops_whole_samples_in_training_only():
     assert 0.35 < kept.mean() < 0.65
     layer.eval()
     assert np.all(layer(x).numpy() == 1.0)
-    assert _stochastic.drop_path_rates(0.3, 4) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert _regularize.drop_path_rates(0.3, 4) == pytest.approx([0.0, 0.1, 0.2, 0.3])
 
 
 def test_drop_path_rates_rise_over_the_blocks():
@@ -195,13 +195,13 @@ def test_mobilevit_v3_dropouts():
 @pytest.mark.parametrize(
     "name, arguments, message",
     [
-        ("ConvNeXt_tiny", {"drop_path_rate": 1.5}, r"ConvNeXt_tiny: drop_path_rate must be a probability in \[0, 1\); got 1.5"),
+        ("ConvNeXt_tiny", {"drop_path_rate": 1.5}, r"ConvNeXt_tiny: drop_path_rate must be a number in \[0, 1\); got 1.5"),
         ("ConvNeXt_tiny", {"layer_scale_init_value": -1.0}, r"ConvNeXt_tiny: layer_scale_init_value must be >= 0"),
-        ("StarNet_S1", {"drop_rate": 1.0}, r"StarNet_S1: drop_rate must be a probability"),
-        ("FasterNet_T0", {"drop_path_rate": -0.1}, r"FasterNet_T0: drop_path_rate must be a probability"),
-        ("MobileViTV3_XXS", {"classifier_dropout": 1.0}, r"MobileViTV3_XXS: classifier_dropout must be a probability"),
-        ("MobileViTV3_x0_5", {"dropout": 2}, r"MobileViTV3_x0_5: dropout must be a probability"),
-        ("DSNet_tiny", {"drop_rate": 1.0}, r"DSNet_tiny: drop_rate must be a probability"),
+        ("StarNet_S1", {"drop_rate": 1.0}, r"StarNet_S1: drop_rate must be a number in \[0, 1\)"),
+        ("FasterNet_T0", {"drop_path_rate": -0.1}, r"FasterNet_T0: drop_path_rate must be a number in \[0, 1\)"),
+        ("MobileViTV3_XXS", {"classifier_dropout": 1.0}, r"MobileViTV3_XXS: classifier_dropout must be a number in \[0, 1\)"),
+        ("MobileViTV3_x0_5", {"dropout": 2}, r"MobileViTV3_x0_5: dropout must be a number in \[0, 1\)"),
+        ("DSNet_tiny", {"drop_rate": 1.0}, r"DSNet_tiny: drop_rate must be a number in \[0, 1\)"),
     ],
 )
 def test_bad_rates_are_errors_that_name_the_model(name, arguments, message):

@@ -11,7 +11,7 @@ from _backbone_cases import paddleclas
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, apply_state_dict
-from corolla.plugins.backbones import _lightweight, mobilenet_v4, mobilenext, pphgnet, pphgnet_v2, pplcnet_v2
+from corolla.plugins.backbones import _regularize, mobilenet_v4, mobilenext, pphgnet, pphgnet_v2, pplcnet_v2
 
 REGISTRY = load_registry()
 
@@ -53,7 +53,7 @@ def test_pphgnet_head_options():
     model = _build("PPHGNet_tiny", class_expand=256, dropout_prob=0.1)
     assert model.last_conv.weight.shape == [256, 768, 1, 1] and model.fc.weight.shape == [256, 1000]
     assert model.dropout.p == 0.1
-    with pytest.raises(ComponentArgumentError, match=r"PPHGNet_tiny: dropout_prob must be in \[0, 1\)"):
+    with pytest.raises(ComponentArgumentError, match=r"PPHGNet_tiny: dropout_prob must be a number in \[0, 1\)"):
         _build("PPHGNet_tiny", dropout_prob=1.5)
 
 
@@ -216,10 +216,10 @@ def test_mobilenet_v4_config_options():
     # stochastic depth rises with depth, on residual branches only
     assert model.blocks[5].drop_path.rate == pytest.approx(0.34 * 5 / 17)
     assert model.blocks[4].has_shortcut is False and model.blocks[5].has_shortcut
-    assert not any(isinstance(layer, _lightweight.DropPath) for layer in model.blocks[16].sublayers(include_self=True))
+    assert not any(isinstance(layer, _regularize.DropPath) for layer in model.blocks[16].sublayers(include_self=True))
     model.train()
     assert model(_images(4, 32)).shape == [4, 6]
-    with pytest.raises(ComponentArgumentError, match=r"MobileNetV4_conv_small: drop_path_rate must be in \[0, 1\)"):
+    with pytest.raises(ComponentArgumentError, match=r"MobileNetV4_conv_small: drop_path_rate must be a number in \[0, 1\)"):
         _build("MobileNetV4_conv_small", drop_path_rate=1.0)
 
 

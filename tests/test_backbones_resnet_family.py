@@ -178,7 +178,7 @@ def test_nhwc_gives_the_nchw_logits_and_channels_last_stages():
         ("ResNet18", {"stem_act": "gelu"}, "stem_act must be one of None, relu"),
         ("ResNet18", {"input_image_channel": 0}, "input_image_channel must be a positive int"),
         ("ResNet18", {"stride_list": [2, 2, 2, [2, 1, 1], 2]}, "stride_list needs 5 positive strides, each an int or"),
-        ("SE_ResNet18_vd", {"data_format": "nhwc"}, "data_format must be NCHW or NHWC"),
+        ("SE_ResNet18_vd", {"data_format": "nhwc"}, "data_format must be one of NCHW, NHWC"),
     ],
 )
 def test_bad_arguments_are_errors_naming_the_model(name, options, message):

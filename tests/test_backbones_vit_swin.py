@@ -16,7 +16,8 @@ from corolla import load_registry
 from corolla.api import apply_state_dict
 from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones import (
-    _transformer,
+    _regularize,
+    _tokens,
     cswin_transformer,
     cvt,
     deit,
@@ -53,22 +54,22 @@ def _same_logits(ours: paddle.nn.Layer, theirs: paddle.nn.Layer, images: paddle.
 
 def test_window_partition_and_merge_are_inverse_and_row_major():
     x = paddle.arange(2 * 4 * 6 * 3, dtype="float32").reshape([2, 4, 6, 3])
-    windows = _transformer.window_partition(x, 2)
+    windows = _tokens.window_partition(x, 2)
     assert windows.shape == [2 * 2 * 3, 4, 3]
     # the second window of the first image holds rows 0-1, columns 2-3
     np.testing.assert_array_equal(windows[1].numpy(), x[0, 0:2, 2:4].reshape([4, 3]).numpy())
-    np.testing.assert_array_equal(_transformer.window_merge(windows, 2, 4, 6).numpy(), x.numpy())
+    np.testing.assert_array_equal(_tokens.window_merge(windows, 2, 4, 6).numpy(), x.numpy())
 
 
 def test_relative_position_index_numbers_offsets_row_major():
-    index = _transformer.relative_position_index(2)
+    index = _tokens.relative_position_index(2)
     # positions (0,0), (0,1), (1,0), (1,1); offsets (dy + 1) * 3 + (dx + 1)
     np.testing.assert_array_equal(index, [[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]])
-    assert index.dtype == np.int64 and _transformer.relative_position_index(7).max() == 13 * 13 - 1
+    assert index.dtype == np.int64 and _tokens.relative_position_index(7).max() == 13 * 13 - 1
 
 
 def test_shifted_window_mask_separates_regions_brought_together_by_the_shift():
-    mask = _transformer.shifted_window_mask(4, 4, 2, 1)
+    mask = _tokens.shifted_window_mask(4, 4, 2, 1)
     assert mask.shape == (4, 4, 4) and set(np.unique(mask)) == {0.0, -100.0}
     assert not mask[0].any()  # the top-left window holds one region only
     np.testing.assert_array_equal(mask, mask.transpose(0, 2, 1))
@@ -78,25 +79,25 @@ def test_shifted_window_mask_separates_regions_brought_together_by_the_shift():
 
 def test_drop_path_drops_whole_samples_and_rescales_the_rest():
     x = paddle.ones([64, 3, 5])
-    assert _transformer.drop_path(x, 0.25, training=False) is x
+    assert _regularize.drop_path(x, 0.25, training=False) is x
     paddle.seed(0)
-    out = _transformer.drop_path(x, 0.25, training=True).numpy()
+    out = _regularize.drop_path(x, 0.25, training=True).numpy()
     per_sample = out.reshape(64, -1)
     assert set(np.unique(per_sample)) <= {np.float32(0.0), np.float32(1 / 0.75)}
     assert (per_sample == per_sample[:, :1]).all()  # a sample is kept or dropped whole
     assert 0 < (per_sample[:, 0] == 0).sum() < 64
-    assert _transformer.stochastic_depth_rates(0.3, 4) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert _regularize.drop_path_rates(0.3, 4) == pytest.approx([0.0, 0.1, 0.2, 0.3])
 
 
 # --- ViT and DeiT -------------------------------------------------------------------------------
 
 
-def _tiny_vit(**options) -> _transformer.VisionTransformer:
+def _tiny_vit(**options) -> vision_transformer.VisionTransformer:
     arguments = dict(
         name="TinyViT", img_size=32, patch_size=16, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2,
         qkv_bias=True, epsilon=1e-6, class_num=5,
     )
-    return _transformer.VisionTransformer(**{**arguments, **options})
+    return vision_transformer.VisionTransformer(**{**arguments, **options})
 
 
 def test_vit_takes_only_its_own_input_size():
@@ -284,7 +285,7 @@ def test_swin_v2_window_attention_matches_paddleclas():
         param.set_value(paddle.randn(param.shape) * 0.5)
     their_attn.set_state_dict(our_attn.state_dict())
     windows = paddle.randn([2 * 4, 16, 16])
-    for mask in (None, paddle.to_tensor(_transformer.shifted_window_mask(8, 8, 4, 2))):
+    for mask in (None, paddle.to_tensor(_tokens.shifted_window_mask(8, 8, 4, 2))):
         np.testing.assert_allclose(_attend(our_attn, windows, mask), _attend(their_attn, windows, mask), rtol=1e-5, atol=1e-5)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from corolla import load_registry
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError
-from corolla.plugins.backbones import _mobile, mobilenet_v1, mobilenet_v2, mobilenet_v3, pplcnet, shufflenet_v2
+from corolla.plugins.backbones import _layers, mobilenet_v1, mobilenet_v2, mobilenet_v3, pplcnet, shufflenet_v2
 
 REGISTRY = load_registry()
 
@@ -36,7 +36,7 @@ def _stage_shapes(name: str, size: int = 64, **params) -> list[list[int]]:
     [(5.6, 8), (8.4, 8), (16.8, 16), (33.6, 32), (201.6, 200), (1200, 1200), (10, 16), (90, 88), (28, 32)],
 )
 def test_make_divisible_rounds_to_eights_like_paddleclas(value, rounded):
-    assert _mobile.make_divisible(value) == rounded
+    assert _layers.make_divisible(value) == rounded
 
 
 # Channels follow PaddleClas's tables at each name's scale: int(c * scale) for

@@ -6,6 +6,8 @@ class on :class:`Backbone`, its published weights (``WEIGHTS``, built with
 arguments each fixes (``VARIANTS``) and, last, ``BUILDERS = builders(Model, VARIANTS,
 WEIGHTS)``. The plugin registers every ``VARIANTS`` name lazily, read from the source
 (:func:`corolla.api.lazy_variants`), so each model is named once, where it is defined.
+A family may also set ``MIN_INPUT_SIZE`` (an int, or a function of the name): the smallest
+square input the tests run its models at (32 where unset).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import inspect
 import re
 import typing
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import paddle
 from paddle import nn
@@ -39,7 +41,8 @@ class Backbone(nn.Layer):
 
     A subclass calls ``super().__init__(**contract)`` first, builds its layers, and
     then :meth:`finish` with its parameter groups and stages. Its ``forward`` returns
-    the logits; the features are collected by forward hooks.
+    the logits; the features are collected by forward hooks. ``self.model_name`` is the
+    registered name, for error messages.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class Backbone(nn.Layer):
         return_patterns: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        self.model_name = name
         self.class_num = class_num
         self.lr_mult_list: list[float] = []
         self.stage_count = 0
@@ -84,6 +88,22 @@ class Backbone(nn.Layer):
             layer.register_forward_post_hook(functools.partial(_keep_output, self._features, key))
         if wanted:
             self.register_forward_post_hook(_with_features)
+
+
+def split_stages(blocks: Iterable[nn.Layer], stage_ends: Sequence[int]) -> list[list[nn.Layer]]:
+    """The blocks of each stage, given the index of each stage's last block (for ``finish``)."""
+    blocks = list(blocks)
+    starts = [0, *(end + 1 for end in stage_ends[:-1])]
+    return [blocks[start : end + 1] for start, end in zip(starts, stage_ends, strict=True)]
+
+
+def embedded_stages(stages: Sequence[Sequence[nn.Layer]]) -> dict[str, list[nn.Layer]]:
+    """``lr_groups`` for a net whose every stage opens with its embedding (a patch embedding or
+    downsampling layer, ``stages[i][0]``): the first embedding is the stem group, every later
+    one goes with its stage."""
+    groups = {"stem": [stages[0][0]]}
+    groups.update({f"stage{i}": list(layers[1:] if i == 0 else layers) for i, layers in enumerate(stages)})
+    return groups
 
 
 def _keep_output(features: dict, key: str, layer: nn.Layer, inputs: Any, output: Any) -> None:
@@ -224,3 +244,20 @@ def _keyword_parameters(cls: type) -> list[inspect.Parameter]:
         for p in parameters
         if p.kind is not p.VAR_POSITIONAL
     ]
+
+
+# --- input sizes -----------------------------------------------------------------------------
+
+#: The ``MIN_INPUT_SIZE`` of the deep BatchNorm nets without bounded activations (DenseNet,
+#: PeleeNet, DarkNet53, CSPDarkNet53). At 32x32 their last stage runs on 1x1 maps, so each
+#: BatchNorm there sees only the batch's two values per channel; statistics set from such a
+#: batch leave many channels nearly constant, and eval-mode rounding differences grow through
+#: them layer by layer (to logits of 1e7 in DarkNet53, overflow in DenseNet264, PaddleClas's
+#: own models alike). At 64x64 the last maps are 2x2 and the logits stay of order 1.
+STABLE_BATCHNORM_SIZE = 64
+
+
+def native_input_size(variants: Mapping[str, Mapping[str, Any]]) -> Callable[[str], int]:
+    """A ``MIN_INPUT_SIZE`` for families whose position embeddings or windows fix the input
+    size: each variant's own ``img_size``."""
+    return lambda name: variants[name]["img_size"]

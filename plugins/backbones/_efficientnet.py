@@ -16,9 +16,19 @@ from paddle import nn
 
 from corolla.api import ComponentArgumentError
 from corolla.plugins.backbones._base import Backbone
-from corolla.plugins.backbones._layers import LeanBatchNorm2D
+from corolla.plugins.backbones._checks import check_choice
+from corolla.plugins.backbones._layers import LeanBatchNorm2D, make_divisible
+from corolla.plugins.backbones._regularize import drop_path
 
 PADDING_TYPES = ("SAME", "DYNAMIC")
+
+
+def check_padding_type(name: str, padding_type: str) -> None:
+    """``padding_type`` must be one of :data:`PADDING_TYPES`."""
+    check_choice(
+        name, "padding_type", padding_type, PADDING_TYPES,
+        why="PaddleClas's VALID leaves the convolutions unpadded, which no residual block survives",
+    )
 
 # --- padding, drop-connect -----------------------------------------------------------------
 
@@ -39,13 +49,9 @@ def same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, bool]:
 
 
 def drop_connect(x: paddle.Tensor, rate: float, training: bool) -> paddle.Tensor:
-    """In training, zero a residual branch for a random ``rate`` of the samples and scale
-    the others by ``1 / (1 - rate)`` (stochastic depth); the identity otherwise."""
-    if not training or not rate:
-        return x
-    keep = 1.0 - rate
-    mask = paddle.floor(keep + paddle.rand([x.shape[0], 1, 1, 1])).astype(x.dtype)
-    return x * mask / keep
+    """EfficientNet's stochastic depth: :func:`~._regularize.drop_path` with the random mask
+    drawn in Paddle's default dtype whatever ``x``'s, as PaddleClas's EfficientNets draw it."""
+    return drop_path(x, rate, training, mask_dtype=paddle.get_default_dtype())
 
 
 class PaddedConv(nn.Layer):
@@ -213,10 +219,7 @@ class Scaling:
 
     def channels(self, base: int) -> int:
         """``base`` channels times the width, in multiples of ``depth_divisor`` (never 10% fewer)."""
-        divisor = self.depth_divisor
-        scaled = base * self.width_coefficient
-        rounded = max(self.min_depth or divisor, int(scaled + divisor / 2) // divisor * divisor)
-        return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+        return int(make_divisible(base * self.width_coefficient, self.depth_divisor, self.min_depth))
 
     def repeats(self, base: int) -> int:
         """``base`` blocks times the depth, made whole as ``depth_trunc`` says."""
@@ -258,11 +261,7 @@ class EfficientNet(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if padding_type not in PADDING_TYPES:
-            raise ComponentArgumentError(
-                f"{name}: padding_type must be one of {', '.join(PADDING_TYPES)}; got {padding_type!r} "
-                "(PaddleClas's VALID leaves the depthwise convs unpadded, which no residual block survives)"
-            )
+        check_padding_type(name, padding_type)
         scaling = _scaling(
             name, Scaling(width_coefficient, depth_coefficient, dropout_rate), override_params or {}
         )

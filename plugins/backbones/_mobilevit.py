@@ -14,8 +14,7 @@ from paddle import nn
 from paddle.nn import functional as F
 
 from corolla.plugins.backbones._base import Backbone
-from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._mobile import make_divisible
+from corolla.plugins.backbones._layers import LeanBatchNorm2D, make_divisible
 
 #: the side of the square patches every MobileViT attention block works on
 PATCH = 2
@@ -297,18 +296,3 @@ def v2_layers(
             )
         )
     return stem, layers, outputs[-1]
-
-
-def init_like_cvnets(model: nn.Layer) -> None:
-    """MobileViTV2's initialisation (Apple's ml-cvnets, kept by PaddleClas): every convolution's
-    weight and bias uniform in +-1/sqrt(fan in), linear weights Xavier-uniform with zero bias."""
-    for layer in model.sublayers():
-        if isinstance(layer, nn.Conv2D):
-            kernel = layer.weight.shape
-            bound = (kernel[1] * kernel[2] * kernel[3]) ** -0.5
-            nn.initializer.Uniform(-bound, bound)(layer.weight)
-            if layer.bias is not None:
-                nn.initializer.Uniform(-bound, bound)(layer.bias)
-        elif isinstance(layer, nn.Linear):
-            nn.initializer.XavierUniform()(layer.weight)
-            nn.initializer.Constant(0.0)(layer.bias)

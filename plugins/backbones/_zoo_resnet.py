@@ -7,14 +7,14 @@ SE-ResNeXt and SENet154 (``se_resnext.py``). Its conv-BN pairs are called
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import paddle
 from paddle import nn
 
-from corolla.api import ComponentArgumentError
 from corolla.plugins.backbones._base import Backbone
+from corolla.plugins.backbones._checks import check_choice, check_positive_int
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import ZooConvBN
 
 #: depth -> blocks per stage; 18 and 34 use basic blocks, the others bottlenecks
@@ -29,14 +29,6 @@ BASIC_DEPTHS = (18, 34)
 #: output channels of the first bottleneck stage (doubling per stage, every variant)
 BOTTLENECK_CHANNELS = 256
 DATA_FORMATS = ("NCHW", "NHWC")
-
-
-def uniform_linear(in_features: int, out_features: int) -> nn.Linear:
-    """A Linear whose weight starts U(-1/sqrt(in), 1/sqrt(in)), as PaddleClas initialises these layers."""
-    bound = 1.0 / math.sqrt(in_features)
-    return nn.Linear(
-        in_features, out_features, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
-    )
 
 
 # --- building blocks ---------------------------------------------------------------------
@@ -150,10 +142,8 @@ class ResNeXt(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if data_format not in DATA_FORMATS:
-            raise ComponentArgumentError(f"{name}: data_format must be NCHW or NHWC; got {data_format!r}")
-        if not isinstance(input_image_channel, int) or input_image_channel < 1:
-            raise ComponentArgumentError(f"{name}: input_image_channel must be a positive int; got {input_image_channel!r}")
+        check_choice(name, "data_format", data_format, DATA_FORMATS)
+        check_positive_int(name, "input_image_channel", input_image_channel)
         self.data_format = data_format
         unit = {"data_format": data_format}
 

@@ -9,14 +9,10 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._stochastic import (
-    DropPath,
-    check_probability,
-    drop_path_rates,
-    init_weights,
-    truncated_normal,
-)
+from corolla.plugins.backbones._base import Backbone, builders, embedded_stages
+from corolla.plugins.backbones._checks import check_rate
+from corolla.plugins.backbones._init import init_weights, truncated_normal
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -80,7 +76,7 @@ class ConvNeXt(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        rates = iter(drop_path_rates(check_probability(name, "drop_path_rate", drop_path_rate), sum(depths)))
+        rates = iter(drop_path_rates(check_rate(name, "drop_path_rate", drop_path_rate), sum(depths)))
         if layer_scale_init_value < 0:
             raise ComponentArgumentError(f"{name}: layer_scale_init_value must be >= 0; got {layer_scale_init_value!r}")
 
@@ -105,13 +101,7 @@ class ConvNeXt(Backbone):
         init_weights(self, conv=truncated_normal(), linear=truncated_normal())
         truncated_normal(0.02 * head_init_scale)(self.head.weight)
 
-        self.finish(
-            lr_groups={
-                "stem": [self.downsample_layers[0]],
-                **{f"stage{i}": [self.downsample_layers[i], self.stages[i]] if i else [self.stages[i]] for i in range(4)},
-            },
-            stages=list(self.stages),
-        )
+        self.finish(lr_groups=embedded_stages(list(zip(self.downsample_layers, self.stages))), stages=list(self.stages))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         for downsample, stage in zip(self.downsample_layers, self.stages):

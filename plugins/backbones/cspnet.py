@@ -9,8 +9,7 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._classic import STABLE_BATCHNORM_SIZE
+from corolla.plugins.backbones._base import STABLE_BATCHNORM_SIZE, Backbone, builders
 from corolla.plugins.backbones._layers import ConvBN
 
 # --- building blocks -----------------------------------------------------------------------

@@ -11,18 +11,12 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._transformer import (
-    DropPath,
-    Mlp,
-    check_rate,
-    init_transformer_weights,
-    native_input_size,
-    stochastic_depth_rates,
-    tokens_to_map,
-    window_merge,
-    window_partition,
-)
+from corolla.plugins.backbones._base import Backbone, builders, native_input_size
+from corolla.plugins.backbones._checks import check_input_size, check_rate
+from corolla.plugins.backbones._init import init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import tokens_to_map, window_merge, window_partition
+from corolla.plugins.backbones._transformer import Mlp
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -168,13 +162,12 @@ class CSWinTransformer(Backbone):
         **contract: Any,
     ) -> None:
         super().__init__(**contract)
-        self.model_name = contract["name"]
         for key, value in (("dropout", dropout), ("attention_dropout", attention_dropout)):
             check_rate(self.model_name, key, value)
         resolution = img_size // 4
         self.img_size = img_size
         self.patch_embedding = TokenConv(3, embed_dim, 7, stride=4, padding=2, conv_name="patch_embed")
-        rates = stochastic_depth_rates(droppath, sum(depths))
+        rates = drop_path_rates(droppath, sum(depths))
         self.stages = nn.LayerList()
         for i, (depth, split, heads) in enumerate(zip(depths, splits, num_heads)):
             first = sum(depths[:i])
@@ -193,11 +186,7 @@ class CSWinTransformer(Backbone):
         self.finish(lr_groups=groups, stages=[stage.blocks[-1] for stage in self.stages])
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if x.shape[2] != self.img_size or x.shape[3] != self.img_size:
-            raise ValueError(
-                f"{self.model_name} takes {self.img_size}x{self.img_size} images (its stripes are fixed); "
-                f"got {x.shape[2]}x{x.shape[3]}"
-            )
+        check_input_size(self.model_name, x, self.img_size, "stripes")
         x = self.patch_embedding(x)
         for stage in self.stages:
             x = stage(x)

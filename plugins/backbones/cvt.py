@@ -14,16 +14,11 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import TRUNC_NORMAL, init_transformer_weights
 from corolla.plugins.backbones._layers import conv_bn
-from corolla.plugins.backbones._transformer import (
-    TRUNC_NORMAL,
-    DropPath,
-    Mlp,
-    QuickGELU,
-    init_transformer_weights,
-    stochastic_depth_rates,
-    tokens_to_map,
-)
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import tokens_to_map
+from corolla.plugins.backbones._transformer import Mlp, QuickGELU
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -136,7 +131,7 @@ class CvTStage(nn.Layer):
         self.pos_drop = nn.Dropout(drop)
         self.blocks = nn.LayerList(
             CvTBlock(dim, num_heads, with_cls_token=with_cls_token, drop=drop, attn_drop=attn_drop, drop_path=rate)
-            for rate in stochastic_depth_rates(drop_path_rate, depth)
+            for rate in drop_path_rates(drop_path_rate, depth)
         )
 
     def forward(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor | None]:

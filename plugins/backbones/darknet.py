@@ -9,8 +9,8 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._classic import STABLE_BATCHNORM_SIZE, uniform_linear
+from corolla.plugins.backbones._base import STABLE_BATCHNORM_SIZE, Backbone, builders
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import conv_bn
 
 # --- building blocks -----------------------------------------------------------------------

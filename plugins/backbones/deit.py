@@ -4,13 +4,13 @@ weight-compatible with PaddleClas 2.6's ``DeiT_*`` (model_zoo/distilled_vision_t
 The plain DeiTs are Vision Transformers; the ``_distilled`` ones add a distillation token with
 its own classifier (``head_dist``) and return the mean of both heads' logits, in training as
 in inference, as PaddleClas does (its DeiT configs train them with CELoss on that mean).
-The model is :class:`~corolla.plugins.backbones._transformer.VisionTransformer`.
+The model is :class:`~corolla.plugins.backbones.vision_transformer.VisionTransformer`.
 """
 from __future__ import annotations
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import builders
-from corolla.plugins.backbones._transformer import VisionTransformer, native_input_size
+from corolla.plugins.backbones._base import builders, native_input_size
+from corolla.plugins.backbones.vision_transformer import VisionTransformer
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its ViT and DeiT docs) ------------
 

@@ -7,24 +7,13 @@ from typing import Any, Sequence
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._classic import STABLE_BATCHNORM_SIZE, check_rate, uniform_linear
-from corolla.plugins.backbones._layers import LeanBatchNorm2D, ZooConvBN
+from corolla.api import MODEL_ZOO_URL, weights_table
+from corolla.plugins.backbones._base import STABLE_BATCHNORM_SIZE, Backbone, builders
+from corolla.plugins.backbones._checks import check_positive_int, check_rate
+from corolla.plugins.backbones._init import uniform_linear
+from corolla.plugins.backbones._layers import LeanBatchNorm2D, NormReLUConv, ZooConvBN
 
 # --- building blocks -----------------------------------------------------------------------
-
-
-class NormReLUConv(nn.Layer):
-    """Pre-activation unit: BN -> ReLU -> bias-free conv (``_batch_norm``, ``_conv``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        super().__init__()
-        self._batch_norm = LeanBatchNorm2D(in_channels)
-        self._conv = nn.Conv2D(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2, bias_attr=False)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self._conv(nn.functional.relu(self._batch_norm(x)))
 
 
 class DenseLayer(nn.Layer):
@@ -97,8 +86,7 @@ class DenseNet(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if isinstance(bn_size, bool) or not isinstance(bn_size, int) or bn_size < 1:
-            raise ComponentArgumentError(f"{name}: bn_size must be a positive integer; got {bn_size!r}")
+        check_positive_int(name, "bn_size", bn_size)
         dropout = check_rate(name, "dropout", dropout)
 
         self.conv1_func = ZooConvBN(3, init_channels, 7, stride=2, act="relu")

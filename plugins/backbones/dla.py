@@ -12,6 +12,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import init_convs_fan_out
 from corolla.plugins.backbones._layers import LeanBatchNorm2D
 
 # --- building blocks -----------------------------------------------------------------------
@@ -188,11 +189,7 @@ class DLA(Backbone):
         self.fc = nn.Conv2D(channels[5], self.class_num, 1)
         self.flatten = nn.Flatten()
 
-        # PaddleClas's initialisation: normal with std sqrt(2 / fan-out) for every conv
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Conv2D):
-                fan_out = layer.weight.shape[0] * layer.weight.shape[2] * layer.weight.shape[3]
-                nn.initializer.Normal(0.0, math.sqrt(2.0 / fan_out))(layer.weight)
+        init_convs_fan_out(self, per_group=False, zero_bias=False)
         stages = [getattr(self, f"level{i}") for i in range(6)]
         self.finish(
             lr_groups={"base_layer": [self.base_layer], **{f"level{i}": [stage] for i, stage in enumerate(stages)}},

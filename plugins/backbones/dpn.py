@@ -10,29 +10,12 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import LeanBatchNorm2D, ZooConvBN
+from corolla.plugins.backbones._layers import LeanBatchNorm2D, NormReLUConv, ZooConvBN
 
 #: a block's input: the two paths (residual, dense), or at a stage's start one tensor of both
 Paths = Union[paddle.Tensor, tuple[paddle.Tensor, paddle.Tensor]]
 
 # --- building blocks -----------------------------------------------------------------------
-
-
-class BNReLUConv(nn.Layer):
-    """Pre-activation: BatchNorm (``_batch_norm``), ReLU, then a bias-free conv (``_conv``)."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1
-    ) -> None:
-        super().__init__()
-        self._batch_norm = LeanBatchNorm2D(in_channels)
-        self._conv = nn.Conv2D(
-            in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, groups=groups,
-            bias_attr=False,
-        )
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self._conv(nn.functional.relu(self._batch_norm(x)))
 
 
 class DualPathBlock(nn.Layer):
@@ -51,10 +34,10 @@ class DualPathBlock(nn.Layer):
         super().__init__()
         self.width = width
         self.increment = increment
-        self.c1x1_w_func = BNReLUConv(in_channels, width + 2 * increment, 1, stride=stride) if project else None
-        self.c1x1_a_func = BNReLUConv(in_channels, inner, 1)
-        self.c3x3_b_func = BNReLUConv(inner, inner, 3, stride=stride, groups=groups)
-        self.c1x1_c_func = BNReLUConv(inner, width + increment, 1)
+        self.c1x1_w_func = NormReLUConv(in_channels, width + 2 * increment, 1, stride=stride) if project else None
+        self.c1x1_a_func = NormReLUConv(in_channels, inner, 1)
+        self.c3x3_b_func = NormReLUConv(inner, inner, 3, stride=stride, groups=groups)
+        self.c1x1_c_func = NormReLUConv(inner, width + increment, 1)
 
     def forward(self, paths: Paths) -> tuple[paddle.Tensor, paddle.Tensor]:
         joined = paddle.concat(list(paths), axis=1) if isinstance(paths, tuple) else paths

@@ -11,9 +11,10 @@ from paddle import nn
 from paddle.nn import functional as F
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._base import Backbone, builders, embedded_stages
+from corolla.plugins.backbones._checks import check_rate
 from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._stochastic import DropPath, check_probability, drop_path_rates
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
 
 EMBED_DIMS = (64, 128, 320, 512)
 NUM_HEADS = (1, 2, 5, 8)
@@ -158,8 +159,8 @@ class DSNet(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        drop = check_probability(name, "drop_rate", drop_rate)
-        rates = drop_path_rates(check_probability(name, "drop_path_rate", drop_path_rate), sum(depths))
+        drop = check_rate(name, "drop_rate", drop_rate)
+        rates = drop_path_rates(check_rate(name, "drop_path_rate", drop_path_rate), sum(depths))
 
         channels = (3, *EMBED_DIMS)
         stages = []
@@ -179,13 +180,7 @@ class DSNet(Backbone):
         self.head = nn.Linear(EMBED_DIMS[-1], self.class_num)
 
         embeds = [getattr(self, f"patch_embed{i + 1}") for i in range(len(depths))]
-        self.finish(
-            lr_groups={
-                "stem": [embeds[0]],
-                **{f"stage{i}": [stage] if i == 0 else [embeds[i], stage] for i, stage in enumerate(stages)},
-            },
-            stages=stages,
-        )
+        self.finish(lr_groups=embedded_stages(list(zip(embeds, stages))), stages=stages)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.blocks1(self.pos_drop(self.patch_embed1(x)))

@@ -14,11 +14,11 @@ import paddle
 from paddle import nn
 from paddle.regularizer import L2Decay
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._efficientnet import PADDING_TYPES, PaddedConv, drop_connect
+from corolla.plugins.backbones._efficientnet import PaddedConv, check_padding_type, drop_connect
 from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._mobile import exempt_norms_from_decay
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-3
@@ -185,11 +185,7 @@ class EfficientNetV2(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if padding_type not in PADDING_TYPES:
-            raise ComponentArgumentError(
-                f"{name}: padding_type must be one of {', '.join(PADDING_TYPES)}; got {padding_type!r} "
-                "(PaddleClas's VALID leaves the convs unpadded, which no residual block survives)"
-            )
+        check_padding_type(name, padding_type)
         size = resolution
         self._stem = Stem(stem_channels, padding_type=padding_type, size=size)
         size = math.ceil(size / 2)

@@ -8,11 +8,12 @@ from typing import Any
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ConvBN
-from corolla.plugins.backbones._lightweight import channel_shuffle
-from corolla.plugins.backbones._mobile import SqueezeExcite, exempt_norms_from_decay, kaiming_init_conv_bn, make_divisible
+from corolla.api import MODEL_ZOO_URL, weights_table
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
+from corolla.plugins.backbones._checks import check_positive_int, check_rate
+from corolla.plugins.backbones._init import kaiming_init_conv_bn
+from corolla.plugins.backbones._layers import ConvBN, SqueezeExcite, channel_shuffle, make_divisible
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 #: Paddle's default hard-sigmoid slope (``nn.Hardsigmoid``), which ESNet's SE gate uses
 HARDSIGMOID_SLOPE = 0.1666667
@@ -87,10 +88,8 @@ class ESNet(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if not 0 <= dropout_prob < 1:
-            raise ComponentArgumentError(f"{name}: dropout_prob must be in [0, 1); got {dropout_prob!r}")
-        if class_expand < 1:
-            raise ComponentArgumentError(f"{name}: class_expand must be a positive number of channels; got {class_expand!r}")
+        check_rate(name, "dropout_prob", dropout_prob)
+        check_positive_int(name, "class_expand", class_expand)
 
         self.conv1 = ConvBN(3, STEM_CHANNELS, 3, stride=2, act="hardswish")
         self.max_pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
@@ -114,13 +113,10 @@ class ESNet(Backbone):
 
         kaiming_init_conv_bn(self)
         exempt_norms_from_decay(self)
-        starts = [0] + [end + 1 for end in stage_ends[:-1]]
+        stages = split_stages(blocks, stage_ends)
         self.finish(
-            lr_groups={
-                "stem": [self.conv1],
-                **{f"stage{i}": blocks[start : end + 1] for i, (start, end) in enumerate(zip(starts, stage_ends))},
-            },
-            stages=[blocks[end] for end in stage_ends],
+            lr_groups={"stem": [self.conv1], **{f"stage{i}": stage for i, stage in enumerate(stages)}},
+            stages=[stage[-1] for stage in stages],
         )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:

@@ -9,22 +9,17 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._stochastic import (
-    DropPath,
-    check_probability,
-    drop_path_rates,
-    init_weights,
-    truncated_normal,
-)
+from corolla.plugins.backbones._base import Backbone, builders, embedded_stages
+from corolla.plugins.backbones._checks import check_rate
+from corolla.plugins.backbones._init import init_weights, truncated_normal
+from corolla.plugins.backbones._layers import LeanBatchNorm2D, activation
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
 
 #: the part of a block's channels its 3x3 convolution sees is 1 / PARTIAL_DIVISOR
 PARTIAL_DIVISOR = 4
 MLP_RATIO = 2
 #: the width of the 1x1 convolution between global pooling and the classifier
 FEATURE_DIM = 1280
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -52,7 +47,7 @@ class FasterBlock(nn.Layer):
         self.mlp = nn.Sequential(
             nn.Conv2D(dim, hidden, 1, bias_attr=False),
             LeanBatchNorm2D(hidden),
-            ACTIVATIONS[act](),
+            activation(act),
             nn.Conv2D(hidden, dim, 1, bias_attr=False),
         )
         self.drop_path = DropPath(drop_path)
@@ -126,7 +121,7 @@ class FasterNet(Backbone):
         super().__init__(**contract)
         name = contract["name"]
         rate = default_drop_path_rate if drop_path_rate is None else drop_path_rate
-        rates = drop_path_rates(check_probability(name, "drop_path_rate", rate), sum(depths))
+        rates = drop_path_rates(check_rate(name, "drop_path_rate", rate), sum(depths))
 
         self.patch_embed = PatchEmbed(embed_dim)
         stages, layers = [], []
@@ -139,19 +134,13 @@ class FasterNet(Backbone):
         self.stages = nn.Sequential(*layers)
         features = embed_dim * 2 ** (len(depths) - 1)
         self.avgpool_pre_head = nn.Sequential(
-            nn.AdaptiveAvgPool2D(1), nn.Conv2D(features, FEATURE_DIM, 1, bias_attr=False), ACTIVATIONS[act]()
+            nn.AdaptiveAvgPool2D(1), nn.Conv2D(features, FEATURE_DIM, 1, bias_attr=False), activation(act)
         )
         self.head = nn.Linear(FEATURE_DIM, self.class_num)
 
         init_weights(self, conv=truncated_normal(), linear=truncated_normal())
-        merges = [[], *([merge] for merge in layers[1::2])]
-        self.finish(
-            lr_groups={
-                "stem": [self.patch_embed],
-                **{f"stage{i}": [*merge, stage] for i, (merge, stage) in enumerate(zip(merges, stages))},
-            },
-            stages=stages,
-        )
+        embeds = [self.patch_embed, *layers[1::2]]  # the stem, then the merge before each later stage
+        self.finish(lr_groups=embedded_stages(list(zip(embeds, stages))), stages=stages)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.avgpool_pre_head(self.stages(self.patch_embed(x)))

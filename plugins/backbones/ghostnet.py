@@ -10,19 +10,12 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ZooConvBN
-from corolla.plugins.backbones._mobile import exempt_norms_from_decay, kaiming_init_conv_bn, make_divisible
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
+from corolla.plugins.backbones._init import kaiming_init_conv_bn, uniform_linear
+from corolla.plugins.backbones._layers import ZooConvBN, make_divisible
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 # --- building blocks -----------------------------------------------------------------------
-
-
-def _uniform_linear(in_features: int, out_features: int) -> nn.Linear:
-    """A Linear initialised U(-1/sqrt(in), 1/sqrt(in)), as PaddleClas's GhostNet declares them."""
-    bound = 1.0 / math.sqrt(in_features)
-    return nn.Linear(
-        in_features, out_features, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
-    )
 
 
 class SqueezeExcite(nn.Layer):
@@ -32,8 +25,8 @@ class SqueezeExcite(nn.Layer):
     def __init__(self, channels: int, reduction: int = 4) -> None:
         super().__init__()
         self.pool2d_gap = nn.AdaptiveAvgPool2D(1)
-        self.squeeze = _uniform_linear(channels, channels // reduction)
-        self.excitation = _uniform_linear(channels // reduction, channels)
+        self.squeeze = uniform_linear(channels, channels // reduction)
+        self.excitation = uniform_linear(channels // reduction, channels)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         gate = self.excitation(nn.functional.relu(self.squeeze(self.pool2d_gap(x).flatten(1))))
@@ -138,17 +131,14 @@ class GhostNet(Backbone):
         self.pool2d_gap = nn.AdaptiveAvgPool2D(1)
         self.fc_0 = ZooConvBN(last_channels, HEAD_CHANNELS, 1, act="relu")
         self.dropout = nn.Dropout(p=0.2)
-        self.fc_1 = _uniform_linear(HEAD_CHANNELS, self.class_num)
+        self.fc_1 = uniform_linear(HEAD_CHANNELS, self.class_num)
 
         kaiming_init_conv_bn(self)
         exempt_norms_from_decay(self)
-        starts = [0] + [end + 1 for end in STAGE_ENDS[:-1]]
+        stages = split_stages(blocks, STAGE_ENDS)
         self.finish(
-            lr_groups={
-                "stem": [self.conv1],
-                **{f"stage{i}": blocks[start : end + 1] for i, (start, end) in enumerate(zip(starts, STAGE_ENDS))},
-            },
-            stages=[blocks[end] for end in STAGE_ENDS],
+            lr_groups={"stem": [self.conv1], **{f"stage{i}": stage for i, stage in enumerate(stages)}},
+            stages=[stage[-1] for stage in stages],
         )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:

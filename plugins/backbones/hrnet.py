@@ -4,7 +4,6 @@ module, then a head that merges them from fine to coarse. ``SE_`` adds squeeze-e
 every block. Weight-compatible with PaddleClas 2.6's ``HRNet_W*_C`` and ``SE_HRNet_W64_C``."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import paddle
@@ -12,16 +11,10 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import ConvBN
 
 # --- building blocks -----------------------------------------------------------------------
-
-
-def _uniform_linear(in_features: int, out_features: int) -> nn.Linear:
-    """A linear layer whose weights start uniform in +-1/sqrt(in_features), as PaddleClas's HRNet."""
-    bound = 1.0 / math.sqrt(in_features)
-    uniform = nn.initializer.Uniform(-bound, bound)
-    return nn.Linear(in_features, out_features, weight_attr=paddle.ParamAttr(initializer=uniform))
 
 
 class SqueezeExcitation(nn.Layer):
@@ -31,8 +24,8 @@ class SqueezeExcitation(nn.Layer):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.fc_squeeze = _uniform_linear(channels, channels // reduction)
-        self.fc_excitation = _uniform_linear(channels // reduction, channels)
+        self.fc_squeeze = uniform_linear(channels, channels // reduction)
+        self.fc_excitation = uniform_linear(channels // reduction, channels)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         gate = self.fc_excitation(nn.functional.relu(self.fc_squeeze(self.avg_pool(x).flatten(1))))
@@ -207,7 +200,7 @@ class HRNet(Backbone):
         self.conv_last = ConvBN(HEAD_MERGE_CHANNELS[-1], HEAD_CHANNELS, 1, act="relu")
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
         self.flatten = nn.Flatten()
-        self.fc = _uniform_linear(HEAD_CHANNELS, self.class_num)
+        self.fc = uniform_linear(HEAD_CHANNELS, self.class_num)
         self.finish(
             lr_groups={
                 "stem": [self.conv_layer1_1, self.conv_layer1_2],

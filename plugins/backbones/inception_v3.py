@@ -10,7 +10,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._classic import uniform_linear
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import ConvBN
 
 # --- building blocks -----------------------------------------------------------------------

@@ -2,7 +2,6 @@
 with its parameter names. Trained at 299x299; any input from 75x75 runs."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import paddle
@@ -10,6 +9,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import ZooConvBN
 
 MIN_INPUT_SIZE = 75
@@ -197,10 +197,7 @@ class InceptionV4(Backbone):
         self._inception_blocks = stage_a + stage_b + stage_c
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
         self._drop = nn.Dropout(p=0.2, mode="downscale_in_infer")
-        bound = 1.0 / math.sqrt(1536)
-        self.out = nn.Linear(
-            1536, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
-        )
+        self.out = uniform_linear(1536, self.class_num)
         self.finish(
             lr_groups={"stem": [self._inception_stem], "stage0": stage_a, "stage1": stage_b, "stage2": stage_c},
             stages=[stage_a[-1], stage_b[-1], stage_c[-1]],

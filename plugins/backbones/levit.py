@@ -13,15 +13,11 @@ from paddle.nn.initializer import Constant
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import (
-    TokensToMap,
-    attend,
-    check_rates,
-    constant_parameter,
-    map_to_tokens,
-    merge_heads,
-)
-from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights
+from corolla.plugins.backbones._checks import check_input_size, check_rates
+from corolla.plugins.backbones._init import constant_parameter, init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath
+from corolla.plugins.backbones._tokens import TokensToMap, map_to_tokens
+from corolla.plugins.backbones._transformer import attend, merge_heads
 
 #: the input size the attention biases are for
 IMAGE_SIZE = 224
@@ -246,9 +242,7 @@ class LeViT(Backbone):
             self.register_forward_post_hook(_merge_outputs)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor | dict[str, paddle.Tensor]:
-        batch, _, height, width = x.shape
-        if isinstance(height, int) and (height, width) != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"LeViT's attention biases are for {IMAGE_SIZE}x{IMAGE_SIZE} input; got {height}x{width}")
+        check_input_size(self.model_name, x, IMAGE_SIZE, "attention biases")
         x = map_to_tokens(self.patch_embed(x))
         start = 0
         for stage, end in enumerate(self.stage_ends):

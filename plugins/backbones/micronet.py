@@ -3,7 +3,6 @@ and the dynamic Shift-Max activation for networks of a few MFLOPs; weight-compat
 PaddleClas 2.6's ``MicroNet_M0`` ... ``MicroNet_M3`` (model_zoo/micronet.py)."""
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -11,10 +10,9 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._lightweight import channel_shuffle
-from corolla.plugins.backbones._mobile import make_divisible
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
+from corolla.plugins.backbones._init import init_convs_fan_out
+from corolla.plugins.backbones._layers import LeanBatchNorm2D, channel_shuffle, make_divisible
 
 #: Dynamic Shift-Max settings every variant shares: the coefficients span
 #: ``[-ACT_MAX, ACT_MAX]`` around their initial values; the squeeze reduction
@@ -269,27 +267,14 @@ class MicroNet(Backbone):
         self.classifier = nn.Sequential(
             SwishLinear(in_channels, out_channels), nn.Dropout(dropout_prob), SwishLinear(out_channels, self.class_num)
         )
-        self._init_weights()
+        init_convs_fan_out(self, per_group=False, zero_bias=False, linear_std=0.01)
 
         ends = [i - 1 for i, spec in enumerate(blocks) if i > 0 and spec.stride == 2] + [len(blocks) - 1]
-        starts = [0] + [end + 1 for end in ends[:-1]]
+        stages = split_stages(layers, ends)
         self.finish(
-            lr_groups={
-                "stem": [stem],
-                **{f"stage{i}": layers[start : end + 1] for i, (start, end) in enumerate(zip(starts, ends))},
-            },
-            stages=[layers[end] for end in ends],
+            lr_groups={"stem": [stem], **{f"stage{i}": stage for i, stage in enumerate(stages)}},
+            stages=[stage[-1] for stage in stages],
         )
-
-    def _init_weights(self) -> None:
-        """PaddleClas's initialisation: convs normal with std sqrt(2 / fan-out), Linear
-        layers normal with std 0.01."""
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Conv2D):
-                fan_out = layer.weight.shape[0] * layer.weight.shape[2] * layer.weight.shape[3]
-                nn.initializer.Normal(std=math.sqrt(2.0 / fan_out))(layer.weight)
-            elif isinstance(layer, nn.Linear):
-                nn.initializer.Normal(std=0.01)(layer.weight)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.classifier(self.avgpool(self.features(x)).flatten(1))

@@ -10,8 +10,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ConvBN, LeanBatchNorm2D, activation
-from corolla.plugins.backbones._mobile import make_divisible
+from corolla.plugins.backbones._layers import ConvBN, LeanBatchNorm2D, activation, make_divisible
 
 # --- building blocks -----------------------------------------------------------------------
 

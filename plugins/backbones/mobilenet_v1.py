@@ -9,9 +9,9 @@ from paddle import nn
 from paddle.nn.initializer import KaimingNormal
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
+from corolla.plugins.backbones._init import kaiming_init_conv_bn
 from corolla.plugins.backbones._layers import ConvBN
-from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, split_stages
 
 # --- building blocks -----------------------------------------------------------
 

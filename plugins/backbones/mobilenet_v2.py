@@ -13,9 +13,8 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
 from corolla.plugins.backbones._layers import ZooConvBN
-from corolla.plugins.backbones._mobile import split_stages
 
 # --- building blocks -----------------------------------------------------------
 

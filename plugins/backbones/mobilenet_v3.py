@@ -8,9 +8,9 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ConvBN, activation
-from corolla.plugins.backbones._mobile import SqueezeExcite, exempt_norms_from_decay, make_divisible, split_stages
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
+from corolla.plugins.backbones._layers import ConvBN, SqueezeExcite, activation, make_divisible
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 # --- building blocks -----------------------------------------------------------
 

@@ -3,35 +3,18 @@ bottlenecks and, in the hybrid variants, mobile multi-query attention; weight-co
 with PaddleClas 2.6's ``MobileNetV4_{conv_small,conv_medium,conv_large,hybrid_medium,hybrid_large}``."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import LeanBatchNorm2D, conv_bn
-from corolla.plugins.backbones._lightweight import DropPath
-from corolla.plugins.backbones._mobile import exempt_norms_from_decay
-
-ACTIVATIONS: dict[str, Callable[[], nn.Layer]] = {"relu": nn.ReLU, "gelu": nn.GELU}
+from corolla.api import MODEL_ZOO_URL, weights_table
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
+from corolla.plugins.backbones._checks import check_positive_int, check_rates
+from corolla.plugins.backbones._layers import ConvBN, LeanBatchNorm2D
+from corolla.plugins.backbones._regularize import DropPath, exempt_norms_from_decay
 
 # --- building blocks -----------------------------------------------------------------------
-
-
-class ConvBNAct(nn.Layer):
-    """conv -> BN -> optional activation ("relu" or exact "gelu")."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1, act: str | None = None
-    ) -> None:
-        super().__init__()
-        self.conv, self.bn = conv_bn(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
-        self.act = ACTIVATIONS[act]() if act else None
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.bn(self.conv(x))
-        return x if self.act is None else self.act(x)
 
 
 class LayerScale(nn.Layer):
@@ -69,8 +52,8 @@ class EdgeResidual(Residual):
 
     def __init__(self, in_channels: int, out_channels: int, *, mid_channels: int, kernel_size: int, stride: int, act: str, drop_path_rate: float) -> None:
         super().__init__(in_channels, out_channels, stride, drop_path_rate)
-        self.conv_exp = ConvBNAct(in_channels, mid_channels, kernel_size, stride=stride, act=act)
-        self.conv_pwl = ConvBNAct(mid_channels, out_channels, 1)
+        self.conv_exp = ConvBN(in_channels, mid_channels, kernel_size, stride=stride, act=act)
+        self.conv_pwl = ConvBN(mid_channels, out_channels, 1)
 
     def branch(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.conv_pwl(self.conv_exp(x))
@@ -96,12 +79,12 @@ class UniversalInvertedResidual(Residual):
         drop_path_rate: float,
     ) -> None:
         super().__init__(in_channels, out_channels, stride, drop_path_rate)
-        self.dw_start = ConvBNAct(in_channels, in_channels, start_kernel, groups=in_channels) if start_kernel else None
-        self.pw_exp = ConvBNAct(in_channels, mid_channels, 1, act=act)
+        self.dw_start = ConvBN(in_channels, in_channels, start_kernel, groups=in_channels) if start_kernel else None
+        self.pw_exp = ConvBN(in_channels, mid_channels, 1, act=act)
         self.dw_mid = (
-            ConvBNAct(mid_channels, mid_channels, mid_kernel, stride=stride, groups=mid_channels, act=act) if mid_kernel else None
+            ConvBN(mid_channels, mid_channels, mid_kernel, stride=stride, groups=mid_channels, act=act) if mid_kernel else None
         )
-        self.pw_proj = ConvBNAct(mid_channels, out_channels, 1)
+        self.pw_proj = ConvBN(mid_channels, out_channels, 1)
         self.layer_scale = LayerScale(out_channels, layer_scale_init) if layer_scale_init else None
 
     def branch(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -145,8 +128,8 @@ class MobileAttention(Residual):
         self.norm = LeanBatchNorm2D(in_channels)
         self.query_proj = nn.Conv2D(in_channels, self.query_dim, 1, bias_attr=False)
         if kv_stride > 1:
-            self.key_down_proj = ConvBNAct(in_channels, in_channels, kernel_size, stride=kv_stride, groups=in_channels)
-            self.value_down_proj = ConvBNAct(in_channels, in_channels, kernel_size, stride=kv_stride, groups=in_channels)
+            self.key_down_proj = ConvBN(in_channels, in_channels, kernel_size, stride=kv_stride, groups=in_channels)
+            self.value_down_proj = ConvBN(in_channels, in_channels, kernel_size, stride=kv_stride, groups=in_channels)
         else:
             self.key_down_proj = self.value_down_proj = None
         self.key_proj = nn.Conv2D(in_channels, kv_dim, 1, bias_attr=False)
@@ -291,21 +274,18 @@ class MobileNetV4(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        for key, rate in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
-            if not 0 <= rate < 1:
-                raise ComponentArgumentError(f"{name}: {key} must be in [0, 1); got {rate!r}")
-        if class_expand < 1:
-            raise ComponentArgumentError(f"{name}: class_expand must be a positive number of channels; got {class_expand!r}")
+        check_rates(name, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
+        check_positive_int(name, "class_expand", class_expand)
 
         blocks = ARCHS[arch]
-        self.conv_stem = ConvBNAct(3, stem_channels, 3, stride=2, act=act)
+        self.conv_stem = ConvBN(3, stem_channels, 3, stride=2, act=act)
         layers = []
         in_channels = stem_channels
         for i, (kind, out, *spec) in enumerate(blocks):
             rate = drop_path_rate * i / len(blocks)
             if kind == "conv":
                 kernel, stride = spec
-                layers.append(ConvBNAct(in_channels, out, kernel, stride=stride, act=act))
+                layers.append(ConvBN(in_channels, out, kernel, stride=stride, act=act))
             elif kind == "er":
                 mid, kernel, stride = spec
                 layers.append(
@@ -331,20 +311,17 @@ class MobileNetV4(Backbone):
         self.blocks = nn.Sequential(*layers)
 
         self.global_pool = nn.AdaptiveAvgPool2D(1)
-        self.conv_head = ConvBNAct(in_channels, class_expand, 1, act=act)
+        self.conv_head = ConvBN(in_channels, class_expand, 1, act=act)
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
         self.dropout = nn.Dropout(drop_rate) if drop_rate else None
         self.classifier = nn.Linear(class_expand, self.class_num)
 
         exempt_norms_from_decay(self)
         ends = _stage_ends(blocks)
-        starts = [0] + [end + 1 for end in ends[:-1]]
+        stages = split_stages(layers, ends)
         self.finish(
-            lr_groups={
-                "stem": [self.conv_stem],
-                **{f"stage{i}": layers[start : end + 1] for i, (start, end) in enumerate(zip(starts, ends))},
-            },
-            stages=[layers[end] for end in ends],
+            lr_groups={"stem": [self.conv_stem], **{f"stage{i}": stage for i, stage in enumerate(stages)}},
+            stages=[stage[-1] for stage in stages],
         )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:

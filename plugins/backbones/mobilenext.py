@@ -11,8 +11,8 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._mobile import make_divisible
+from corolla.plugins.backbones._init import init_convs_fan_out
+from corolla.plugins.backbones._layers import LeanBatchNorm2D, make_divisible
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ class MobileNeXt(Backbone):
         self.features = nn.Sequential(stem, *blocks)
         self.avgpool = nn.AdaptiveAvgPool2D(1)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(in_channels, self.class_num))
-        self._init_weights()
+        init_convs_fan_out(self, per_group=False, zero_bias=False, linear_std=0.01)
 
         ends = [i - 1 for i, stride in enumerate(strides) if i > 0 and stride == 2] + [len(blocks) - 1]
         starts = [0] + [end + 1 for end in ends[:-1]]
@@ -123,16 +123,6 @@ class MobileNeXt(Backbone):
             },
             stages=[blocks[end] for end in ends],
         )
-
-    def _init_weights(self) -> None:
-        """PaddleClas's initialisation: convs normal with std sqrt(2 / fan-out), the
-        classifier normal with std 0.01 and a zero bias."""
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Conv2D):
-                fan_out = layer.weight.shape[0] * layer.weight.shape[2] * layer.weight.shape[3]
-                nn.initializer.Normal(std=math.sqrt(2.0 / fan_out))(layer.weight)
-            elif isinstance(layer, nn.Linear):
-                nn.initializer.Normal(std=0.01)(layer.weight)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.classifier(self.avgpool(self.features(x)).flatten(1))

@@ -11,15 +11,9 @@ from paddle.nn import functional as F
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import truncated_normal
 from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._mobilevit import (
-    ConvNormAct,
-    from_tokens,
-    multi_head_attention,
-    padded_size,
-    to_tokens,
-)
-from corolla.plugins.backbones._stochastic import truncated_normal
+from corolla.plugins.backbones._mobilevit import ConvNormAct, from_tokens, multi_head_attention, padded_size, to_tokens
 
 HEADS = 4
 MLP_RATIO = 2

@@ -7,7 +7,8 @@ from typing import Any
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import builders
-from corolla.plugins.backbones._mobilevit import LayeredMobileViT, LinearAttentionBlock, init_like_cvnets, v2_layers
+from corolla.plugins.backbones._init import init_like_cvnets
+from corolla.plugins.backbones._mobilevit import LayeredMobileViT, LinearAttentionBlock, v2_layers
 
 # --- the model -----------------------------------------------------------------------------
 

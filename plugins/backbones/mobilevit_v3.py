@@ -13,20 +13,20 @@ from paddle.nn import functional as F
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import builders
+from corolla.plugins.backbones._checks import check_rate
+from corolla.plugins.backbones._init import init_like_cvnets, truncated_normal
 from corolla.plugins.backbones._mobilevit import (
     ConvNormAct,
     InvertedResidual,
     LayeredMobileViT,
     LinearAttentionBlock,
     from_tokens,
-    init_like_cvnets,
     mobilenet_layer,
     multi_head_attention,
     padded_size,
     to_tokens,
     v2_layers,
 )
-from corolla.plugins.backbones._stochastic import check_probability, truncated_normal
 
 STEM_CHANNELS = 16
 HEADS = 4
@@ -128,8 +128,8 @@ class MobileViTV3(LayeredMobileViT):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        dropout = check_probability(name, "dropout", dropout)
-        classifier_dropout = check_probability(name, "classifier_dropout", classifier_dropout)
+        dropout = check_rate(name, "dropout", dropout)
+        classifier_dropout = check_rate(name, "classifier_dropout", classifier_dropout)
 
         stem = ConvNormAct(3, STEM_CHANNELS, 3, stride=2)
         layers: list[nn.Layer] = [
@@ -166,8 +166,8 @@ class MobileViTV3Linear(LayeredMobileViT):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        dropout = check_probability(name, "dropout", dropout)
-        classifier_dropout = check_probability(name, "classifier_dropout", classifier_dropout)
+        dropout = check_rate(name, "dropout", dropout)
+        classifier_dropout = check_rate(name, "classifier_dropout", classifier_dropout)
         stem, layers, features = v2_layers(
             width,
             lambda channels, attn_dim, depth: LinearAttentionBlock(

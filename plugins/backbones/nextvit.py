@@ -8,20 +8,15 @@ from typing import Any, Sequence
 
 import paddle
 from paddle import nn
-from paddle.nn.initializer import Constant, TruncatedNormal
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import (
-    INIT_STD,
-    attend,
-    check_rates,
-    map_to_tokens,
-    merge_heads,
-    split_heads,
-)
-from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights, stochastic_depth_rates, tokens_to_map
-from corolla.plugins.backbones._mobile import make_divisible
+from corolla.plugins.backbones._checks import check_rates
+from corolla.plugins.backbones._init import TRUNC_NORMAL, init_transformer_weights, init_weights
+from corolla.plugins.backbones._layers import make_divisible
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import map_to_tokens, tokens_to_map
+from corolla.plugins.backbones._transformer import attend, merge_heads, split_heads
 
 #: channels of the stem's convolutions
 STEM_CHANNELS = (64, 32, 64)
@@ -219,7 +214,7 @@ class NextViT(Backbone):
             ConvBNReLU(STEM_CHANNELS[1], STEM_CHANNELS[2], stride=1),
             ConvBNReLU(STEM_CHANNELS[2], STEM_CHANNELS[2], stride=2),
         )
-        rates = iter(stochastic_depth_rates(path_dropout, sum(depths)))
+        rates = iter(drop_path_rates(path_dropout, sum(depths)))
         blocks, stage_blocks = [], []
         channels = STEM_CHANNELS[-1]
         for stage, layout in enumerate(stage_layout(depths)):
@@ -242,12 +237,7 @@ class NextViT(Backbone):
         self.proj_head = nn.Sequential(nn.Linear(channels, self.class_num))
 
         init_transformer_weights(self)
-        conv_init, zero = TruncatedNormal(std=INIT_STD), Constant(0.0)
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Conv2D):
-                conv_init(layer.weight)
-                if layer.bias is not None:
-                    zero(layer.bias)
+        init_weights(self, conv=TRUNC_NORMAL)
         self.finish(
             lr_groups={"stem": [self.stem], **{f"stage{i}": layers for i, layers in enumerate(stage_blocks)}},
             stages=[layers[-1] for layers in stage_blocks],

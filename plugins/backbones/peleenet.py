@@ -2,15 +2,15 @@
 mobile devices, weight-compatible with PaddleClas 2.6's ``PeleeNet`` (model_zoo/peleenet.py)."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._classic import STABLE_BATCHNORM_SIZE, check_rate
+from corolla.plugins.backbones._base import STABLE_BATCHNORM_SIZE, Backbone, builders
+from corolla.plugins.backbones._checks import check_rate
+from corolla.plugins.backbones._init import init_convs_fan_out
 from corolla.plugins.backbones._layers import LeanBatchNorm2D
 
 # --- building blocks -----------------------------------------------------------------------
@@ -111,7 +111,7 @@ class PeleeNet(Backbone):
         self.pool = nn.AdaptiveAvgPool2D(1)
         self.dropout = nn.Dropout(drop_rate) if drop_rate else None
         self.classifier = nn.Linear(channels, self.class_num)
-        _initialise(self)
+        init_convs_fan_out(self, per_group=False, zero_bias=False, linear_std=0.01)
         self.finish(lr_groups=groups, stages=stages)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -119,16 +119,6 @@ class PeleeNet(Backbone):
         if self.dropout is not None:
             x = self.dropout(x)
         return self.classifier(x)
-
-
-def _initialise(model: nn.Layer) -> None:
-    """PaddleClas's start: convolutions N(0, 2 / (k*k*out_channels)), the classifier N(0, 0.01^2)."""
-    for layer in model.sublayers():
-        if isinstance(layer, nn.Conv2D):
-            kernel_h, kernel_w = layer.weight.shape[2:]
-            nn.initializer.Normal(0.0, math.sqrt(2.0 / (kernel_h * kernel_w * layer.weight.shape[0])))(layer.weight)
-        elif isinstance(layer, nn.Linear):
-            nn.initializer.Normal(0.0, 0.01)(layer.weight)
 
 
 MIN_INPUT_SIZE = STABLE_BATCHNORM_SIZE  # see there why not 32

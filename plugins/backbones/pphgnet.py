@@ -7,11 +7,12 @@ from typing import Any
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ConvBN
-from corolla.plugins.backbones._lightweight import kaiming_init_convs
-from corolla.plugins.backbones._mobile import exempt_norms_from_decay
+from corolla.plugins.backbones._checks import check_positive_int, check_rate
+from corolla.plugins.backbones._init import kaiming_init_convs
+from corolla.plugins.backbones._layers import ConvBN, LastConvHead
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ class HGStage(nn.Layer):
 StageSpec = tuple[int, int, int, int, bool]
 
 
-class PPHGNet(Backbone):
+class PPHGNet(LastConvHead, Backbone):
     """PP-HGNet: a three-conv ``stem`` (the first at stride 2), a 3x3 max-pool, four
     ``stages`` of HG blocks, global pooling, an optional 1x1 ``last_conv`` to ``class_expand``
     channels with ReLU and dropout (``use_last_conv``), and the classifier ``fc``.
@@ -100,10 +101,9 @@ class PPHGNet(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if use_last_conv and class_expand < 1:
-            raise ComponentArgumentError(f"{name}: class_expand must be a positive number of channels; got {class_expand!r}")
-        if not 0 <= dropout_prob < 1:
-            raise ComponentArgumentError(f"{name}: dropout_prob must be in [0, 1); got {dropout_prob!r}")
+        if use_last_conv:
+            check_positive_int(name, "class_expand", class_expand)
+        check_rate(name, "dropout_prob", dropout_prob)
 
         widths = (3, *stem_channels)
         self.stem = nn.Sequential(
@@ -117,15 +117,10 @@ class PPHGNet(Backbone):
             ]
         )
 
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        features = stage_specs[-1][2]
-        self.last_conv = nn.Conv2D(features, class_expand, 1, bias_attr=False) if use_last_conv else None
-        if use_last_conv:
-            self.act = nn.ReLU()
-            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else None
-            features = class_expand
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(features, self.class_num)
+        self.add_head(
+            stage_specs[-1][2], use_last_conv=use_last_conv, class_expand=class_expand, act="relu",
+            dropout_prob=dropout_prob,
+        )
 
         kaiming_init_convs(self)
         exempt_norms_from_decay(self)
@@ -138,12 +133,7 @@ class PPHGNet(Backbone):
         x = self.pool(self.stem(x))
         for stage in self.stages:
             x = stage(x)
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.act(self.last_conv(x))
-            if self.dropout is not None:
-                x = self.dropout(x)
-        return self.fc(self.flatten(x))
+        return self.head(x)
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its PP-HGNet docs) ----------------

@@ -8,11 +8,12 @@ from typing import Any
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import conv_bn
-from corolla.plugins.backbones._lightweight import kaiming_init_convs
-from corolla.plugins.backbones._mobile import exempt_norms_from_decay
+from corolla.plugins.backbones._checks import check_positive_int, check_rate
+from corolla.plugins.backbones._init import kaiming_init_convs
+from corolla.plugins.backbones._layers import ConvBN, LastConvHead
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 #: learning-rate factor of every learnable affine block, on top of its stage's multiplier
 LAB_LR = 0.01
@@ -37,8 +38,8 @@ class LearnableAffine(nn.Layer):
         return self.scale * x + self.bias
 
 
-class ConvBNAct(nn.Layer):
-    """conv -> BN, then (with ``act``) ReLU and, with ``use_lab``, a learnable affine ``lab``."""
+class ConvBNAct(ConvBN):
+    """:class:`~._layers.ConvBN`, with (``act``) ReLU and then, with ``use_lab``, a learnable affine ``lab``."""
 
     def __init__(
         self,
@@ -52,18 +53,15 @@ class ConvBNAct(nn.Layer):
         act: bool = True,
         use_lab: bool = False,
     ) -> None:
-        super().__init__()
-        self.conv, self.bn = conv_bn(in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups)
-        self.act = nn.ReLU() if act else None
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, groups=groups,
+            act="relu" if act else None,
+        )
         self.lab = LearnableAffine() if act and use_lab else None
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.bn(self.conv(x))
-        if self.act is not None:
-            x = self.act(x)
-        if self.lab is not None:
-            x = self.lab(x)
-        return x
+        x = super().forward(x)
+        return x if self.lab is None else self.lab(x)
 
 
 class LightConvBNAct(nn.Layer):
@@ -167,7 +165,7 @@ class HGV2Stage(nn.Layer):
 StageSpec = tuple[int, int, int, int, bool, bool, int, int]
 
 
-class PPHGNetV2(Backbone):
+class PPHGNetV2(LastConvHead, Backbone):
     """PP-HGNetV2: ``stem``, four ``stages`` of HGV2 blocks, global pooling, an optional 1x1
     ``last_conv`` to ``class_expand`` channels with ReLU (and a learnable affine with
     ``use_lab``) and dropout (``use_last_conv``), and the classifier ``fc``.
@@ -191,10 +189,9 @@ class PPHGNetV2(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if use_last_conv and class_expand < 1:
-            raise ComponentArgumentError(f"{name}: class_expand must be a positive number of channels; got {class_expand!r}")
-        if not 0 <= dropout_prob < 1:
-            raise ComponentArgumentError(f"{name}: dropout_prob must be in [0, 1); got {dropout_prob!r}")
+        if use_last_conv:
+            check_positive_int(name, "class_expand", class_expand)
+        check_rate(name, "dropout_prob", dropout_prob)
 
         self.stem = StemBlock(*stem_channels, use_lab=use_lab)
         self.stages = nn.LayerList(
@@ -207,16 +204,10 @@ class PPHGNetV2(Backbone):
             ]
         )
 
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        features = stage_specs[-1][2]
-        self.last_conv = nn.Conv2D(features, class_expand, 1, bias_attr=False) if use_last_conv else None
-        if use_last_conv:
-            self.act = nn.ReLU()
-            self.lab = LearnableAffine() if use_lab else None
-            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else None
-            features = class_expand
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(features, self.class_num)
+        self.add_head(
+            stage_specs[-1][2], use_last_conv=use_last_conv, class_expand=class_expand, act="relu",
+            dropout_prob=dropout_prob, lab=LearnableAffine if use_lab else None,
+        )
 
         kaiming_init_convs(self)
         exempt_norms_from_decay(self)
@@ -231,14 +222,7 @@ class PPHGNetV2(Backbone):
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.act(self.last_conv(x))
-            if self.lab is not None:
-                x = self.lab(x)
-            if self.dropout is not None:
-                x = self.dropout(x)
-        return self.fc(self.flatten(x))
+        return self.head(x)
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its PP-HGNetV2 docs) ---------------

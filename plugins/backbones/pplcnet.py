@@ -7,10 +7,12 @@ from typing import Any, Sequence
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ConvBN, activation
-from corolla.plugins.backbones._mobile import SqueezeExcite, exempt_norms_from_decay, kaiming_init_conv_bn, make_divisible
+from corolla.plugins.backbones._checks import check_choice, check_stride_list
+from corolla.plugins.backbones._init import kaiming_init_conv_bn
+from corolla.plugins.backbones._layers import ConvBN, LastConvHead, SqueezeExcite, make_divisible
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 #: Paddle's default hard-sigmoid slope (``nn.Hardsigmoid``), which PP-LCNet's SE gate uses
 HARDSIGMOID_SLOPE = 0.1666667
@@ -50,7 +52,7 @@ STAGES: dict[str, tuple[tuple[int, int, int, int, bool], ...]] = {
 ACTIVATIONS = ("hardswish", "relu", "relu6")
 
 
-class PPLCNet(Backbone):
+class PPLCNet(LastConvHead, Backbone):
     """PP-LCNet: stem ``conv1``, five depthwise-separable stages ``blocks2..blocks6``, global
     pooling, an optional wide 1x1 ``last_conv`` (``class_expand`` channels; ``use_last_conv``)
     and the classifier ``fc``.
@@ -74,9 +76,10 @@ class PPLCNet(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        strides = _check_stride_list(name, stride_list)
-        if act not in ACTIVATIONS:
-            raise ComponentArgumentError(f"{name}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+        strides = check_stride_list(
+            name, stride_list, len(STAGES), "the stem, then the first block of blocks3..blocks6"
+        )
+        check_choice(name, "act", act, ACTIVATIONS)
 
         self.conv1 = ConvBN(3, make_divisible(16 * scale), 3, stride=strides[0], act=act)
         stages = []
@@ -90,15 +93,10 @@ class PPLCNet(Backbone):
             ]
             stages.append(self.add_sublayer(stage, nn.Sequential(*layers)))
 
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        features = make_divisible(STAGES["blocks6"][-1][2] * scale)
-        self.last_conv = nn.Conv2D(features, class_expand, 1, bias_attr=False) if use_last_conv else None
-        if use_last_conv:
-            self.act = activation(act)
-            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else None
-            features = class_expand
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(features, self.class_num)
+        self.add_head(
+            make_divisible(STAGES["blocks6"][-1][2] * scale), use_last_conv=use_last_conv, class_expand=class_expand, act=act,
+            dropout_prob=dropout_prob,
+        )
 
         kaiming_init_conv_bn(self)
         exempt_norms_from_decay(self)
@@ -108,34 +106,7 @@ class PPLCNet(Backbone):
         x = self.conv1(x)
         for stage in STAGES:
             x = getattr(self, stage)(x)
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.act(self.last_conv(x))
-            if self.dropout is not None:
-                x = self.dropout(x)
-        return self.fc(self.flatten(x))
-
-
-def _check_stride_list(name: str, stride_list: Sequence[int | Sequence[int]]) -> list[int | list[int]]:
-    """Five strides, each an int or a ``[height, width]`` pair (PaddleClas's PULC text-line
-    configs use ``[2, [2, 1], [2, 1], [2, 1], [2, 1]]`` to keep the width)."""
-
-    def is_stride(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-    if (
-        not isinstance(stride_list, (list, tuple))
-        or len(stride_list) != len(STAGES)
-        or not all(
-            is_stride(s) or (isinstance(s, (list, tuple)) and len(s) == 2 and all(map(is_stride, s)))
-            for s in stride_list
-        )
-    ):
-        raise ComponentArgumentError(
-            f"{name}: stride_list needs {len(STAGES)} positive strides, each an int or a [height, width] pair "
-            f"(the stem, then the first block of blocks3..blocks6); got {stride_list!r}"
-        )
-    return [list(s) if isinstance(s, (list, tuple)) else s for s in stride_list]
+        return self.head(x)
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its PP-LCNet docs) ----------------

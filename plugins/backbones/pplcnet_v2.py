@@ -9,10 +9,11 @@ import paddle
 from paddle import nn
 from paddle.nn.initializer import KaimingNormal
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
+from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import conv_bn
-from corolla.plugins.backbones._mobile import exempt_norms_from_decay, make_divisible
+from corolla.plugins.backbones._checks import check_choice, check_positive_int
+from corolla.plugins.backbones._layers import ConvBN, LastConvHead, make_divisible
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 #: activation name -> layer (PaddleClas's leaky ReLU has slope 0.1)
 ACTIVATIONS: dict[str, Callable[[], nn.Layer]] = {
@@ -26,20 +27,17 @@ ACTIVATIONS: dict[str, Callable[[], nn.Layer]] = {
 # --- building blocks -----------------------------------------------------------------------
 
 
-class ConvBNAct(nn.Layer):
-    """conv (Kaiming-normal) -> BN -> optional activation (a name of :data:`ACTIVATIONS`)."""
+class ConvBNAct(ConvBN):
+    """:class:`~._layers.ConvBN` whose conv starts Kaiming-normal, with an activation named in
+    :data:`ACTIVATIONS` (or none)."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1, act: str | None
     ) -> None:
-        super().__init__()
-        self.conv, self.bn = conv_bn(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, groups=groups, act=ACTIVATIONS[act] if act else None
+        )
         KaimingNormal()(self.conv.weight)
-        self.act = ACTIVATIONS[act]() if act else None
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.bn(self.conv(x))
-        return x if self.act is None else self.act(x)
 
 
 class SqueezeExcite(nn.Layer):
@@ -153,7 +151,7 @@ STAGES: dict[str, tuple[int, int, bool, bool, bool, bool]] = {
 }
 
 
-class PPLCNetV2(Backbone):
+class PPLCNetV2(LastConvHead, Backbone):
     """PP-LCNetV2: a ``stem`` (3x3 conv at stride 2 and a depthwise-separable block), four
     ``stages`` of depthwise-separable blocks (``depths`` of them, the first at stride 2),
     global pooling, an optional 1x1 ``last_conv`` to ``class_expand`` channels with the
@@ -178,10 +176,9 @@ class PPLCNetV2(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        if act not in ACTIVATIONS:
-            raise ComponentArgumentError(f"{name}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-        if use_last_conv and class_expand < 1:
-            raise ComponentArgumentError(f"{name}: class_expand must be a positive number of channels; got {class_expand!r}")
+        check_choice(name, "act", act, list(ACTIVATIONS))
+        if use_last_conv:
+            check_positive_int(name, "class_expand", class_expand)
 
         self.stem = nn.Sequential(
             ConvBNAct(3, make_divisible(32 * scale), 3, stride=2, act=act),
@@ -209,15 +206,10 @@ class PPLCNetV2(Backbone):
             )
         self.stages = nn.LayerList(stages)
 
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        features = make_divisible(STAGES["stage3"][0] * 2 * scale)
-        self.last_conv = nn.Conv2D(features, class_expand, 1, bias_attr=False) if use_last_conv else None
-        if use_last_conv:
-            self.act = ACTIVATIONS[act]()
-            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else None
-            features = class_expand
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(features, self.class_num)
+        self.add_head(
+            make_divisible(STAGES["stage3"][0] * 2 * scale), use_last_conv=use_last_conv, class_expand=class_expand, act=ACTIVATIONS[act],
+            dropout_prob=dropout_prob,
+        )
 
         exempt_norms_from_decay(self)
         self.finish(
@@ -229,12 +221,7 @@ class PPLCNetV2(Backbone):
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        x = self.avg_pool(x)
-        if self.last_conv is not None:
-            x = self.act(self.last_conv(x))
-            if self.dropout is not None:
-                x = self.dropout(x)
-        return self.fc(self.flatten(x))
+        return self.head(x)
 
     def re_parameterize(self) -> None:
         """Fuse every multi-kernel depthwise conv into one (same outputs, faster inference;

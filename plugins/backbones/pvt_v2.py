@@ -10,15 +10,12 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import (
-    SpatialReductionAttention,
-    TokensToMap,
-    check_positive_ints,
-    check_rates,
-    map_to_tokens,
-)
-from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights, stochastic_depth_rates, tokens_to_map
+from corolla.plugins.backbones._base import Backbone, builders, embedded_stages
+from corolla.plugins.backbones._checks import check_positive_ints, check_rates
+from corolla.plugins.backbones._init import init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import TokensToMap, map_to_tokens, tokens_to_map
+from corolla.plugins.backbones._transformer import SpatialReductionAttention
 
 #: epsilon of the LayerNorms in the blocks and closing each stage
 NORM_EPS = 1e-6
@@ -137,7 +134,7 @@ class PVTV2(Backbone):
         name = contract["name"]
         check_rates(name, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
         sr_ratios = check_positive_ints(name, "sr_ratios", sr_ratios, len(embed_dims))
-        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
+        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
         in_channels = 3
         for i, (dim, heads, mlp_ratio, depth, sr_ratio) in enumerate(
             zip(embed_dims, num_heads, mlp_ratios, depths, sr_ratios), start=1
@@ -160,13 +157,7 @@ class PVTV2(Backbone):
 
         init_transformer_weights(self)
         stages = [self._stage(i) for i in range(1, self.num_stages + 1)]
-        self.finish(
-            lr_groups={
-                "stem": [self.patch_embed1],
-                **{f"stage{i}": layers[1:] if i == 0 else layers for i, layers in enumerate(stages)},
-            },
-            stages=list(self.stage_maps),
-        )
+        self.finish(lr_groups=embedded_stages(stages), stages=list(self.stage_maps))
 
     def _stage(self, i: int) -> list[nn.Layer]:
         return [getattr(self, f"patch_embed{i}"), getattr(self, f"block{i}"), getattr(self, f"norm{i}")]

@@ -145,7 +145,6 @@ VARIANTS = {
 }
 
 
-
 def MIN_INPUT_SIZE(name: str) -> int:
     """The input size the tests use: 96 beyond RedNet26. The parity test sets BatchNorm
     statistics from two images; on 32x32 images (1x1 maps in the last stage) the deeper nets'

@@ -4,7 +4,6 @@ bottlenecks whose widths follow a quantised linear rule, weight-compatible with 
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import ZooConvBN
 
 STEM_CHANNELS = 32
@@ -86,10 +86,7 @@ class RegNet(Backbone):
                 stages[-1].append(block)
                 in_channels = width
         self.pool2d_avg = nn.AdaptiveAvgPool2D(1)
-        bound = 1.0 / math.sqrt(in_channels)
-        self.out = nn.Linear(
-            in_channels, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
-        )
+        self.out = uniform_linear(in_channels, self.class_num)
         self.finish(
             lr_groups={"stem": [self.conv], **{f"stage{i}": stage for i, stage in enumerate(stages)}},
             stages=[stage[-1] for stage in stages],

@@ -4,7 +4,6 @@ range of receptive fields inside one block; ``_vd`` adds ResNet-D's deep stem an
 average-pool shortcuts. Weight-compatible with PaddleClas 2.6's ``Res2Net*``."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import paddle
@@ -12,6 +11,7 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import ZooConvBN
 
 # --- building blocks -----------------------------------------------------------------------
@@ -137,10 +137,7 @@ class Res2Net(Backbone):
 
         self.pool2d_avg = nn.AdaptiveAvgPool2D(1)
         self.flatten = nn.Flatten()
-        bound = 1.0 / math.sqrt(in_channels)
-        self.out = nn.Linear(
-            in_channels, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
-        )
+        self.out = uniform_linear(in_channels, self.class_num)
         self.finish(
             lr_groups={"stem": list(self.stem), **{f"stage{i}": blocks for i, blocks in enumerate(self.stages)}},
             stages=[blocks[-1] for blocks in self.stages],

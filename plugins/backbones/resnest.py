@@ -4,7 +4,6 @@ attention weights computed from their pooled sum. Weight-compatible with PaddleC
 ``ResNeSt*``."""
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import paddle
@@ -13,8 +12,9 @@ from paddle.nn.initializer import KaimingNormal
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._init import uniform_linear
 from corolla.plugins.backbones._layers import LeanBatchNorm2D, ZooConvBN
-from corolla.plugins.backbones._mobile import exempt_norms_from_decay
+from corolla.plugins.backbones._regularize import exempt_norms_from_decay
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -122,10 +122,7 @@ class ResNeSt(Backbone):
 
         self.pool2d_avg = nn.AdaptiveAvgPool2D(1)
         self.flatten = nn.Flatten()
-        bound = 1.0 / math.sqrt(in_channels)
-        self.out = nn.Linear(
-            in_channels, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
-        )
+        self.out = uniform_linear(in_channels, self.class_num)
         exempt_norms_from_decay(self)
         self.finish(
             lr_groups={"stem": [self.stem], **{f"layer{i + 1}": [stage] for i, stage in enumerate(stages)}},
@@ -160,7 +157,6 @@ VARIANTS = {
     "ResNeSt200": dict(depths=(3, 24, 36, 3), radix=2, stem_width=64, avd_first=False),
     "ResNeSt269": dict(depths=(3, 30, 48, 8), radix=2, stem_width=64, avd_first=False),
 }
-
 
 
 def MIN_INPUT_SIZE(name: str) -> int:

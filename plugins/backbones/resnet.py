@@ -10,7 +10,6 @@ inside the blocks by Diverse Branch Blocks (Ding et al. 2021, https://arxiv.org/
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Callable, Sequence
 
 import paddle
@@ -18,8 +17,10 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ACTIVATIONS, ConvBN, LeanBatchNorm2D, conv_bn
-from corolla.plugins.backbones._zoo_resnet import ResNeXt
+from corolla.plugins.backbones._checks import check_choice, check_positive_int, check_stride_list
+from corolla.plugins.backbones._init import uniform_linear
+from corolla.plugins.backbones._layers import ConvBN, LeanBatchNorm2D, conv_bn
+from corolla.plugins.backbones._zoo_resnet import DATA_FORMATS, ResNeXt
 
 # --- Diverse Branch Block ------------------------------------------------------------------
 
@@ -223,7 +224,8 @@ DEPTHS: dict[int, tuple[type[_Block], tuple[int, int, int, int]]] = {
     200: (BottleneckBlock, (3, 12, 48, 3)),
 }
 STAGE_WIDTHS = (64, 128, 256, 512)
-DATA_FORMATS = ("NCHW", "NHWC")
+#: what ``stem_act`` may name
+STEM_ACTIVATIONS = (None, "relu", "relu6", "hardswish", "hardsigmoid", "swish", "sigmoid")
 
 # --- the model -----------------------------------------------------------------------------
 
@@ -265,15 +267,13 @@ class ResNet(Backbone):
         super().__init__(**contract)
         name = contract["name"]
         block_type, counts = DEPTHS[depth]
-        strides = _check_stride_list(name, stride_list)
-        _check_choices(
-            name,
-            stem_act=(stem_act, (None, *ACTIVATIONS)),
-            data_format=(data_format, DATA_FORMATS),
-            layer_type=(layer_type, LAYER_TYPES),
-        )
-        if not isinstance(input_image_channel, int) or input_image_channel < 1:
-            raise ComponentArgumentError(f"{name}: input_image_channel must be a positive int; got {input_image_channel!r}")
+        strides = [2] * 5
+        if stride_list is not None:
+            strides = check_stride_list(name, stride_list, 5, "stem conv, max-pool, stages 1-3")
+        check_choice(name, "stem_act", stem_act, STEM_ACTIVATIONS)
+        check_choice(name, "data_format", data_format, DATA_FORMATS)
+        check_choice(name, "layer_type", layer_type, LAYER_TYPES)
+        check_positive_int(name, "input_image_channel", input_image_channel)
         if layer_type == "DiverseBranchBlock" and data_format != "NCHW":
             raise ComponentArgumentError(f"{name}: DiverseBranchBlock layers need NCHW data (data_format)")
         first_stride = 1 if max_pool else strides[1]
@@ -316,10 +316,7 @@ class ResNet(Backbone):
         self.blocks = nn.Sequential(*(block for blocks in stages for block in blocks))
 
         self.avg_pool = nn.AdaptiveAvgPool2D(1, **unit)
-        bound = 1.0 / math.sqrt(channels)
-        self.fc = nn.Linear(
-            channels, self.class_num, weight_attr=paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
-        )
+        self.fc = uniform_linear(channels, self.class_num)
 
         self.finish(
             lr_groups={"stem": [self.stem], **{f"stage{i}": blocks for i, blocks in enumerate(stages)}},
@@ -340,29 +337,6 @@ class ResNet(Backbone):
         if self.max_pool is not None:
             x = self.max_pool(x)
         return self.fc(self.avg_pool(self.blocks(x)).flatten(1))
-
-
-def _check_stride_list(name: str, stride_list: Sequence[int | Sequence[int]] | None) -> list[int | list[int]]:
-    if stride_list is None:
-        return [2, 2, 2, 2, 2]
-
-    def is_stride(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-    if not isinstance(stride_list, (list, tuple)) or len(stride_list) != 5 or not all(
-        is_stride(s) or (isinstance(s, (list, tuple)) and len(s) == 2 and all(map(is_stride, s))) for s in stride_list
-    ):
-        raise ComponentArgumentError(
-            f"{name}: stride_list needs 5 positive strides, each an int or a [height, width] pair "
-            f"(stem conv, max-pool, stages 1-3); got {stride_list!r}"
-        )
-    return [list(s) if isinstance(s, (list, tuple)) else s for s in stride_list]
-
-
-def _check_choices(name: str, **arguments: tuple[Any, tuple[Any, ...]]) -> None:
-    for argument, (value, choices) in arguments.items():
-        if value not in choices:
-            raise ComponentArgumentError(f"{name}: {argument} must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
 # --- pretrained weights (PaddleClas 2.6 model zoo; top-1 from its model list) -----------------

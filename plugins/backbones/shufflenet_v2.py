@@ -10,11 +10,11 @@ from typing import Any
 import paddle
 from paddle import nn
 
-from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._layers import ZooConvBN
-from corolla.plugins.backbones._lightweight import channel_shuffle
-from corolla.plugins.backbones._mobile import kaiming_init_conv_bn, split_stages
+from corolla.api import MODEL_ZOO_URL, weights_table
+from corolla.plugins.backbones._base import Backbone, builders, split_stages
+from corolla.plugins.backbones._checks import check_choice
+from corolla.plugins.backbones._init import kaiming_init_conv_bn
+from corolla.plugins.backbones._layers import ZooConvBN, channel_shuffle
 
 # --- building blocks -----------------------------------------------------------
 
@@ -83,8 +83,7 @@ class ShuffleNetV2(Backbone):
 
     def __init__(self, *, scale: float, act: str = "relu", **contract: Any) -> None:
         super().__init__(**contract)
-        if act not in ACTIVATIONS:
-            raise ComponentArgumentError(f"{contract['name']}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+        check_choice(contract["name"], "act", act, ACTIVATIONS)
         stem, *stage_channels, last = CHANNELS[scale]
 
         self._conv1 = ZooConvBN(3, stem, 3, stride=2, act=act)

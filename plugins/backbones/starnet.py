@@ -10,8 +10,9 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
+from corolla.plugins.backbones._checks import check_rate
 from corolla.plugins.backbones._layers import LeanBatchNorm2D
-from corolla.plugins.backbones._stochastic import DropPath, check_probability, drop_path_rates
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
 
 #: the hidden width of a block's star product, in multiples of its channels
 MLP_RATIO = 4
@@ -90,8 +91,8 @@ class StarNet(Backbone):
     ) -> None:
         super().__init__(**contract)
         name = contract["name"]
-        rates = iter(drop_path_rates(check_probability(name, "drop_path_rate", drop_path_rate), sum(depths)))
-        drop_rate = check_probability(name, "drop_rate", drop_rate)
+        rates = iter(drop_path_rates(check_rate(name, "drop_path_rate", drop_path_rate), sum(depths)))
+        drop_rate = check_rate(name, "drop_rate", drop_rate)
 
         self.stem = nn.Sequential(Conv(3, STEM_CHANNELS, 3, stride=2), nn.ReLU6())
         stages, channels = [], STEM_CHANNELS

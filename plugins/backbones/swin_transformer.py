@@ -16,21 +16,17 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._transformer import (
-    TRUNC_NORMAL,
-    DropPath,
-    Mlp,
-    PatchEmbed,
-    check_rate,
-    init_transformer_weights,
-    native_input_size,
+from corolla.plugins.backbones._base import Backbone, builders, native_input_size
+from corolla.plugins.backbones._checks import check_rate
+from corolla.plugins.backbones._init import TRUNC_NORMAL, init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import (
     relative_position_index,
     shifted_window_mask,
-    stochastic_depth_rates,
     window_merge,
     window_partition,
 )
+from corolla.plugins.backbones._transformer import Mlp, PatchEmbed
 
 # --- building blocks -----------------------------------------------------------------------
 
@@ -257,7 +253,7 @@ class SwinTransformer(Backbone):
             patches = (img_size // patch_size) ** 2
             self.absolute_pos_embed = self.create_parameter([1, patches, embed_dim], default_initializer=TRUNC_NORMAL)
         self.pos_drop = nn.Dropout(drop_rate)
-        rates = stochastic_depth_rates(drop_path_rate, sum(depths))
+        rates = drop_path_rates(drop_path_rate, sum(depths))
         self.layers = nn.LayerList()
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             first = sum(depths[:i])

@@ -20,21 +20,17 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, ComponentArgumentError, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._transformer import (
-    TRUNC_NORMAL,
-    DropPath,
-    Mlp,
-    PatchEmbed,
-    check_rate,
-    init_transformer_weights,
-    native_input_size,
+from corolla.plugins.backbones._base import Backbone, builders, native_input_size
+from corolla.plugins.backbones._checks import check_input_size, check_rate
+from corolla.plugins.backbones._init import TRUNC_NORMAL, init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import (
     relative_position_index,
     shifted_window_mask,
-    stochastic_depth_rates,
     window_merge,
     window_partition,
 )
+from corolla.plugins.backbones._transformer import Mlp, PatchEmbed
 
 #: the largest attention temperature: logits are at most 100x the cosine similarity
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -229,7 +225,6 @@ class SwinTransformerV2(Backbone):
         **contract: Any,
     ) -> None:
         super().__init__(**contract)
-        self.model_name = contract["name"]
         for key, value in (("drop_rate", drop_rate), ("attn_drop_rate", attn_drop_rate)):
             check_rate(self.model_name, key, value)
         pretrained_windows = _check_pretrained_windows(self.model_name, pretrained_window_sizes, len(depths))
@@ -242,7 +237,7 @@ class SwinTransformerV2(Backbone):
         if ape:
             self.absolute_pos_embed = self.create_parameter([1, resolution**2, embed_dim], default_initializer=TRUNC_NORMAL)
         self.pos_drop = nn.Dropout(drop_rate)
-        rates = stochastic_depth_rates(drop_path_rate, sum(depths))
+        rates = drop_path_rates(drop_path_rate, sum(depths))
         self.layers = nn.LayerList()
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             first = sum(depths[:i])
@@ -264,11 +259,7 @@ class SwinTransformerV2(Backbone):
             self.absolute_pos_embed.optimize_attr["learning_rate"] = self.lr_mult_list[0]
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if x.shape[2] != self.img_size or x.shape[3] != self.img_size:
-            raise ValueError(
-                f"{self.model_name} takes {self.img_size}x{self.img_size} images (its windows and masks are "
-                f"fixed); got {x.shape[2]}x{x.shape[3]}"
-            )
+        check_input_size(self.model_name, x, self.img_size, "windows and masks")
         x, _ = self.patch_embed(x)
         if self.absolute_pos_embed is not None:
             x = x + self.absolute_pos_embed

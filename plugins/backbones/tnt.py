@@ -13,15 +13,10 @@ from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
 from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import (
-    attend,
-    check_rates,
-    linear,
-    merge_heads,
-    split_heads,
-    trunc_normal_parameter,
-)
-from corolla.plugins.backbones._transformer import DropPath, Mlp, init_transformer_weights, stochastic_depth_rates
+from corolla.plugins.backbones._checks import check_input_size, check_rates
+from corolla.plugins.backbones._init import init_transformer_weights, trunc_normal_parameter
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._transformer import Mlp, attend, linear, merge_heads, split_heads
 
 #: the input size the position embeddings are for
 IMAGE_SIZE = 224
@@ -152,7 +147,7 @@ class TNT(Backbone):
                 embed_dim, pixel_dim, num_pixels, num_heads=num_heads, inner_heads=inner_heads,
                 drop=drop_rate, attn_drop=attn_drop_rate, drop_path=rate,
             )
-            for rate in stochastic_depth_rates(drop_path_rate, depth)
+            for rate in drop_path_rates(drop_path_rate, depth)
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, self.class_num)
@@ -160,9 +155,8 @@ class TNT(Backbone):
         self.finish()
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        batch, _, height, width = x.shape
-        if isinstance(height, int) and (height, width) != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"TNT's position embeddings are for {IMAGE_SIZE}x{IMAGE_SIZE} input; got {height}x{width}")
+        batch = x.shape[0]
+        check_input_size(self.model_name, x, IMAGE_SIZE, "position embeddings")
         pixels = self.pixel_embed(x) + self.pixel_pos
         patches = self.norm2_proj(self.proj(self.norm1_proj(pixels.reshape([batch, self.patch_pos.shape[1] - 1, -1]))))
         patches = paddle.concat([self.cls_token.expand([batch, -1, -1]).astype(patches.dtype), patches], axis=1)

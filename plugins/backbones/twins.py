@@ -11,24 +11,12 @@ from paddle import nn
 from paddle.regularizer import L2Decay
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import (
-    SpatialReductionAttention,
-    TokensToMap,
-    check_rates,
-    init_convs_fan_out,
-    map_to_tokens,
-)
-from corolla.plugins.backbones._transformer import (
-    Attention,
-    DropPath,
-    Mlp,
-    init_transformer_weights,
-    stochastic_depth_rates,
-    tokens_to_map,
-    window_merge,
-    window_partition,
-)
+from corolla.plugins.backbones._base import Backbone, builders, embedded_stages
+from corolla.plugins.backbones._checks import check_rates
+from corolla.plugins.backbones._init import init_convs_fan_out, init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import TokensToMap, map_to_tokens, tokens_to_map, window_merge, window_partition
+from corolla.plugins.backbones._transformer import Attention, Mlp, SpatialReductionAttention
 
 #: epsilon of the LayerNorms in the blocks and before the classifier
 NORM_EPS = 1e-6
@@ -150,7 +138,7 @@ class Twins(Backbone):
     ) -> None:
         super().__init__(**contract)
         check_rates(contract["name"], drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
+        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
         self.patch_embeds = nn.LayerList()
         self.pos_drops = nn.LayerList()
         self.blocks = nn.LayerList()
@@ -176,12 +164,9 @@ class Twins(Backbone):
         self.head = nn.Linear(embed_dims[-1], self.class_num)
 
         init_transformer_weights(self)
-        init_convs_fan_out(self)
-        groups = {"stem": [self.patch_embeds[0]]}
-        for stage in range(len(embed_dims)):
-            embed = [self.patch_embeds[stage]] if stage else []
-            groups[f"stage{stage}"] = embed + [self.blocks[stage], self.pos_block[stage]]
-        self.finish(lr_groups=groups, stages=list(self.stage_maps))
+        init_convs_fan_out(self, per_group=True, zero_bias=True)
+        stages = list(zip(self.patch_embeds, self.blocks, self.pos_block))
+        self.finish(lr_groups=embedded_stages(stages), stages=list(self.stage_maps))
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         for stage, blocks in enumerate(self.blocks):

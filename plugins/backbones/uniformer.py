@@ -11,16 +11,12 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import check_rates, constant_parameter, map_to_tokens
-from corolla.plugins.backbones._transformer import (
-    Attention,
-    DropPath,
-    Mlp,
-    init_transformer_weights,
-    stochastic_depth_rates,
-    tokens_to_map,
-)
+from corolla.plugins.backbones._base import Backbone, builders, embedded_stages
+from corolla.plugins.backbones._checks import check_rates
+from corolla.plugins.backbones._init import constant_parameter, init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import map_to_tokens, tokens_to_map
+from corolla.plugins.backbones._transformer import Attention, Mlp
 
 #: epsilon of the LayerNorms in the attention blocks
 NORM_EPS = 1e-6
@@ -171,7 +167,7 @@ class UniFormer(Backbone):
     ) -> None:
         super().__init__(**contract)
         check_rates(contract["name"], drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate)
-        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
+        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
         self.pos_drop = nn.Dropout(drop_rate)
         in_channels = 3
         for stage, (dim, depth) in enumerate(zip(EMBED_DIMS, depths)):
@@ -198,13 +194,7 @@ class UniFormer(Backbone):
 
         init_transformer_weights(self)
         stages = [self._stage(i) for i in range(1, self.num_stages + 1)]
-        self.finish(
-            lr_groups={
-                "stem": [self.patch_embed1],
-                **{f"stage{i}": layers[1:] if i == 0 else layers for i, layers in enumerate(stages)},
-            },
-            stages=[blocks[-1] for _, blocks in stages],
-        )
+        self.finish(lr_groups=embedded_stages(stages), stages=[blocks[-1] for _, blocks in stages])
 
     def _stage(self, i: int) -> list[nn.Layer]:
         return [getattr(self, f"patch_embed{i}"), getattr(self, f"blocks{i}")]

@@ -9,15 +9,11 @@ import paddle
 from paddle import nn
 
 from corolla.api import MODEL_ZOO_URL, weights_table
-from corolla.plugins.backbones._base import Backbone, builders
-from corolla.plugins.backbones._hybrid import (
-    TokensToMap,
-    check_rates,
-    constant_parameter,
-    init_convs_fan_out,
-    map_to_tokens,
-)
-from corolla.plugins.backbones._transformer import DropPath, init_transformer_weights, stochastic_depth_rates
+from corolla.plugins.backbones._base import Backbone, builders, embedded_stages
+from corolla.plugins.backbones._checks import check_rates
+from corolla.plugins.backbones._init import constant_parameter, init_convs_fan_out, init_transformer_weights
+from corolla.plugins.backbones._regularize import DropPath, drop_path_rates
+from corolla.plugins.backbones._tokens import TokensToMap, map_to_tokens
 
 #: epsilon of the LayerNorm closing each stage
 STAGE_NORM_EPS = 1e-6
@@ -139,7 +135,7 @@ class VAN(Backbone):
     ) -> None:
         super().__init__(**contract)
         check_rates(contract["name"], drop_rate=drop_rate, drop_path_rate=drop_path_rate)
-        rates = iter(stochastic_depth_rates(drop_path_rate, sum(depths)))
+        rates = iter(drop_path_rates(drop_path_rate, sum(depths)))
         in_channels = 3
         for i, (dim, depth, mlp_ratio) in enumerate(zip(embed_dims, depths, mlp_ratios), start=1):
             kernel_size, stride = (7, 4) if i == 1 else (3, 2)
@@ -153,15 +149,9 @@ class VAN(Backbone):
         self.head = nn.Linear(embed_dims[-1], self.class_num)
 
         init_transformer_weights(self)
-        init_convs_fan_out(self)
+        init_convs_fan_out(self, per_group=True, zero_bias=True)
         stages = [self._stage(i) for i in range(1, self.num_stages + 1)]
-        self.finish(
-            lr_groups={
-                "stem": [self.patch_embed1],
-                **{f"stage{i}": layers[1:] if i == 0 else layers for i, layers in enumerate(stages)},
-            },
-            stages=list(self.stage_maps),
-        )
+        self.finish(lr_groups=embedded_stages(stages), stages=list(self.stage_maps))
 
     def _stage(self, i: int) -> list[nn.Layer]:
         return [getattr(self, f"patch_embed{i}"), getattr(self, f"block{i}"), getattr(self, f"norm{i}")]
