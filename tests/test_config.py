@@ -110,6 +110,15 @@ def test_yaml_is_loaded_safely(tmp_path):
         load_config(path)
 
 
+def test_an_alias_bomb_is_refused_before_it_grows(tmp_path):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]  # 10**8 values
+    path = tmp_path / "bomb.yaml"
+    path.write_text("Global:\n" + "".join(f"  {line}\n" for line in levels))
+    with pytest.raises(ConfigError, match=r"bomb.yaml: the config expands to more than 1,000,000 values"):
+        load_config(path)
+
+
 def test_missing_file_and_misspelt_section(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")

@@ -376,3 +376,7 @@ def test_truncated_or_corrupt_files_are_clear_errors(trained, data, registry, tm
     image.write_bytes(next((data.root / "images").rglob("*.jpg")).read_bytes()[:200])
     with pytest.raises(DataError, match=r"cut.jpg: .*cannot decode image"):
         engine_support.pipeline_of([{"DecodeImage": None}], registry, "T")(str(image))
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (16_000, 12_000)).save(bomb)  # 192 million pixels in a few kB
+    with pytest.raises(DataError, match=r"bomb.png: .*decompression bomb"):
+        engine_support.pipeline_of([{"DecodeImage": None}], registry, "T")(str(bomb))
