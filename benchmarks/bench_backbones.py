@@ -36,6 +36,12 @@ DEFAULT_MODELS = (
     "MobileNetV2",
     "VGG16",
     "SE_ResNeXt50_32x4d",
+    "ShuffleNetV2_x1_0",
+    "EfficientNetB0",
+    "PPHGNetV2_B0",
+    "ConvNeXt_tiny",
+    "DeiT_tiny_patch16_224",
+    "SwinTransformer_tiny_patch4_window7_224",
 )
 
 

@@ -10,7 +10,11 @@ machine. Reported per run: the images/s ``corolla eval`` prints (the evaluation 
 loading and, for auto, the trace included), the command's wall time, and its metrics, which
 must be the same for both engines.
 
-Run: ``python benchmarks/bench_eval.py [--images 1024] [--pairs 2] [--model PPLCNet_x1_0]``.
+``--breakdown`` adds, in this process: the loader alone, the traced model alone under Paddle
+Inference (oneDNN, 2 threads), the two together as evaluation runs them, and dygraph alone,
+each in images/s: what bounds the evaluation.
+
+Run: ``python benchmarks/bench_eval.py [--images 1024] [--pairs 2] [--model PPLCNet_x1_0] [--breakdown]``.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import yaml
@@ -81,6 +86,49 @@ def run_eval(config: Path, engine: str) -> dict:
             "metrics": {k: float(v) for k, v in values.items()}, "at": time.strftime("%H:%M:%S")}
 
 
+def breakdown(config: Path, model: str, batch: int) -> None:
+    """Print images/s of the loader alone, the inference engine alone, both as evaluation runs
+    them (load a batch, then run it), and dygraph alone."""
+    import paddle
+
+    import corolla
+    from corolla.config.load import load_config
+    from corolla.config.planner import read_plan
+    from corolla.data.loader import build_dataloader
+    from corolla.engine.runtimes import MODEL_PREFIX, PaddleRuntime, traced
+
+    registry = corolla.load_registry()
+    plan = read_plan(load_config(config), registry)
+    loader = build_dataloader(plan.loaders["Eval"], registry, class_num=4, seed=0, rank=0, world_size=1)
+    net = registry.build("backbone", model, {"class_num": 4})
+    net.eval()
+    images = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+
+    def rate(step: Callable[[], int], repeats: int = 1) -> float:
+        started, count = time.perf_counter(), 0
+        for _ in range(repeats):
+            count += step()
+        return count / (time.perf_counter() - started)
+
+    with tempfile.TemporaryDirectory(prefix="bench-eval-trace-") as folder:
+        paddle.jit.save(traced(net, (3, 224, 224)), str(Path(folder) / MODEL_PREFIX))
+        engine = PaddleRuntime(Path(folder), threads=2)
+        engine.run(images)
+        figures = {
+            "loader alone": rate(lambda: sum(int(x.shape[0]) for x, _ in loader)),
+            "inference engine alone": rate(lambda: len(engine.run(images)[0]), repeats=20),
+            "loader + inference engine": rate(lambda: sum(len(engine.run(x.numpy())[0]) for x, _ in loader)),
+        }
+    paddle.base.core.set_num_threads(2)
+    tensor = paddle.to_tensor(images)
+    with paddle.no_grad():
+        net(tensor)
+        figures["dygraph alone"] = rate(lambda: int(net(tensor).shape[0]), repeats=4)
+    print(f"breakdown, images/s (batch {batch}):")
+    for name, value in figures.items():
+        print(f"  {name:28s} {value:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="PPLCNet_x1_0")
@@ -88,6 +136,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader.Eval.loader.num_workers")
+    parser.add_argument("--breakdown", action="store_true", help="also time the loader and the engines alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as folder:
         config = make_config(Path(folder), args.model, args.images, args.batch, args.workers)
@@ -100,6 +149,8 @@ def main() -> None:
                 r = runs[-1]
                 print(f"  {r['at']} {engine:8s} images/s {r['images_per_sec']:7.1f}  wall {r['wall_s']:6.1f} s  "
                       f"{', '.join(f'{k} {v:.4f}' for k, v in r['metrics'].items())}", flush=True)
+        if args.breakdown:
+            breakdown(config, args.model, args.batch)
     same = all(r["metrics"] == runs[0]["metrics"] for r in runs)
     rate = {e: statistics.median(r["images_per_sec"] for r in runs if r["engine"] == e) for e in ("dygraph", "auto")}
     wall = {e: statistics.median(r["wall_s"] for r in runs if r["engine"] == e) for e in ("dygraph", "auto")}
