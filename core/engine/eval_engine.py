@@ -1,6 +1,6 @@
 """Evaluation through Paddle Inference: the model's current weights traced once per
 evaluation and run with oneDNN, several times faster than dygraph on CPU (PPLCNet_x1_0
-at batch 16 on two cores: 19 images/s in dygraph, 287 through Paddle Inference).
+at batch 16 on two idle cores: 47 images/s in dygraph, 307 through Paddle Inference).
 
 ``Global.eval_engine`` (CLI ``--eval-engine``) says how evaluation runs on CPU:
 
