@@ -4,7 +4,7 @@
 # GPU line), and run the suite in both at once, one core each.
 #
 # Tests marked `slow` (the larger variants of each backbone family) run in the
-# Paddle 3 environment in shards: each run takes one of SLOW_SHARDS slices, picked
+# Paddle 3 environment in shards: each run takes one of 16 slices, picked
 # by the commit (COROLLA_SLOW_SHARD=k/n chooses one; =all runs them all; =none none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ setup() {  # venv, paddle requirement, other pins
 setup .venv "paddlepaddle>=3.0"
 setup .venv26 "paddlepaddle==2.6.2" "paddle2onnx<2"  # paddle2onnx 2 reads only Paddle 3's programs
 
-shards=8
+shards=16
 commit=$(git rev-parse --short=8 HEAD 2>/dev/null || echo 0)
 export COROLLA_SLOW_SHARD=${COROLLA_SLOW_SHARD:-$(( 16#${commit:0:6} % shards ))/$shards}
 export OMP_NUM_THREADS=1  # one core for each environment's run

@@ -128,8 +128,9 @@ def test_labels_are_yaml_and_folders_are_safe():
 def test_paddleclas_search_file_reads_with_its_repository_relative_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # PaddleClas's paths start at its root: found from the search file's folders
     spec = read_search(PULC_PERSON)
-    assert spec.base_config == PULC_PERSON.parent / "PPLCNet_x1_0_search.yaml"
-    assert spec.distill_config == PULC_PERSON.parent / "PPLCNet_x1_0_distillation.yaml"
+    folder = PULC_PERSON.resolve().parent  # the search looks upwards from the real folder, links resolved
+    assert spec.base_config == folder / "PPLCNet_x1_0_search.yaml"
+    assert spec.distill_config == folder / "PPLCNet_x1_0_distillation.yaml"
     assert [s.name for s in spec.all_stages()] == ["lrs", "resolutions", "ra_probs", "re_probs", "lr_mult_list", "teacher", "final"]
     resolutions = spec.stages[1]
     assert resolutions.params[0].keys == ("DataLoader.Train.dataset.transform_ops.1.RandCropImage.size",
