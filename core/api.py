@@ -23,6 +23,7 @@ plugins to this module. Importing it does not import Paddle.
 """
 from corolla.config.specs import ComponentSpec, item_spec, named_spec
 from corolla.data.pipeline import LabeledImage, Pipeline, UnreadableImageError, build_batch_transform, read_image_bytes
+from corolla.data.placement import process_alive
 from corolla.data.randomness import generator
 from corolla.data.sampler import EpochBatchSampler
 from corolla.engine.files import write_checkpoint, write_text
@@ -107,6 +108,7 @@ __all__ = [
     "load_state_dict_file",
     "named_spec",
     "pick_output",
+    "process_alive",
     "progress",
     "read_image_bytes",
     "read_label_map",

@@ -22,6 +22,17 @@ import numpy as np
 USER_OMP_THREADS: str | None = None if "paddle" in sys.modules else os.environ.get("OMP_NUM_THREADS")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def launched_rank() -> int:
     """This process's rank (``PADDLE_TRAINER_ID``)."""
     return int(os.environ.get("PADDLE_TRAINER_ID", "0"))

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 import corolla
+from corolla.data.placement import process_alive
 from corolla.engine.checkpoint import flatten, load_optimizer_arrays, load_weights, model_arrays, optimizer_arrays, unflatten
 from corolla.engine.files import SUFFIXES, checkpoint_file, read_arrays, write_checkpoint
 from corolla.plugin.errors import CorollaError, DataError
@@ -161,7 +162,7 @@ class RunLock:
                 handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 owner = self._owner()
-                if owner is not None and owner != os.getpid() and _alive(owner):
+                if owner is not None and owner != os.getpid() and process_alive(owner):
                     raise RunFolderTaken(f"{self.path.parent} is being written by another training process (pid {owner}); "
                                          "wait for it, or set another Global.output_dir") from None
                 self.path.unlink(missing_ok=True)  # left by a process that was killed
@@ -180,16 +181,6 @@ class RunLock:
             return int(self.path.read_text().strip())
         except (OSError, ValueError):
             return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def claim_run_folder(folder: Path, *, resuming_from: str | None, overwrite: bool) -> Path | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from corolla.data.placement import process_alive
 from corolla.plugin.errors import CorollaError
 from corolla.search.spec import Point, Stage, label
 
@@ -88,21 +89,11 @@ class Worker:
         """Whether a running trial's worker is gone."""
         host, _, rest = str(trial.user_attrs.get("worker", "")).partition(":")
         pid, _, token = rest.partition(":")
-        if host == self.host and token != self.token and pid.isdigit() and not _alive(int(pid)):
+        if host == self.host and token != self.token and pid.isdigit() and not process_alive(int(pid)):
             return True
         started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
         beat = trial.user_attrs.get("heartbeat") or started
         return time.time() - beat > STALE_AFTER
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @attrs.frozen

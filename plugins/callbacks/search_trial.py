@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from corolla.api import ConfigError, hookimpl
+from corolla.api import ConfigError, hookimpl, process_alive
 
 STORAGE_ENV = "COROLLA_SEARCH_STORAGE"
 
@@ -62,7 +62,7 @@ class SearchTrial:
 
     @hookimpl
     def corolla_step_end(self, run: Any, epoch: int, step: int, logs: Mapping[str, float]) -> None:
-        if self.watch_pid is not None and not _alive(self.watch_pid):
+        if self.watch_pid is not None and not process_alive(self.watch_pid):
             raise KeyboardInterrupt(f"the corolla search process {self.watch_pid} that started this trial is gone")
 
     @hookimpl
@@ -92,13 +92,3 @@ def _from_rank_0(flag: bool, world_size: int) -> bool:
     value = paddle.to_tensor([1 if flag else 0], dtype="int32")
     paddle.distributed.broadcast(value, src=0)
     return bool(int(value.item()))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
