@@ -21,11 +21,7 @@ class Topk:
             raise ValueError(f"topk must be at least 1, found {topk}")
         self.topk = topk
         self.class_id_map_file = class_id_map_file
-        self.labels = (
-            read_label_map(class_id_map_file, key_path="class_id_map_file", delimiter=delimiter)
-            if class_id_map_file
-            else {}
-        )
+        self.labels = _class_names(class_id_map_file, delimiter)
 
     def __call__(self, probabilities: np.ndarray, files: Sequence[str]) -> list[Prediction]:
         results = []
@@ -63,11 +59,7 @@ class MultiLabelThreshOutput:
             raise ValueError(f"threshold: expected a probability in [0, 1], found {threshold!r}")
         self.threshold = float(threshold)
         self.class_id_map_file = class_id_map_file
-        self.labels = (
-            read_label_map(class_id_map_file, key_path="class_id_map_file", delimiter=delimiter)
-            if class_id_map_file
-            else {}
-        )
+        self.labels = _class_names(class_id_map_file, delimiter)
 
     def __call__(self, probabilities: np.ndarray, files: Sequence[str]) -> list[Prediction]:
         results = []
@@ -76,3 +68,8 @@ class MultiLabelThreshOutput:
             names = [self.labels.get(i, str(i)) for i in ids] if self.labels else []
             results.append(Prediction(str(file), ids, [round(float(row[i]), 5) for i in ids], names))
         return results
+
+
+def _class_names(class_id_map_file: str | None, delimiter: str | None) -> dict[int, str]:
+    """Class id -> name from ``class_id_map_file``; none without one."""
+    return read_label_map(class_id_map_file, key_path="class_id_map_file", delimiter=delimiter) if class_id_map_file else {}
