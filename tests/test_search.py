@@ -109,7 +109,8 @@ def complete_trials(database: Path, study: str) -> list:
     if not database.is_file():
         return []
     try:
-        found = optuna.load_study(study_name=study, storage=f"sqlite:///{database}")
+        # the search may be creating the tables right now: open the storage as the search does
+        found = optuna.load_study(study_name=study, storage=open_storage(optuna, f"sqlite:///{database}"))
     except KeyError:  # not created yet
         return []
     return found.get_trials(states=[optuna.trial.TrialState.COMPLETE])
