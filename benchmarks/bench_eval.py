@@ -1,5 +1,6 @@
-"""``corolla eval`` on CPU: dygraph (corolla before evaluation through the inference engine)
-beside ``Global.eval_engine: auto`` (Paddle Inference with oneDNN where it pays off).
+"""``corolla eval`` on CPU: dygraph beside ``Global.eval_engine: auto`` (through ONNX Runtime
+where the onnx extra is installed, else Paddle Inference with oneDNN, where it pays off), and with
+``--before PYTHON`` the ``corolla eval`` of an older checkout (the baseline of issue 17).
 
 PPLCNet_x1_0 (4 classes, BatchNorm statistics taken from a batch so that its logits
 are not degenerate) on generated 500x375 JPEGs (like flowers102), PaddleClas's eval
@@ -11,10 +12,12 @@ loading and, for auto, the trace included), the command's wall time, and its met
 must be the same for both engines.
 
 ``--breakdown`` adds, in this process: the loader alone, the traced model alone under Paddle
-Inference (oneDNN, 2 threads), the two together as evaluation runs them, and dygraph alone,
-each in images/s: what bounds the evaluation.
+Inference (oneDNN) and ONNX Runtime (idle threads sleeping, as evaluation runs it), each engine
+together with the loader as evaluation runs them, and dygraph alone, each in images/s with 2
+threads per engine: what bounds the evaluation.
 
-Run: ``python benchmarks/bench_eval.py [--images 1024] [--pairs 2] [--model PPLCNet_x1_0] [--breakdown]``.
+Run: ``python benchmarks/bench_eval.py [--images 1024] [--pairs 2] [--model PPLCNet_x1_0] [--breakdown]
+[--before PYTHON]``.
 """
 from __future__ import annotations
 
@@ -72,11 +75,13 @@ def make_config(root: Path, model: str, images: int, batch: int, workers: int = 
     return path
 
 
-def run_eval(config: Path, engine: str) -> dict:
-    """One ``corolla eval`` process: its printed metrics and images/s, and its wall time."""
+def run_eval(config: Path, engine: str, python: str = sys.executable) -> dict:
+    """One ``corolla eval`` process (of the corolla that ``python`` imports; ``engine`` "before":
+    without ``--eval-engine``): its printed metrics and images/s, and its wall time."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "corolla", "eval", "-c", str(config), "--eval-engine", engine],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    command = [python, "-m", "corolla", "eval", "-c", str(config)]
+    command += [] if engine == "before" else ["--eval-engine", engine]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     wall = time.perf_counter() - started
     line = next((l for l in done.stdout.splitlines() if l.startswith("[Eval]")), None)
     if done.returncode != 0 or line is None:
@@ -95,7 +100,8 @@ def breakdown(config: Path, model: str, batch: int) -> None:
     from corolla.config.load import load_config
     from corolla.config.planner import read_plan
     from corolla.data.loader import build_dataloader
-    from corolla.engine.runtimes import MODEL_PREFIX, PaddleRuntime, traced
+    from corolla.engine.onnx_convert import convert
+    from corolla.engine.runtimes import MODEL_PREFIX, OnnxRuntime, PaddleRuntime, traced
 
     registry = corolla.load_registry()
     plan = read_plan(load_config(config), registry)
@@ -112,13 +118,14 @@ def breakdown(config: Path, model: str, batch: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-eval-trace-") as folder:
         paddle.jit.save(traced(net, (3, 224, 224)), str(Path(folder) / MODEL_PREFIX))
-        engine = PaddleRuntime(Path(folder), threads=2)
-        engine.run(images)
-        figures = {
-            "loader alone": rate(lambda: sum(int(x.shape[0]) for x, _ in loader)),
-            "inference engine alone": rate(lambda: len(engine.run(images)[0]), repeats=20),
-            "loader + inference engine": rate(lambda: sum(len(engine.run(x.numpy())[0]) for x, _ in loader)),
-        }
+        convert(Path(folder))
+        figures = {"loader alone": rate(lambda: sum(int(x.shape[0]) for x, _ in loader))}
+        engines = {"Paddle Inference": PaddleRuntime(Path(folder), threads=2),
+                   "ONNX Runtime": OnnxRuntime(Path(folder), threads=2, spin_wait=False)}
+        for name, engine in engines.items():
+            engine.run(images)
+            figures[f"{name} alone"] = rate(lambda: len(engine.run(images)[0]), repeats=20)
+            figures[f"loader + {name}"] = rate(lambda: sum(len(engine.run(x.numpy())[0]) for x, _ in loader))
     paddle.base.core.set_num_threads(2)
     tensor = paddle.to_tensor(images)
     with paddle.no_grad():
@@ -126,7 +133,7 @@ def breakdown(config: Path, model: str, batch: int) -> None:
         figures["dygraph alone"] = rate(lambda: int(net(tensor).shape[0]), repeats=4)
     print(f"breakdown, images/s (batch {batch}):")
     for name, value in figures.items():
-        print(f"  {name:28s} {value:7.1f}")
+        print(f"  {name:30s} {value:7.1f}")
 
 
 def main() -> None:
@@ -137,26 +144,30 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader.Eval.loader.num_workers")
     parser.add_argument("--breakdown", action="store_true", help="also time the loader and the engines alone")
+    parser.add_argument("--before", metavar="PYTHON", help="also run `corolla eval` of the corolla this Python "
+                        "imports (a checkout of 255bd3b, the last commit before the inference engine)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as folder:
         config = make_config(Path(folder), args.model, args.images, args.batch, args.workers)
         print(f"{args.model}, {args.images} images, batch {args.batch}, {args.workers} loader workers, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
         runs = []
+        engines = ("before", "dygraph", "auto") if args.before else ("dygraph", "auto")
         for _ in range(args.pairs):
-            for engine in ("dygraph", "auto"):
-                runs.append(run_eval(config, engine))
+            for engine in engines:
+                runs.append(run_eval(config, engine, args.before if engine == "before" else sys.executable))
                 r = runs[-1]
                 print(f"  {r['at']} {engine:8s} images/s {r['images_per_sec']:7.1f}  wall {r['wall_s']:6.1f} s  "
                       f"{', '.join(f'{k} {v:.4f}' for k, v in r['metrics'].items())}", flush=True)
         if args.breakdown:
             breakdown(config, args.model, args.batch)
     same = all(r["metrics"] == runs[0]["metrics"] for r in runs)
-    rate = {e: statistics.median(r["images_per_sec"] for r in runs if r["engine"] == e) for e in ("dygraph", "auto")}
-    wall = {e: statistics.median(r["wall_s"] for r in runs if r["engine"] == e) for e in ("dygraph", "auto")}
-    print(f"median images/s: dygraph {rate['dygraph']:.1f}, auto {rate['auto']:.1f} ({rate['auto'] / rate['dygraph']:.1f}x); "
-          f"median wall: dygraph {wall['dygraph']:.1f} s, auto {wall['auto']:.1f} s ({wall['dygraph'] / wall['auto']:.1f}x); "
-          f"metrics {'identical' if same else 'DIFFER'}; load average {os.getloadavg()[0]:.1f} at end")
+    rate = {e: statistics.median(r["images_per_sec"] for r in runs if r["engine"] == e) for e in engines}
+    wall = {e: statistics.median(r["wall_s"] for r in runs if r["engine"] == e) for e in engines}
+    base = engines[0]
+    print("median images/s: " + ", ".join(f"{e} {rate[e]:.1f} ({rate[e] / rate[base]:.1f}x)" for e in engines)
+          + "; median wall: " + ", ".join(f"{e} {wall[e]:.1f} s ({wall[base] / wall[e]:.1f}x)" for e in engines)
+          + f"; metrics {'identical' if same else 'DIFFER'}; load average {os.getloadavg()[0]:.1f} at end")
 
 
 if __name__ == "__main__":

@@ -146,8 +146,9 @@ def test_a_missing_onnx_extra_is_named_before_anything_is_built(trained, registr
 
 
 def test_a_conversion_child_that_fails_without_a_message_still_says_so(trained, registry, tmp_path, monkeypatch):
-    monkeypatch.setattr("corolla.engine.onnx_convert.subprocess.run",
-                        lambda command, **kw: subprocess.CompletedProcess(command, -9, "", ""))
+    real_popen = subprocess.Popen
+    killed = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    monkeypatch.setattr("corolla.engine.onnx_convert.subprocess.Popen", lambda command, **kw: real_popen(killed, **kw))
     with pytest.raises(ConversionError, match=r"\(exit status -9\): no output"):
         export(read_plan(_config(trained, tmp_path / "model"), registry), formats=["onnx"])
     assert not any(tmp_path.iterdir())

@@ -1,9 +1,11 @@
-"""Evaluation through Paddle Inference (``Global.eval_engine``): the same metrics as dygraph,
-in ``corolla eval`` and during training; when ``auto`` traces; falling back to dygraph."""
+"""Evaluation through an inference engine (``Global.eval_engine``): Paddle Inference and ONNX
+Runtime give the same metrics as dygraph, in ``corolla eval`` and during training; which engine
+``auto`` picks and when it traces; falling back to Paddle Inference or dygraph."""
 from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,11 @@ import engine_support
 from corolla.cli.main import main
 from corolla.config.planner import read_plan
 from corolla.engine import eval_engine
+from corolla.engine import evaluate as evaluate_module
 from corolla.engine.eval_engine import EvalEngine
 from corolla.engine.evaluate import evaluate_config
-from corolla.engine.runtimes import PaddleRuntime
+from corolla.engine.onnx_convert import Conversion, ConversionError
+from corolla.engine.runtimes import MissingExtraError, OnnxRuntime, PaddleRuntime
 from corolla.engine.safe_pickle import load_state_dict_file
 from corolla.engine.train import train
 from corolla.testing.datasets import make_list_dataset
@@ -147,5 +151,91 @@ def test_auto_traces_where_it_pays_off_and_then_goes_by_what_it_measured():
     job.trace_s, job.traced_s = 2.0, 0.01  # measured by an earlier evaluation of the job
     assert job.worth_tracing(0.05, 60) and not job.worth_tracing(0.05, 40)  # 60 * 0.04 > 2 > 40 * 0.04
     assert EvalEngine("inference", device="cpu", threads=1).worth_tracing(0.0, 1)
+    assert EvalEngine("onnxruntime", device="cpu", threads=1).worth_tracing(0.0, 1)
     assert not EvalEngine("dygraph", device="cpu", threads=1).worth_tracing(1.0, 10**6)
     assert not EvalEngine("inference", device="gpu", threads=1).worth_tracing(1.0, 10**6)  # oneDNN is for CPUs
+
+
+needs_onnx = pytest.mark.skipif(not eval_engine.onnx_installed(), reason="the onnx extra is not installed")
+
+
+def test_auto_picks_onnx_runtime_where_the_onnx_extra_is_installed_else_paddle_inference(monkeypatch):
+    assert EvalEngine("inference", device="cpu", threads=2).backend == "paddle"
+    monkeypatch.setattr(eval_engine, "onnx_installed", lambda: False)
+    assert EvalEngine("auto", device="cpu", threads=2).backend == "paddle"
+    monkeypatch.setattr(eval_engine, "onnx_installed", lambda: True)
+    assert EvalEngine("auto", device="cpu", threads=2).backend == "onnxruntime"
+
+
+def test_onnxruntime_without_the_onnx_extra_is_an_error_saying_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # find_spec then says: not installed
+    with pytest.raises(MissingExtraError, match=r"Global.eval_engine: onnxruntime needs onnxruntime.*pip install "
+                                                r"'corolla\[onnx\]'"):
+        EvalEngine("onnxruntime", device="cpu", threads=1)
+    assert EvalEngine("onnxruntime", device="gpu", threads=1).engine == "dygraph"  # not asked for on GPU
+
+
+@needs_onnx
+def test_corolla_eval_through_onnx_runtime_gives_dygraphs_metrics_and_leaves_the_loader_room(
+        runs, data, registry, monkeypatch):
+    runs, _ = runs
+    expected = evaluate_config(read_plan(_eval_config(runs, data, "dygraph"), registry))
+    options = []
+    real_init = OnnxRuntime.__init__
+
+    def opened(self, folder, **kwargs):
+        options.append(kwargs)
+        real_init(self, folder, **kwargs)
+
+    monkeypatch.setattr(OnnxRuntime, "__init__", opened)
+    monkeypatch.setattr(evaluate_module, "cpu_thread_count", lambda processes: 2)
+    results = evaluate_config(read_plan(_eval_config(runs, data, "onnxruntime"), registry))
+    assert options == [{"threads": 2, "spin_wait": False}]  # its idle threads leave the cores to the loader
+    for key in ("loss", "CELoss", "top1", "top2"):
+        assert results[key] == pytest.approx(expected[key], rel=1e-5), key
+
+
+@needs_onnx
+def test_a_model_onnx_cannot_take_goes_through_paddle_inference_under_auto_and_dygraph_when_asked_for(
+        runs, data, registry, monkeypatch):
+    runs, _ = runs
+    expected = evaluate_config(read_plan(_eval_config(runs, data, "dygraph"), registry))
+
+    def unconvertible(self, folder, **kwargs):
+        self.close()
+        raise ConversionError(f"paddle2onnx could not convert {folder}: no converter for op some_op")
+
+    monkeypatch.setattr(Conversion, "run", unconvertible)
+    monkeypatch.setattr(eval_engine, "TRACE_GUESS_S", 0.0)  # auto traces even this tiny evaluation
+    opened = []
+    real_init = PaddleRuntime.__init__
+    monkeypatch.setattr(PaddleRuntime, "__init__", lambda self, folder, **kw: (opened.append(folder),
+                                                                               real_init(self, folder, **kw))[1])
+    with pytest.warns(UserWarning, match=r"Global.eval_engine: auto: ONNX Runtime cannot run this model "
+                                         r"\(paddle2onnx could not convert .*no converter for op some_op\); "
+                                         r"evaluating through Paddle Inference"):
+        results = evaluate_config(read_plan(_eval_config(runs, data, "auto"), registry))
+    assert len(opened) == 1
+    assert results["top1"] == expected["top1"] and results["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+
+    with pytest.warns(UserWarning, match=r"the model could not be traced for ONNX Runtime \(ConversionError: "
+                                         r"paddle2onnx could not convert"):
+        results = evaluate_config(read_plan(_eval_config(runs, data, "onnxruntime"), registry))
+    assert len(opened) == 1
+    assert results["top1"] == expected["top1"] and results["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+
+
+@needs_onnx
+def test_a_conversion_started_for_a_model_that_then_fails_to_trace_is_stopped(runs, data, registry, monkeypatch):
+    runs, _ = runs
+    started = []
+    real_init = Conversion.__init__
+    monkeypatch.setattr(Conversion, "__init__", lambda self: (started.append(self), real_init(self))[1])
+
+    def broken(*args):
+        raise RuntimeError("some op has no static kernel")
+
+    monkeypatch.setattr(eval_engine, "traced", broken)
+    with pytest.warns(UserWarning, match=r"could not be traced for ONNX Runtime \(RuntimeError: some op"):
+        evaluate_config(read_plan(_eval_config(runs, data, "onnxruntime"), registry))
+    assert len(started) == 1 and started[0]._child.poll() is not None  # the waiting child is gone

@@ -68,9 +68,11 @@ def _add_verb_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
                             help="when the run folder holds an earlier run, move it aside (to <folder>.before-<time>) "
                                  "and start anew")
     if verb in ("train", "eval"):
-        parser.add_argument("--eval-engine", choices=["auto", "inference", "dygraph"],
-                            help="run evaluation in dygraph or through Paddle Inference (oneDNN, CPU only); "
-                                 "sets Global.eval_engine (default auto: where it pays off, see docs/deployment.md)")
+        parser.add_argument("--eval-engine", choices=["auto", "inference", "onnxruntime", "dygraph"],
+                            help="run evaluation in dygraph or through an inference engine (Paddle Inference with "
+                                 "oneDNN, ONNX Runtime; CPU only); sets Global.eval_engine (default auto: ONNX "
+                                 "Runtime where installed, else Paddle Inference, where it pays off; "
+                                 "see docs/deployment.md)")
     elif verb == "export":
         parser.add_argument("--format", default="paddle", choices=["paddle", "onnx", "all"],
                             help="paddle: inference.json/.pdiparams; onnx: inference.onnx (needs the onnx extra); "

@@ -58,8 +58,9 @@ class GlobalSection:
     save_inference_dir: str = setting("./inference", text)
     use_visualdl: bool = setting(False, boolean)
     eval_mode: str = setting("classification", choice("classification"))
-    #: evaluation on CPU: auto (through Paddle Inference where it pays off), inference, or dygraph
-    eval_engine: str = setting("auto", choice("auto", "inference", "dygraph"))
+    #: evaluation on CPU: auto (through an inference engine where it pays off), inference (Paddle
+    #: Inference), onnxruntime, or dygraph
+    eval_engine: str = setting("auto", choice("auto", "inference", "onnxruntime", "dygraph"))
     class_num: int | None = setting(None, optional(integer(1)))  # PaddleClas copies it to Arch.class_num
     #: a multi-label task: infer, export and predict turn logits into per-class sigmoid probabilities
     use_multilabel: bool = setting(False, boolean)

@@ -4,6 +4,9 @@ paddle2onnx aborts its whole process (SIGABRT, no Python exception) on an operat
 cannot convert, so the conversion runs in a child (``python -m
 corolla.engine.onnx_convert``): a failure becomes an error naming the model and
 paddle2onnx's message, and the export in progress is discarded like any other failure.
+Importing paddle2onnx (it imports Paddle) is most of a conversion's time, so a
+:class:`Conversion` can start its child before the model is saved: the child imports
+meanwhile and then reads what to convert from its standard input.
 The child takes the ONNX bytes that ``paddle2onnx.export`` returns (no ``save_file``,
 which also skips the optimisation step that tries to pip-install its helpers) and writes
 them itself.
@@ -31,23 +34,44 @@ class ConversionError(CorollaError):
     """paddle2onnx could not convert the model, or the result disagrees with Paddle."""
 
 
+class Conversion:
+    """One conversion by a child process, started now (it imports paddle2onnx) and given its
+    model by :meth:`run`; :meth:`close` stops a child that is not needed after all."""
+
+    def __init__(self) -> None:
+        require("paddle2onnx", "onnx", purpose="ONNX export")
+        self._child = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+
+    def run(self, folder: Path, *, opset: int = OPSET) -> int:
+        """Write ``folder/inference.onnx`` from the Paddle inference model in ``folder``; return its opset."""
+        program = program_file(folder)
+        if program is None:
+            self.close()
+            raise ConversionError(f"{folder}: no inference.json or inference.pdmodel to convert to ONNX")
+        request = json.dumps([str(program), str(folder / PARAMS_NAME), str(folder / ONNX_NAME), opset])
+        try:
+            stdout, stderr = self._child.communicate(request + "\n", timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise ConversionError(f"paddle2onnx did not finish converting {program} within {TIMEOUT_S} s") from None
+        if self._child.returncode != 0:
+            raise ConversionError(f"paddle2onnx could not convert {program} to ONNX (exit status "
+                                  f"{self._child.returncode}): {_reason(stdout + stderr)}. "
+                                  "'corolla export --format paddle' does not need it")
+        # paddle2onnx prints from C++ too: find the child's own line, wherever it landed
+        result = next(line for line in reversed(stdout.splitlines()) if line.startswith('{"opset"'))
+        return int(json.loads(result)["opset"])
+
+    def close(self) -> None:
+        if self._child.poll() is None:
+            self._child.kill()
+            self._child.communicate()
+
+
 def convert(folder: Path, *, opset: int = OPSET) -> int:
     """Write ``folder/inference.onnx`` from the Paddle inference model in ``folder``; return its opset."""
-    require("paddle2onnx", "onnx", purpose="ONNX export")
-    program = program_file(folder)
-    if program is None:
-        raise ConversionError(f"{folder}: no inference.json or inference.pdmodel to convert to ONNX")
-    command = [sys.executable, "-m", __name__, str(program), str(folder / PARAMS_NAME), str(folder / ONNX_NAME), str(opset)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise ConversionError(f"paddle2onnx did not finish converting {program} within {TIMEOUT_S} s") from None
-    if done.returncode != 0:
-        raise ConversionError(f"paddle2onnx could not convert {program} to ONNX (exit status {done.returncode}): "
-                              f"{_reason(done.stdout + done.stderr)}. 'corolla export --format paddle' does not need it")
-    # paddle2onnx prints from C++ too: find the child's own line, wherever it landed
-    result = next(line for line in reversed(done.stdout.splitlines()) if line.startswith('{"opset"'))
-    return int(json.loads(result)["opset"])
+    return Conversion().run(folder, opset=opset)
 
 
 def _reason(output: str) -> str:
@@ -57,10 +81,14 @@ def _reason(output: str) -> str:
     return " | ".join(errors or lines[-3:] or ["no output"])[:600].rstrip(".")
 
 
-def _main(program: str, params: str, target: str, opset: str) -> None:
+def _main() -> None:
     import onnx
     import paddle2onnx
 
+    request = sys.stdin.readline()
+    if not request:  # the parent did not need this conversion after all
+        return
+    program, params, target, opset = json.loads(request)
     model = paddle2onnx.export(program, params, None, opset_version=int(opset), auto_upgrade_opset=True,
                                enable_onnx_checker=True)
     if not model:
@@ -71,4 +99,4 @@ def _main(program: str, params: str, target: str, opset: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(*sys.argv[1:5])
+    _main()
