@@ -44,7 +44,7 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``COROLLA_SLOW_SHARD=k/n`` keeps the k-th of n slices of the ``slow`` tests (by a
     stable hash of their ids), ``all`` keeps them all, ``none`` drops them; unset, pytest's
-    own selection (``-m``) decides. CI runs one slice per commit (tests/run.sh)."""
+    own selection (``-m``) decides. CI runs one slice per commit in each Paddle (tests/run.sh)."""
     shard = os.environ.get("COROLLA_SLOW_SHARD")
     if not shard or shard == "all":
         return
