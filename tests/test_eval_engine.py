@@ -93,6 +93,12 @@ def _eval_config(runs, data, engine: str) -> dict:
     return config
 
 
+@pytest.fixture(scope="module")
+def expected(runs, data, registry):
+    """``corolla eval`` of the trained model in dygraph: the metrics every engine must give."""
+    return evaluate_config(read_plan(_eval_config(runs[0], data, "dygraph"), registry))
+
+
 def test_corolla_eval_through_paddle_inference_gives_dygraphs_metrics(runs, data, registry, tmp_path, fake_dist, capsys):
     runs, _ = runs
     results = {e: evaluate_config(read_plan(_eval_config(runs, data, e), registry)) for e in ("dygraph", "inference")}
@@ -122,9 +128,9 @@ def test_a_distillation_models_named_outputs_go_through_the_traced_model(data, r
         assert results["inference"][key] == pytest.approx(results["dygraph"][key], rel=1e-5), key
 
 
-def test_a_model_that_cannot_be_traced_or_disagrees_is_evaluated_in_dygraph(runs, data, registry, monkeypatch):
+def test_a_model_that_cannot_be_traced_or_disagrees_is_evaluated_in_dygraph(
+        runs, data, registry, expected, monkeypatch):
     runs, _ = runs
-    expected = evaluate_config(read_plan(_eval_config(runs, data, "dygraph"), registry))
 
     def broken(*args):
         raise RuntimeError("some op has no static kernel")
@@ -177,9 +183,8 @@ def test_onnxruntime_without_the_onnx_extra_is_an_error_saying_what_to_install(m
 
 @needs_onnx
 def test_corolla_eval_through_onnx_runtime_gives_dygraphs_metrics_and_leaves_the_loader_room(
-        runs, data, registry, monkeypatch):
+        runs, data, registry, expected, monkeypatch):
     runs, _ = runs
-    expected = evaluate_config(read_plan(_eval_config(runs, data, "dygraph"), registry))
     options = []
     real_init = OnnxRuntime.__init__
 
@@ -197,9 +202,8 @@ def test_corolla_eval_through_onnx_runtime_gives_dygraphs_metrics_and_leaves_the
 
 @needs_onnx
 def test_a_model_onnx_cannot_take_goes_through_paddle_inference_under_auto_and_dygraph_when_asked_for(
-        runs, data, registry, monkeypatch):
+        runs, data, registry, expected, monkeypatch):
     runs, _ = runs
-    expected = evaluate_config(read_plan(_eval_config(runs, data, "dygraph"), registry))
 
     def unconvertible(self, folder, **kwargs):
         self.close()

@@ -30,7 +30,6 @@ than the first runs in dygraph. On GPU, evaluation is always dygraph.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import shutil
 import tempfile
 import time
@@ -42,7 +41,8 @@ import numpy as np
 import paddle
 
 from corolla.engine.onnx_convert import Conversion
-from corolla.engine.runtimes import MODEL_PREFIX, OnnxRuntime, PaddleRuntime, Runtime, require, traced
+from corolla.engine.runtimes import (MODEL_PREFIX, OnnxRuntime, PaddleRuntime, Runtime, missing_packages, require,
+                                     traced)
 from corolla.plugin.errors import CorollaError
 from corolla.plugin.outputs import ModelOutputs
 
@@ -142,7 +142,7 @@ class EvalEngine:
 
 def onnx_installed() -> bool:
     """Whether the ``onnx`` extra (paddle2onnx, onnx, onnxruntime) is installed."""
-    return all(importlib.util.find_spec(name) is not None for name in ONNX_PACKAGES)
+    return not missing_packages(*ONNX_PACKAGES)
 
 
 class _Flat(paddle.nn.Layer):

@@ -30,9 +30,14 @@ class MissingExtraError(CorollaError):
     """An optional dependency is not installed."""
 
 
+def missing_packages(*modules: str) -> list[str]:
+    """Which of the packages ``modules`` are not installed."""
+    return [name for name in modules if importlib.util.find_spec(name) is None]
+
+
 def require(*modules: str, purpose: str) -> None:
     """Check that the packages ``modules`` of the ``onnx`` extra are installed, or say how to install them."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = missing_packages(*modules)
     if missing:
         raise MissingExtraError(
             f"{purpose} needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed; "
