@@ -6,10 +6,13 @@ PPLCNet_x1_0 (4 classes, BatchNorm statistics taken from a batch so that its log
 are not degenerate) on generated 500x375 JPEGs (like flowers102), PaddleClas's eval
 preprocessing (ResizeImage resize_short 256, CropImage 224, NormalizeImage), batch 16,
 ``num_workers: 0`` (``--workers``). Each run is a separate ``corolla eval`` process; the engines alternate
-(dygraph, auto, dygraph, auto, ...) so that each pair runs in the same minute on a shared
-machine. Reported per run: the images/s ``corolla eval`` prints (the evaluation loop, data
-loading and, for auto, the trace included), the command's wall time, and its metrics, which
-must be the same for both engines.
+(dygraph, auto with an empty graph cache, auto with the graph that run kept, dygraph, ...) so that each
+round runs in the same minute on a shared machine. "auto (cold)" traces and converts the network;
+"auto (cached)" is a later evaluation of the same network (another checkpoint, another
+``corolla eval``), which restores the graph from :mod:`corolla.engine.graph_cache`. Reported per
+run: the images/s ``corolla eval`` prints (the evaluation loop, data loading and, for auto, the
+trace or restore included), the command's wall time, and its metrics, which must be the same for
+every engine.
 
 ``--breakdown`` adds, in this process: the loader alone, the traced model alone under Paddle
 Inference (oneDNN) and ONNX Runtime (idle threads sleeping, as evaluation runs it), each engine
@@ -17,7 +20,7 @@ together with the loader as evaluation runs them, and dygraph alone, each in ima
 threads per engine: what bounds the evaluation.
 
 Run: ``python benchmarks/bench_eval.py [--images 1024] [--pairs 2] [--model PPLCNet_x1_0] [--breakdown]
-[--before PYTHON]``.
+[--before PYTHON]`` (``--pairs``: rounds).
 """
 from __future__ import annotations
 
@@ -75,13 +78,14 @@ def make_config(root: Path, model: str, images: int, batch: int, workers: int = 
     return path
 
 
-def run_eval(config: Path, engine: str, python: str = sys.executable) -> dict:
+def run_eval(config: Path, engine: str, python: str = sys.executable, graphs: Path | None = None) -> dict:
     """One ``corolla eval`` process (of the corolla that ``python`` imports; ``engine`` "before":
-    without ``--eval-engine``): its printed metrics and images/s, and its wall time."""
+    without ``--eval-engine``; ``graphs``: the graph cache folder): its printed metrics and images/s, and its wall time."""
     started = time.perf_counter()
     command = [python, "-m", "corolla", "eval", "-c", str(config)]
-    command += [] if engine == "before" else ["--eval-engine", engine]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    command += [] if engine == "before" else ["--eval-engine", engine.split()[0]]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "COROLLA_GRAPH_CACHE": str(graphs) if graphs else "off"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     line = next((l for l in done.stdout.splitlines() if l.startswith("[Eval]")), None)
     if done.returncode != 0 or line is None:
@@ -141,23 +145,25 @@ def main() -> None:
     parser.add_argument("--model", default="PPLCNet_x1_0")
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=2, help="rounds of every engine")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader.Eval.loader.num_workers")
     parser.add_argument("--breakdown", action="store_true", help="also time the loader and the engines alone")
     parser.add_argument("--before", metavar="PYTHON", help="also run `corolla eval` of the corolla this Python "
-                        "imports (a checkout of 255bd3b, the last commit before the inference engine)")
+                        "imports (a checkout of ee53934: corolla when issue 17 was filed)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as folder:
         config = make_config(Path(folder), args.model, args.images, args.batch, args.workers)
         print(f"{args.model}, {args.images} images, batch {args.batch}, {args.workers} loader workers, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
         runs = []
-        engines = ("before", "dygraph", "auto") if args.before else ("dygraph", "auto")
-        for _ in range(args.pairs):
+        engines = ("before",) * bool(args.before) + ("dygraph", "auto (cold)", "auto (cached)")
+        for round_ in range(args.pairs):
+            graphs = Path(folder) / f"graphs{round_}"  # empty for the cold run, then holding its graph
             for engine in engines:
-                runs.append(run_eval(config, engine, args.before if engine == "before" else sys.executable))
+                python = args.before if engine == "before" else sys.executable
+                runs.append(run_eval(config, engine, python, graphs if engine.startswith("auto") else None))
                 r = runs[-1]
-                print(f"  {r['at']} {engine:8s} images/s {r['images_per_sec']:7.1f}  wall {r['wall_s']:6.1f} s  "
+                print(f"  {r['at']} {engine:13s} images/s {r['images_per_sec']:7.1f}  wall {r['wall_s']:6.1f} s  "
                       f"{', '.join(f'{k} {v:.4f}' for k, v in r['metrics'].items())}", flush=True)
         if args.breakdown:
             breakdown(config, args.model, args.batch)

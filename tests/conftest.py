@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 import textwrap
 import zlib
 from pathlib import Path
 from typing import Callable
 
 import pytest
+
+from corolla.engine.graph_cache import GRAPH_CACHE_ENV
 
 _counter = itertools.count()
 
@@ -39,6 +42,11 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
         return prefix
 
     return make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Evaluation graphs go to a cache of this session's own, not the user's (child processes inherit it)."""
+    os.environ[GRAPH_CACHE_ENV] = tempfile.mkdtemp(prefix="corolla-test-graphs-")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

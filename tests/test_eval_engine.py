@@ -21,6 +21,8 @@ from corolla.engine import eval_engine
 from corolla.engine import evaluate as evaluate_module
 from corolla.engine.eval_engine import EvalEngine
 from corolla.engine.evaluate import evaluate_config
+from corolla.engine.files import write_checkpoint
+from corolla.engine.graph_cache import GRAPH_CACHE_ENV, cache_root, graph_key
 from corolla.engine.onnx_convert import Conversion, ConversionError
 from corolla.engine.runtimes import MissingExtraError, OnnxRuntime, PaddleRuntime
 from corolla.engine.safe_pickle import load_state_dict_file
@@ -29,6 +31,14 @@ from corolla.testing.datasets import make_list_dataset
 
 # a fall-back to dygraph warns: here it fails the test, unless the test expects it
 pytestmark = pytest.mark.filterwarnings("error:Global.eval_engine:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def graph_cache(tmp_path, monkeypatch) -> Path:
+    """An empty graph cache for each test: each converts afresh, unless it restores what it kept itself."""
+    folder = tmp_path / "graphs"
+    monkeypatch.setenv(GRAPH_CACHE_ENV, str(folder))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +253,79 @@ def test_a_conversion_started_for_a_model_that_then_fails_to_trace_is_stopped(ru
     with pytest.warns(UserWarning, match=r"could not be traced for ONNX Runtime \(RuntimeError: some op"):
         evaluate_config(read_plan(_eval_config(runs, data, "onnxruntime"), registry))
     assert len(started) == 1 and started[0]._child.poll() is not None  # the waiting child is gone
+
+
+@needs_onnx
+def test_a_later_evaluation_of_the_same_network_restores_its_cached_graph_with_its_own_weights(
+        runs, data, registry, expected, graph_cache, tmp_path, monkeypatch):
+    runs, _ = runs
+    # first, other weights of the same network: its graph is converted and kept without them
+    weights = load_state_dict_file(runs["dygraph"].output_dir / "best_model.pdparams")
+    write_checkpoint(tmp_path / "other", {".pdparams": {k: v * 0.5 for k, v in weights.items()}})
+    config = _eval_config(runs, data, "onnxruntime")
+    other = evaluate_config(read_plan({**config, "Global": {**config["Global"], "pretrained_model": str(tmp_path / "other")}},
+                                      registry))
+    assert other["loss"] != pytest.approx(expected["loss"], rel=1e-3)
+    (entry,) = graph_cache.iterdir()
+    assert sorted(p.name for p in entry.iterdir()) == ["graph.onnx", "layout.json"]
+    layout = json.loads((entry / "layout.json").read_text())
+    assert sorted(name for name, _, _ in layout) == sorted(weights)  # every weight, by its structured name
+    assert (entry / "graph.onnx").stat().st_size < sum(size for _, _, size in layout)  # the weights are not in it
+
+    # then the trained weights: no trace, no conversion, dygraph's metrics
+    def not_again(*args, **kwargs):
+        raise AssertionError("traced or converted although the graph is cached")
+
+    monkeypatch.setattr(eval_engine, "traced", not_again)
+    monkeypatch.setattr(Conversion, "__init__", not_again)
+    results = evaluate_config(read_plan(config, registry))
+    for key in ("loss", "CELoss", "top1", "top2"):
+        assert results[key] == pytest.approx(expected[key], rel=1e-5), key
+
+    # an entry that gives other outputs than dygraph (here: two weights swapped) is replaced by a fresh trace
+    monkeypatch.undo()
+    monkeypatch.setenv(GRAPH_CACHE_ENV, str(graph_cache))
+    a, b = next((i, j) for i in range(len(layout)) for j in range(i) if layout[i][2] == layout[j][2])
+    swapped = copy.deepcopy(layout)
+    swapped[a][1], swapped[b][1] = layout[b][1], layout[a][1]
+    (entry / "layout.json").write_text(json.dumps(swapped))
+    traces = []
+    real_traced = eval_engine.traced
+    monkeypatch.setattr(eval_engine, "traced", lambda *a: (traces.append(a), real_traced(*a))[1])
+    results = evaluate_config(read_plan(config, registry))
+    assert len(traces) == 1 and results["top1"] == expected["top1"]
+    assert results["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert json.loads((entry / "layout.json").read_text()) == layout  # kept afresh
+
+
+@needs_onnx
+def test_training_through_onnx_runtime_converts_its_graph_once(data, registry, graph_cache, tmp_path, monkeypatch):
+    saves = []
+    real_save = paddle.jit.save
+    monkeypatch.setattr(paddle.jit, "save", lambda *a, **kw: (saves.append(a), real_save(*a, **kw))[1])
+    run = _train(engine_support.tiny_config(data, tmp_path / "run", epochs=2), registry, "onnxruntime")
+    assert len(saves) == 1  # the second evaluation restored the cached graph with the new weights
+    evals = _evals(run)
+    assert [r["epoch"] for r in evals] == [1, 2] and evals[0]["loss"] != evals[1]["loss"]
+    assert len(list(graph_cache.iterdir())) == 1
+
+
+def test_the_graph_key_names_the_network_not_its_weights_or_parameter_names(monkeypatch):
+    def key(net, shape=(3, 32, 32)):
+        return graph_key(net, [()], shape)
+
+    first, second = engine_support.TinyNet(3, 8), engine_support.TinyNet(3, 8)
+    assert first.fc.weight.name != second.fc.weight.name  # Paddle numbers each new parameter
+    second.fc.weight.set_value(second.fc.weight * 2)
+    assert key(first) == key(second)
+    assert key(first) != key(first, (3, 64, 64)) and key(first) != graph_key(first, [("logits",)], (3, 32, 32))
+    assert key(first) != key(engine_support.TinyNet(4, 8)) and key(first) != key(engine_support.TinyNet(3, 16))
+    assert key(first) != key(engine_support.TinyNet(3, 8, dropout=0.5))  # a setting that no shape shows
+    second.scale = 2.0  # a plain setting the forward pass might read
+    assert key(first) != key(second)
+
+    assert EvalEngine("onnxruntime" if eval_engine.onnx_installed() else "inference", device="cpu",
+                      threads=1).graphs is not None or not eval_engine.onnx_installed()
+    monkeypatch.setenv(GRAPH_CACHE_ENV, "off")
+    assert cache_root() is None and EvalEngine("auto", device="cpu", threads=1).graphs is None
+    assert EvalEngine("inference", device="cpu", threads=1).graphs is None  # Paddle Inference traces each job

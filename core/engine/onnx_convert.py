@@ -21,7 +21,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
+from corolla.engine.graph_cache import write_entry
 from corolla.engine.runtimes import ONNX_NAME, PARAMS_NAME, program_file, require
 from corolla.plugin.errors import CorollaError
 
@@ -43,13 +45,17 @@ class Conversion:
         self._child = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True)
 
-    def run(self, folder: Path, *, opset: int = OPSET) -> int:
-        """Write ``folder/inference.onnx`` from the Paddle inference model in ``folder``; return its opset."""
+    def run(self, folder: Path, *, opset: int = OPSET, entry: tuple[Path, Sequence[str]] | None = None) -> int:
+        """Write ``folder/inference.onnx`` from the Paddle inference model in ``folder``; return its opset.
+        With ``entry`` (a folder and parameter names), also write there the graph with those
+        weights moved out, for :class:`corolla.engine.graph_cache.GraphCache`."""
         program = program_file(folder)
         if program is None:
             self.close()
             raise ConversionError(f"{folder}: no inference.json or inference.pdmodel to convert to ONNX")
-        request = json.dumps([str(program), str(folder / PARAMS_NAME), str(folder / ONNX_NAME), opset])
+        request = json.dumps({"program": str(program), "params": str(folder / PARAMS_NAME),
+                              "target": str(folder / ONNX_NAME), "opset": opset,
+                              "entry": [str(entry[0]), list(entry[1])] if entry else None})
         try:
             stdout, stderr = self._child.communicate(request + "\n", timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -88,13 +94,20 @@ def _main() -> None:
     request = sys.stdin.readline()
     if not request:  # the parent did not need this conversion after all
         return
-    program, params, target, opset = json.loads(request)
-    model = paddle2onnx.export(program, params, None, opset_version=int(opset), auto_upgrade_opset=True,
-                               enable_onnx_checker=True)
+    request = json.loads(request)
+    model = paddle2onnx.export(request["program"], request["params"], None, opset_version=int(request["opset"]),
+                               auto_upgrade_opset=True, enable_onnx_checker=True)
     if not model:
-        raise SystemExit(f"Error: paddle2onnx returned no model for {program}")
-    Path(target).write_bytes(model)
-    written = max(entry.version for entry in onnx.load_from_string(model).opset_import if entry.domain in ("", "ai.onnx"))
+        raise SystemExit(f"Error: paddle2onnx returned no model for {request['program']}")
+    Path(request["target"]).write_bytes(model)
+    proto = onnx.load_from_string(model)
+    written = max(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+    if request["entry"]:
+        folder, params = request["entry"]
+        try:
+            write_entry(proto, params, Path(folder))
+        except Exception as exc:  # noqa: BLE001 - the cache entry is optional; the conversion stands
+            print(f"graph cache: no entry ({type(exc).__name__}: {exc})", file=sys.stderr)
     print(json.dumps({"opset": written}))
 
 
