@@ -309,6 +309,13 @@ def test_training_through_onnx_runtime_converts_its_graph_once(data, registry, g
     assert [r["epoch"] for r in evals] == [1, 2] and evals[0]["loss"] != evals[1]["loss"]
     assert len(list(graph_cache.iterdir())) == 1
 
+    # and `corolla eval` of the trained model afterwards restores the same graph
+    config = engine_support.tiny_config(data, tmp_path / "run", epochs=2)
+    config["Global"].update(pretrained_model=str(run.output_dir / "latest"), eval_engine="onnxruntime")
+    results = evaluate_config(read_plan(config, registry))
+    assert len(saves) == 1 and len(list(graph_cache.iterdir())) == 1
+    assert results["loss"] == pytest.approx(evals[-1]["loss"], rel=1e-5)
+
 
 def test_the_graph_key_names_the_network_not_its_weights_or_parameter_names(monkeypatch):
     def key(net, shape=(3, 32, 32)):
