@@ -336,3 +336,17 @@ def test_the_graph_key_names_the_network_not_its_weights_or_parameter_names(monk
     monkeypatch.setenv(GRAPH_CACHE_ENV, "off")
     assert cache_root() is None and EvalEngine("auto", device="cpu", threads=1).graphs is None
     assert EvalEngine("inference", device="cpu", threads=1).graphs is None  # Paddle Inference traces each job
+
+
+@needs_onnx
+def test_a_graph_cache_that_cannot_be_written_warns_and_the_evaluation_goes_on(
+        runs, data, registry, expected, tmp_path, monkeypatch):
+    runs, _ = runs
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(GRAPH_CACHE_ENV, str(blocked / "graphs"))
+    with pytest.warns(UserWarning, match=r"graph cache: cannot write to .*not-a-folder/graphs .*later evaluations "
+                                         r"trace again \(set COROLLA_GRAPH_CACHE to a writable folder, or to off\)"):
+        results = evaluate_config(read_plan(_eval_config(runs, data, "onnxruntime"), registry))
+    assert results["top1"] == expected["top1"] and results["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert blocked.read_text() == "a file where the cache folder should be"

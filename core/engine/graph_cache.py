@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -112,13 +113,20 @@ class GraphCache:
             if name is None or weights[offset:offset + size] != _bytes(state[name]):
                 return False
             entries.append([name, offset, size])
-        entry = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=_made(self.root)))
-        shutil.copyfile(staging / GRAPH_FILE, entry / GRAPH_FILE)
-        (entry / LAYOUT_FILE).write_text(json.dumps(entries))
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            entry = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=self.root))
+        except OSError as exc:
+            warnings.warn(f"graph cache: cannot write to {self.root} ({exc}); later evaluations trace again "
+                          f"(set {GRAPH_CACHE_ENV} to a writable folder, or to off)", UserWarning, stacklevel=2)
+            return False
+        try:
+            shutil.copyfile(staging / GRAPH_FILE, entry / GRAPH_FILE)
+            (entry / LAYOUT_FILE).write_text(json.dumps(entries))
             entry.rename(self.root / key)
-        except OSError:  # another process kept the same entry first
+        except OSError:  # a full disk, or another process kept the same entry first
             shutil.rmtree(entry, ignore_errors=True)
+            return False
         return True
 
     def discard(self, key: str) -> None:
@@ -197,8 +205,3 @@ def _version(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _made(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
