@@ -151,3 +151,14 @@ def test_env_says_what_corolla_runs_on(capsys):
     out = capsys.readouterr().out
     assert f"paddle        {paddle.__version__} (" in out and "cpu threads" in out
     assert re.search(r"^optuna +\S.* +corolla search$", out, re.M)
+
+
+def test_env_says_where_the_graph_cache_is_and_what_it_holds(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COROLLA_GRAPH_CACHE", str(tmp_path))
+    for key in ("a" * 32, "b" * 32, ".c-staging"):
+        (tmp_path / key).mkdir()
+    assert main(["env"]) == 0
+    assert f"graph cache   {tmp_path} (2 evaluation graphs; $COROLLA_GRAPH_CACHE moves it" in capsys.readouterr().out
+    monkeypatch.setenv("COROLLA_GRAPH_CACHE", "off")
+    assert main(["env"]) == 0
+    assert "graph cache   off (COROLLA_GRAPH_CACHE=off)" in capsys.readouterr().out

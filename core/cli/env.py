@@ -42,6 +42,7 @@ def report() -> str:
         lines.append(f"gpus          {count}" + (f": {', '.join(names)}" if names else " (none visible: check CUDA_VISIBLE_DEVICES and the driver)"))
     lines.append(f"cpu threads   {cpu_thread_count()} of {os.cpu_count()} cores"
                  + (f" (OMP_NUM_THREADS={USER_OMP_THREADS})" if USER_OMP_THREADS else ""))
+    lines.append(_graph_cache_line())
     for package, purpose in OPTIONAL.items():
         try:
             found = importlib.metadata.version(package)
@@ -49,3 +50,13 @@ def report() -> str:
             found = "not installed"
         lines.append(f"{package:<13} {found:<14} {purpose}")
     return "\n".join(lines)
+
+
+def _graph_cache_line() -> str:
+    from corolla.engine.graph_cache import GRAPH_CACHE_ENV, cache_root
+
+    root = cache_root()
+    if root is None:
+        return f"graph cache   off ({GRAPH_CACHE_ENV}=off)"
+    entries = sum(1 for entry in root.iterdir() if not entry.name.startswith(".")) if root.is_dir() else 0
+    return f"graph cache   {root} ({entries} evaluation graphs; ${GRAPH_CACHE_ENV} moves it, =off turns it off)"
