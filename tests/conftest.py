@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 import textwrap
 import zlib
@@ -47,6 +48,10 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 def pytest_configure(config: pytest.Config) -> None:
     """Evaluation graphs go to a cache of this session's own, not the user's (child processes inherit it)."""
     os.environ[GRAPH_CACHE_ENV] = tempfile.mkdtemp(prefix="corolla-test-graphs-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop(GRAPH_CACHE_ENV, ""), ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
