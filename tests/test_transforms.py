@@ -342,12 +342,16 @@ def test_hide_and_seek_fraction(registry) -> None:
 
 def test_pil_operations_by_hand() -> None:
     from corolla.plugins.transforms import pil_ops
+    from corolla.plugins.transforms.timm_autoaugment import AugmentOp
 
     ramp = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).convert("RGB")
     values = np.arange(256)
     assert np.array_equal(np.asarray(pil_ops.invert(ramp))[..., 0].ravel(), 255 - values)
     assert np.array_equal(np.asarray(pil_ops.solarize(ramp, 128))[..., 0].ravel(), np.where(values >= 128, 255 - values, values))
     assert np.array_equal(np.asarray(pil_ops.posterize(ramp, 2))[..., 0].ravel(), values & 0b11000000)
+    assert not np.asarray(pil_ops.posterize(ramp, 0)).any()  # no bit kept (Pillow 13 itself refuses 0 bits)
+    strongest = AugmentOp("PosterizeIncreasing", 1.0, 10.0, {})  # TimmAutoAugment's inc1 at magnitude 10: 0 bits
+    assert not np.asarray(strongest(ramp)).any()
     assert np.array_equal(np.asarray(pil_ops.solarize_add(ramp, 200))[..., 0].ravel(), np.where(values < 128, np.minimum(values + 200, 255), values))
     assert np.array_equal(np.asarray(pil_ops.shear_x(ramp, 0.0)), np.asarray(ramp))
 

@@ -55,8 +55,11 @@ def solarize_add(img: Image.Image, add: int, threshold: int = 128, **__: object)
 
 
 def posterize(img: Image.Image, bits: int, **__: object) -> Image.Image:
-    """Keep the ``bits`` most significant bits of every value."""
-    return img if bits >= 8 else ImageOps.posterize(img, int(bits))
+    """Keep the ``bits`` most significant bits of every value (0 bits: all zero, as timm's
+    strongest increasing posterize asks; Pillow 13 refuses 0 bits)."""
+    if bits >= 8:
+        return img
+    return ImageOps.posterize(img, int(bits)) if bits >= 1 else img.point([0] * 256 * len(img.getbands()))
 
 
 def color(img: Image.Image, factor: float, **__: object) -> Image.Image:
