@@ -9,6 +9,7 @@ import pytest
 from corolla import load_registry
 from corolla.plugin.discovery import PluginImportWarning
 from corolla.plugin.errors import PluginError, UnknownComponentError
+from corolla.plugin.lazy import lazy_variants
 
 NET_PLUGIN = """
 from corolla import hookimpl
@@ -175,6 +176,19 @@ def corolla_backbones():
         assert registry.build("backbone", "OldNet", {"depth": 5}) == ("new", 5)
     with pytest.raises(PluginError, match="lazyp.*DoesNotExist"):
         registry.build("backbone", "Missing")
+
+
+def test_lazy_variants_reads_the_table_from_source_and_sees_an_edited_file(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    family = tmp_path / "lazy_family_module.py"
+    family.write_text('import no_such_package\nVARIANTS = {"NetA": {}, "NetB": {}}\n')  # never imported
+    assert lazy_variants("lazy_family_module") == {"NetA": "lazy_family_module:BUILDERS.NetA",
+                                                   "NetB": "lazy_family_module:BUILDERS.NetB"}
+    family.write_text('VARIANTS = {"NetA": {}, "NetC": {}, "NetD": {}}\n')
+    assert list(lazy_variants("lazy_family_module", namespace="MAKERS")) == ["NetA", "NetC", "NetD"]
+    family.write_text('WIDTH = "NetE"\nVARIANTS = {WIDTH: {}}\n')
+    with pytest.raises(PluginError, match=r"lazy_family_module.py: every key of VARIANTS must be a string literal"):
+        lazy_variants("lazy_family_module")
 
 
 def test_component_can_build_sub_components_with_current_registry(fake_dist):
