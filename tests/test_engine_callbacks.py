@@ -111,6 +111,21 @@ def test_curve_plot_writes_a_png_with_both_epochs(tmp_path):
     assert [h["epoch"] for h in plot.history] == [1, 2]
 
 
+@pytest.mark.parametrize("interval, redrawn_after_epoch_2", [(30.0, False), (0.0, True)])
+def test_curve_plot_redraws_at_most_every_interval_and_when_training_ends(tmp_path, interval, redrawn_after_epoch_2):
+    plot, run, png = CurvePlot(interval=interval), fake_run(tmp_path), tmp_path / "curves.png"
+    plot.corolla_train_start(run=run)
+    plot.corolla_epoch_end(run=run, epoch=1, logs={"loss": 1.0, "top1": 0.2})
+    first = png.read_bytes()  # the first epoch is drawn at once
+    plot.corolla_epoch_end(run=run, epoch=2, logs={"loss": 0.5, "top1": 0.6})
+    assert (png.read_bytes() != first) is redrawn_after_epoch_2
+    plot.corolla_train_end(run=run)
+    assert png.read_bytes() != first
+    png.unlink()
+    plot.corolla_train_end(run=run)  # nothing new since the last drawing
+    assert not png.exists()
+
+
 def test_curve_plot_recovers_earlier_epochs_from_metrics_log_on_resume(tmp_path):
     drive(MetricsLog(), fake_run(tmp_path))
     plot = CurvePlot()
