@@ -1,0 +1,75 @@
+"""The test suite's wall time, in the two ways it runs on a 2-core machine: both Paddle
+environments side by side with one core each (as ``tests/run.sh`` runs them), and each
+environment alone on every core (``pytest -n <cores>``, pytest-xdist).
+
+The slow slices are left out (``COROLLA_SLOW_SHARD=none``), so that every run covers the same
+tests; ``tests/run.sh`` adds one slice per environment. The environments must exist
+(``bash tests/run.sh`` makes them). Prints a table of wall seconds and pytest's summary line,
+and writes them as JSON with ``--json``.
+
+Run: ``python benchmarks/bench_suite.py [--envs .venv .venv26] [--cores 2] [--json FILE]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pytest(venv: str, *extra: str) -> tuple[subprocess.Popen, IO[str]]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COROLLA_SLOW_SHARD": "none"}
+    command = [str(ROOT / venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q", *extra]
+    log = tempfile.TemporaryFile("w+")  # not a pipe: a run side by side must not block on a full one
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True), log
+
+
+def _finish(run: tuple[subprocess.Popen, IO[str]], started: float) -> dict:
+    process, log = run
+    process.wait()
+    log.seek(0)
+    output = log.read()
+    summary = [line for line in output.splitlines() if " passed" in line or " failed" in line]
+    return {"seconds": round(time.monotonic() - started), "exit": process.returncode,
+            "summary": summary[-1].strip("= ") if summary else output[-300:]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--envs", nargs="+", default=[".venv", ".venv26"])
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    missing = [venv for venv in args.envs if not (ROOT / venv / "bin" / "python").is_file()]
+    if missing:
+        sys.exit(f"bench_suite: no environment {', '.join(missing)} (bash tests/run.sh makes them)")
+
+    rows = []
+    started = time.monotonic()
+    side_by_side = [(venv, _pytest(venv)) for venv in args.envs]
+    for venv, run in side_by_side:
+        rows.append({"run": "side by side, one core each", "env": venv, **_finish(run, started)})
+        print(f"{rows[-1]['run']}: {venv} {rows[-1]['seconds']} s", flush=True)
+    for venv in args.envs:
+        row = {"run": f"alone, pytest -n {args.cores}", "env": venv,
+               **_finish(_pytest(venv, "-n", str(args.cores)), time.monotonic())}
+        rows.append(row)
+        print(f"{row['run']}: {venv} {row['seconds']} s", flush=True)
+
+    print("\n| run | environment | wall s | pytest |\n|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['run']} | {row['env']} | {row['seconds']} | {row['summary']} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0 if all(row["exit"] == 0 for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
