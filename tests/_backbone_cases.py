@@ -110,7 +110,7 @@ def filled(model: paddle.nn.Layer, seed: int = 0) -> paddle.nn.Layer:
     """``model``, built under ``paddle.LazyGuard``, with every weight not yet set given
     seeded values that keep activations in range: matrices and kernels uniform within
     half of 1/sqrt(fan-in) (at PyTorch's default bound, CvT's attention amplifies rounding
-    to 1e-3), 1-D scales near one, shifts near zero, BatchNorm variances positive.
+    to 5e-4 of its logits), 1-D scales near one, shifts near zero, BatchNorm variances positive.
     Buffers the model computed while building (position indices) are kept.
 
     Paddle's random initializers (truncated normal above all) are most of the cost of a
