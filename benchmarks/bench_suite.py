@@ -31,14 +31,22 @@ def _pytest(venv: str, *extra: str) -> tuple[subprocess.Popen, IO[str]]:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True), log
 
 
-def _finish(run: tuple[subprocess.Popen, IO[str]], started: float) -> dict:
-    process, log = run
-    process.wait()
-    log.seek(0)
-    output = log.read()
-    summary = [line for line in output.splitlines() if " passed" in line or " failed" in line]
-    return {"seconds": round(time.monotonic() - started), "exit": process.returncode,
-            "summary": summary[-1].strip("= ") if summary else output[-300:]}
+def _finish(runs: list[tuple[subprocess.Popen, IO[str]]], started: float) -> list[dict]:
+    """Wait for every run; each one's seconds count until it ended, not until the others did."""
+    ended: dict[int, float] = {}
+    while len(ended) < len(runs):
+        for index, (process, _) in enumerate(runs):
+            if index not in ended and process.poll() is not None:
+                ended[index] = time.monotonic()
+        time.sleep(0.2)
+    results = []
+    for index, (process, log) in enumerate(runs):
+        log.seek(0)
+        output = log.read()
+        summary = [line for line in output.splitlines() if " passed" in line or " failed" in line]
+        results.append({"seconds": round(ended[index] - started), "exit": process.returncode,
+                        "summary": summary[-1].strip("= ") if summary else output[-300:]})
+    return results
 
 
 def main() -> int:
@@ -53,15 +61,14 @@ def main() -> int:
 
     rows = []
     started = time.monotonic()
-    side_by_side = [(venv, _pytest(venv)) for venv in args.envs]
-    for venv, run in side_by_side:
-        rows.append({"run": "side by side, one core each", "env": venv, **_finish(run, started)})
+    for venv, result in zip(args.envs, _finish([_pytest(venv) for venv in args.envs], started)):
+        rows.append({"run": "side by side, one core each", "env": venv, **result})
         print(f"{rows[-1]['run']}: {venv} {rows[-1]['seconds']} s", flush=True)
     for venv in args.envs:
-        row = {"run": f"alone, pytest -n {args.cores}", "env": venv,
-               **_finish(_pytest(venv, "-n", str(args.cores)), time.monotonic())}
-        rows.append(row)
-        print(f"{row['run']}: {venv} {row['seconds']} s", flush=True)
+        started = time.monotonic()
+        (result,) = _finish([_pytest(venv, "-n", str(args.cores))], started)
+        rows.append({"run": f"alone, pytest -n {args.cores}", "env": venv, **result})
+        print(f"{rows[-1]['run']}: {venv} {rows[-1]['seconds']} s", flush=True)
 
     print("\n| run | environment | wall s | pytest |\n|---|---|---|---|")
     for row in rows:
