@@ -2,20 +2,27 @@
 of the same name has the same parameter names and shapes, and with its state dict
 loaded corolla's model gives the same logits.
 
-Names and shapes are compared for every model (the larger ConvNeXts in the ``slow`` run),
-built without initialising its weights (``paddle.LazyGuard``). Logits are compared for each
-family's first variant, and for the rest in the ``slow`` run: corolla's model is built
-lazily too and takes every weight from PaddleClas's. Freshly initialised nets give
-degenerate eval-mode logits, so each BatchNorm's running statistics are first set from a
-batch (one train-mode forward with momentum 0); logits are compared relative to their
-largest magnitude. Skipped, with the reason, where PaddleClas is not installed.
+Names and shapes of every model are compared with PaddleClas's as recorded in
+``paddleclas_shapes.json`` (``record_paddleclas_shapes.py`` writes it; building only
+corolla's model halves the cost), and in the ``slow`` run with PaddleClas's model itself;
+both are built without initialising their weights (``paddle.LazyGuard``). Logits are
+compared for each family's first variant, and for the rest in the ``slow`` run: corolla's
+model is built lazily too and takes every weight from PaddleClas's. Freshly initialised nets
+give degenerate eval-mode logits, so each BatchNorm's running statistics are first set from
+a batch (one train-mode forward with momentum 0); logits are compared relative to their
+largest magnitude. What needs PaddleClas is skipped, with the reason, where it is not
+installed.
 """
 from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
-from _backbone_cases import FAST, NAMES, REGISTRY, batch_size, cases, input_size, paddleclas, release_memory
+from _backbone_cases import NAMES, REGISTRY, batch_size, cases, input_size, paddleclas, release_memory
 
 from corolla.api import apply_state_dict
 
@@ -43,7 +50,7 @@ UNBUILDABLE = {
 }
 
 
-def _theirs(backbones: dict, name: str) -> paddle.nn.Layer:
+def build_theirs(backbones: dict, name: str) -> paddle.nn.Layer:
     assert name in backbones, f"PaddleClas 2.6 has no backbone {name!r}"
     # PaddleClas names some parameters explicitly ("fc6_weights"), which Paddle
     # allows once per name scope: give each of its models a fresh scope.
@@ -57,7 +64,7 @@ def _theirs(backbones: dict, name: str) -> paddle.nn.Layer:
             paddleclas().arch.backbone.model_zoo.uniformer.layer_scale = False
 
 
-def _lazily(build):
+def lazily(build):
     """``build()`` without initialising weights where the model allows it (PaddleClas's
     ConvNeXt writes its head's weights while building, which needs real memory)."""
     try:
@@ -67,16 +74,46 @@ def _lazily(build):
         return build()
 
 
-#: PaddleClas's ConvNeXt cannot be built lazily, and its larger variants take 2 to 7 s to
-#: initialise: beyond the family's first they are checked in the slow slices
-FULL_BUILDS = {name for name in NAMES if name.startswith("ConvNeXt_") and name not in FAST}
+#: PaddleClas 2.6's parameter names and shapes, by model (record_paddleclas_shapes.py)
+RECORD = Path(__file__).with_name("paddleclas_shapes.json")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in FULL_BUILDS else n for n in NAMES])
+def shapes_record(model: paddle.nn.Layer) -> dict:
+    """The parameter count and a digest of the sorted ``name:shape`` lines of ``model``."""
+    shapes = _shapes(model)
+    lines = "\n".join(sorted(f"{key}:{list(shape)}" for key, shape in shapes.items()))
+    return {"parameters": len(shapes), "digest": hashlib.sha256(lines.encode()).hexdigest()[:32]}
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return json.loads(RECORD.read_text())["models"]
+
+
+def test_every_backbone_has_a_recorded_paddleclas_shape(recorded):
+    assert sorted(recorded) == sorted(NAMES), "run python tests/record_paddleclas_shapes.py"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_parameter_names_and_shapes_as_paddleclas_recorded(name, recorded):
+    ours = lazily(lambda: REGISTRY.build("backbone", name))
+    got = shapes_record(ours)
+    if got == recorded.get(name):
+        return
+    try:  # show what differs from PaddleClas's model itself where it is installed
+        backbones = vars(paddleclas().arch.backbone)
+    except pytest.skip.Exception:
+        pytest.fail(f"{name}: {got} differs from PaddleClas's {recorded.get(name)} in {RECORD.name}")
+    assert _shapes(ours) == _shapes(lazily(lambda: build_theirs(backbones, name)))
+    pytest.fail(f"{name} matches PaddleClas but not {RECORD.name}: run python tests/record_paddleclas_shapes.py")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
 def test_same_parameter_names_and_shapes_as_paddleclas(name, paddleclas_backbones):
-    theirs = _lazily(lambda: _theirs(paddleclas_backbones, name))
-    ours = _lazily(lambda: REGISTRY.build("backbone", name))
-    assert _shapes(ours) == _shapes(theirs)
+    reference = lazily(lambda: build_theirs(paddleclas_backbones, name))
+    ours = lazily(lambda: REGISTRY.build("backbone", name))
+    assert _shapes(ours) == _shapes(reference)
 
 
 def _set_batchnorm_statistics(model: paddle.nn.Layer, images: paddle.Tensor) -> None:
@@ -106,7 +143,7 @@ NO_REFERENCE_FORWARD = {name for name in NAMES if name.startswith("SwinTransform
 def test_same_logits_as_paddleclas(name, paddleclas_backbones):
     if name in NO_REFERENCE_FORWARD:
         pytest.skip("PaddleClas 2.6's own SwinTransformerV2 forward raises NameError: nothing to compare logits with")
-    theirs = _theirs(paddleclas_backbones, name)
+    theirs = build_theirs(paddleclas_backbones, name)
     with paddle.LazyGuard():  # every weight comes from theirs
         ours = REGISTRY.build("backbone", name)
     size = input_size(name)
