@@ -10,6 +10,7 @@ import pytest
 
 from corolla import ConfigError, DataError, load_registry
 from corolla.plugin.errors import ComponentArgumentError, UnknownComponentError
+from corolla.data.batches import as_tensor
 from corolla.data.loader import SkippedImagesWarning
 from corolla.data.pipeline import UnreadableImageError
 from corolla.data.sampler import EpochBatchSampler
@@ -67,6 +68,18 @@ def test_batches_shapes_and_types(registry, data) -> None:
     assert "18 images, 3 unlabeled, 3 classes" in loader.summary
     dropped = loader_of(config_for(data, drop_last=True), "Train", registry, rank=0, world_size=1)
     assert len(dropped) == 3 and all(len(labels) == 4 for _, labels in collect(dropped))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8])
+def test_batch_tensors_own_their_memory(dtype) -> None:
+    # a tensor wrapping NumPy memory (DLPack) is freed through a deleter that holds a Paddle lock
+    # while it waits for the GIL; a compiled step frees its inputs on Paddle's threads, and
+    # training hung with the main thread holding the GIL and waiting for that lock
+    array = np.arange(24).astype(dtype).reshape(2, 3, 4)
+    tensor = as_tensor(array)
+    array[:] = 7
+    assert tensor.numpy().dtype == dtype
+    np.testing.assert_array_equal(tensor.numpy(), np.arange(24).astype(dtype).reshape(2, 3, 4))
 
 
 def test_shuffling_is_seeded_per_epoch_and_resumable(registry, data) -> None:

@@ -141,8 +141,8 @@ class Loader:
 
     def _local_batches(self, epoch: int) -> Iterator[tuple[Batch, Any, Any, Any]]:
         """Batches made by one background thread (decoding overlaps the caller's work, as in
-        paddle's own single-process loader), handed over as Tensors without a copy (DLPack;
-        ``paddle.to_tensor`` copied at about 1 GB/s, more than the whole normalisation cost)."""
+        paddle's own single-process loader), copied into Tensors here (``as_tensor`` says why
+        they do not share the arrays' memory)."""
         made = (self.collate([self.fetch(i) for i in indices]) for indices in self.sampler)
         start = partial(reseed, self.seed, epoch, self.sampler.rank, 0)
         for batch in in_background(made, depth=PREFETCH_FACTOR, start=start):
