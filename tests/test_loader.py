@@ -3,6 +3,7 @@ batch transforms, workers, shared memory, and bad data."""
 from __future__ import annotations
 
 import copy
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -249,8 +250,20 @@ def test_workers_give_the_same_batches_and_report_errors(registry, data, flawed,
     fixed = tmp_path / "only_broken.txt"
     fixed.write_text("".join(line + "\n" for line in listing.read_text().splitlines() if "gone" not in line))
     broken = loader_of(config_for(data, fixed, loader={"num_workers": 1}), "Train", registry, rank=0, world_size=1)
+    running = set(multiprocessing.active_children())  # other tests' in this process
     with pytest.raises(UnreadableImageError, match=rf"{fixed}:6: {folder / 'broken.jpg'}: cannot decode image"):
         collect(broken)
+    assert set(multiprocessing.active_children()) <= running  # the error stopped the workers
+
+
+def test_a_consumer_that_stops_early_stops_the_workers(registry, data) -> None:
+    loader = loader_of(config_for(data, loader={"num_workers": 2}, batch_size=2), "Train", registry, rank=0, world_size=1)
+    running = set(multiprocessing.active_children())  # other tests' in this process
+    batches = iter(loader)
+    next(batches)
+    assert len(set(multiprocessing.active_children()) - running) == 2
+    batches.close()  # what dropping it does
+    assert set(multiprocessing.active_children()) <= running
 
 
 def test_small_shared_memory_falls_back_with_a_message(registry, data, monkeypatch) -> None:

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import traceback
 import warnings
+from contextlib import closing
 from functools import partial
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 import numpy as np
 
@@ -139,7 +140,7 @@ class Loader:
         batches = self._worker_batches(epoch) if self.num_workers > 0 else self._local_batches(epoch)
         return self._deliver(batches)
 
-    def _local_batches(self, epoch: int) -> Iterator[tuple[Batch, Any, Any, Any]]:
+    def _local_batches(self, epoch: int) -> Generator[tuple[Batch, Any, Any, Any], None, None]:
         """Batches made by one background thread (decoding overlaps the caller's work, as in
         paddle's own single-process loader), copied into Tensors here (``as_tensor`` says why
         they do not share the arrays' memory)."""
@@ -152,7 +153,7 @@ class Loader:
                 draws = as_tensor(batch.draws) if batch.draws is not None and batch.draws.size else None
                 yield batch, as_tensor(batch.images), as_tensor(batch.labels), draws
 
-    def _worker_batches(self, epoch: int) -> Iterator[tuple[Batch, Any, Any, Any]]:
+    def _worker_batches(self, epoch: int) -> Generator[tuple[Batch, Any, Any, Any], None, None]:
         import paddle
 
         loader = paddle.io.DataLoader(
@@ -160,25 +161,32 @@ class Loader:
             use_shared_memory=self.use_shared_memory, collate_fn=self._collate_encoded,
             worker_init_fn=partial(_seed_worker, self.seed, epoch, self.sampler.rank),
         )
-        for fields in loader:
-            yield Batch.decode(fields)
+        batches = iter(loader)
+        try:
+            for fields in batches:
+                yield Batch.decode(fields)
+        finally:
+            # a consumer that stops early (a data error, a stopped run) would leave the workers
+            # running: paddle's iterator is kept alive by its own reader thread
+            batches._try_shutdown_all()
 
-    def _deliver(self, batches: Iterator[tuple[Batch, Any, Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    def _deliver(self, batches: Generator[tuple[Batch, Any, Any, Any], None, None]) -> Iterator[tuple[Any, Any]]:
         skipped: list[int] = []
         reasons: list[str] = []
         self.skipped = 0
-        for batch, images, labels, draws in batches:
-            if batch.failed:
-                error = UnreadableImageError if batch.note.startswith(UNREADABLE) else DataError
-                raise error(batch.note.removeprefix(UNREADABLE))
-            skipped += batch.skipped
-            if batch.note and len(reasons) < 3:
-                reasons.append(batch.note)
-            if images is not None:
-                images, labels = self._placed(images), self._placed(labels)
-                if self.on_device:
-                    images = self.pipeline.tail(images, self._placed(draws) if self.pipeline.tail.drawing else None)
-                yield images, labels
+        with closing(batches):
+            for batch, images, labels, draws in batches:
+                if batch.failed:
+                    error = UnreadableImageError if batch.note.startswith(UNREADABLE) else DataError
+                    raise error(batch.note.removeprefix(UNREADABLE))
+                skipped += batch.skipped
+                if batch.note and len(reasons) < 3:
+                    reasons.append(batch.note)
+                if images is not None:
+                    images, labels = self._placed(images), self._placed(labels)
+                    if self.on_device:
+                        images = self.pipeline.tail(images, self._placed(draws) if self.pipeline.tail.drawing else None)
+                    yield images, labels
         self.skipped = len(skipped)
         if skipped:
             warnings.warn(f"DataLoader.{self.mode}: skipped {len(skipped)} unreadable images this epoch "
