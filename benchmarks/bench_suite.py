@@ -1,13 +1,14 @@
 """The test suite's wall time, in the two ways it runs on a 2-core machine: both Paddle
 environments side by side with one core each (as ``tests/run.sh`` runs them), and each
-environment alone on every core (``pytest -n <cores>``, pytest-xdist).
+environment alone on every core (``pytest -n <cores> --dist worksteal``, pytest-xdist: an idle
+worker takes tests from a busy one, so the long tests do not leave one core waiting).
 
 The slow slices are left out (``COROLLA_SLOW_SHARD=none``), so that every run covers the same
 tests; ``tests/run.sh`` adds one slice per environment. The environments must exist
 (``bash tests/run.sh`` makes them). Prints a table of wall seconds and pytest's summary line,
 and writes them as JSON with ``--json``.
 
-Run: ``python benchmarks/bench_suite.py [--envs .venv .venv26] [--cores 2] [--json FILE]``
+Run: ``python benchmarks/bench_suite.py [--envs .venv .venv26] [--cores 2] [--ways side alone] [--json FILE]``
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=[".venv", ".venv26"])
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--ways", nargs="+", choices=["side", "alone"], default=["side", "alone"],
+                        help="side by side with one core each, and/or each environment alone")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     missing = [venv for venv in args.envs if not (ROOT / venv / "bin" / "python").is_file()]
@@ -60,14 +63,15 @@ def main() -> int:
         sys.exit(f"bench_suite: no environment {', '.join(missing)} (bash tests/run.sh makes them)")
 
     rows = []
-    started = time.monotonic()
-    for venv, result in zip(args.envs, _finish([_pytest(venv) for venv in args.envs], started)):
-        rows.append({"run": "side by side, one core each", "env": venv, **result})
-        print(f"{rows[-1]['run']}: {venv} {rows[-1]['seconds']} s", flush=True)
-    for venv in args.envs:
+    if "side" in args.ways:
         started = time.monotonic()
-        (result,) = _finish([_pytest(venv, "-n", str(args.cores))], started)
-        rows.append({"run": f"alone, pytest -n {args.cores}", "env": venv, **result})
+        for venv, result in zip(args.envs, _finish([_pytest(venv) for venv in args.envs], started)):
+            rows.append({"run": "side by side, one core each", "env": venv, **result})
+            print(f"{rows[-1]['run']}: {venv} {rows[-1]['seconds']} s", flush=True)
+    for venv in args.envs if "alone" in args.ways else []:
+        started = time.monotonic()
+        (result,) = _finish([_pytest(venv, "-n", str(args.cores), "--dist", "worksteal")], started)
+        rows.append({"run": f"alone, pytest -n {args.cores} --dist worksteal", "env": venv, **result})
         print(f"{rows[-1]['run']}: {venv} {rows[-1]['seconds']} s", flush=True)
 
     print("\n| run | environment | wall s | pytest |\n|---|---|---|---|")
