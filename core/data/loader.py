@@ -167,8 +167,11 @@ class Loader:
                 yield Batch.decode(fields)
         finally:
             # a consumer that stops early (a data error, a stopped run) would leave the workers
-            # running: paddle's iterator is kept alive by its own reader thread
-            batches._try_shutdown_all()
+            # running: paddle's iterator is kept alive by its own reader thread (2.6 and 3.x
+            # shut it down with this private method; a Paddle without it keeps the old leak)
+            shutdown = getattr(batches, "_try_shutdown_all", None)
+            if shutdown is not None:
+                shutdown()
 
     def _deliver(self, batches: Generator[tuple[Batch, Any, Any, Any], None, None]) -> Iterator[tuple[Any, Any]]:
         skipped: list[int] = []
