@@ -101,9 +101,35 @@ def paddleclas() -> ModuleType:
     return ppcls
 
 
+#: the least running variance a BatchNorm keeps after taking a batch's statistics
+VARIANCE_FLOOR = 0.01
+
+
+def calibrate_batchnorm(model: paddle.nn.Layer, images: paddle.Tensor) -> None:
+    """Set every BatchNorm's running statistics from ``images`` (one train-mode forward with
+    momentum 0, variances at least ``VARIANCE_FLOOR``): with fresh statistics the eval-mode
+    logits of a net with random weights are degenerate (nearly equal)."""
+    norms = [
+        layer for layer in model.sublayers() if isinstance(layer, (paddle.nn.BatchNorm, paddle.nn.layer.norm._BatchNormBase))
+    ]
+    for layer in norms:
+        layer._momentum = 0.0  # running statistics := this batch's statistics
+    if norms:
+        model.train()
+        with paddle.no_grad():
+            model(images)
+    for layer in norms:
+        # a channel constant over the batch (1x1 maps of two images) would be divided by
+        # sqrt(epsilon) in eval: MobileNetV4_hybrid_large's attention then overflows
+        layer._variance.set_value(np.maximum(layer._variance.numpy(), np.float32(VARIANCE_FLOOR)))
+
+
 def release_memory() -> None:
-    """Big nets (VGG19, SENet154) hold over 500 MB each; free them between cases."""
+    """Big nets (VGG19, SENet154) hold over 500 MB each; free them between cases. What
+    survives is long-lived (modules, PaddleClas's among them): frozen out of later full
+    collections, which would otherwise scan it again every few nets (see conftest.py)."""
     gc.collect()
+    gc.freeze()
 
 
 def filled(model: paddle.nn.Layer, seed: int = 0) -> paddle.nn.Layer:

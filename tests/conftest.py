@@ -1,6 +1,7 @@
 """Shared fixtures: fake plugin distributions on sys.path, tiny images and list files."""
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -48,6 +49,14 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 def pytest_configure(config: pytest.Config) -> None:
     """Evaluation graphs go to a cache of this session's own, not the user's (child processes inherit it)."""
     os.environ[GRAPH_CACHE_ENV] = tempfile.mkdtemp(prefix="corolla-test-graphs-")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection imported (Paddle, every plugin, the registry: over 200,000 objects)
+    lives to the end: frozen out of the garbage collector's full collections, which
+    building nets triggers every few tests and which would otherwise scan it each time."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
