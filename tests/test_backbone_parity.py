@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from _backbone_cases import NAMES, REGISTRY, batch_size, cases, filled, input_size, paddleclas, release_memory
+from _backbone_cases import (NAMES, REGISTRY, batch_size, calibrate_batchnorm, cases, filled, input_size, paddleclas,
+                             release_memory)
 
 from corolla.api import apply_state_dict
 
@@ -116,26 +117,6 @@ def test_same_parameter_names_and_shapes_as_paddleclas(name, paddleclas_backbone
     assert _shapes(ours) == _shapes(reference)
 
 
-#: the least running variance a BatchNorm keeps after taking a batch's statistics
-VARIANCE_FLOOR = 0.01
-
-
-def _set_batchnorm_statistics(model: paddle.nn.Layer, images: paddle.Tensor) -> None:
-    norms = [
-        layer for layer in model.sublayers() if isinstance(layer, (paddle.nn.BatchNorm, paddle.nn.layer.norm._BatchNormBase))
-    ]
-    for layer in norms:
-        layer._momentum = 0.0  # running statistics := this batch's statistics
-    if norms:
-        model.train()
-        with paddle.no_grad():
-            model(images)
-    for layer in norms:
-        # a channel constant over the batch (1x1 maps of two images) would be divided by
-        # sqrt(epsilon) in eval: MobileNetV4_hybrid_large's attention then overflows
-        layer._variance.set_value(np.maximum(layer._variance.numpy(), np.float32(VARIANCE_FLOOR)))
-
-
 def _logits(output) -> paddle.Tensor:
     # PaddleClas's GoogLeNet returns [main, auxiliary 1, auxiliary 2]
     return output[0] if isinstance(output, (list, tuple)) else output
@@ -157,7 +138,7 @@ def test_same_logits_as_paddleclas(name, paddleclas_backbones):
     size = input_size(name)
     batch = batch_size(name)
     images = paddle.to_tensor(np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32))
-    _set_batchnorm_statistics(theirs, images)
+    calibrate_batchnorm(theirs, images)
     apply_state_dict(ours, {k: v.numpy() for k, v in theirs.state_dict().items()}, name=name, source="PaddleClas", strict=True)
     theirs.eval()
     ours.eval()

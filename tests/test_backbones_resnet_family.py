@@ -28,7 +28,11 @@ def _runnable(model: paddle.nn.Layer) -> paddle.nn.Layer:
 
 
 def _theirs(name: str, **options) -> paddle.nn.Layer:
+    """PaddleClas's model, with seeded weights: in training mode BatchNorm over a small batch
+    amplifies rounding, for some random weights past the tolerance (2.1e-4 in one suite run;
+    7e-6 to 6e-5 for eight seeds)."""
     backbones = vars(paddleclas().arch.backbone)
+    paddle.seed(0)
     with paddle.utils.unique_name.guard():
         return _runnable(backbones[name](**options))
 

@@ -12,6 +12,7 @@ import pytest
 
 import corolla
 import engine_support
+from _backbone_cases import calibrate_batchnorm
 from corolla.config.planner import read_plan
 from corolla.engine.export import export
 from corolla.engine.files import write_checkpoint
@@ -53,18 +54,6 @@ def registry():
     return corolla.load_registry(extra_plugins=[("engine_support", engine_support)])
 
 
-def _calibrated_weights(model: paddle.nn.Layer, size: int) -> dict[str, np.ndarray]:
-    """The model's weights with every BatchNorm's running statistics taken from a batch, so
-    that its logits in inference are not degenerate (fresh statistics make them nearly equal)."""
-    norms = [layer for layer in model.sublayers() if isinstance(layer, paddle.nn.layer.norm._BatchNormBase)]
-    for layer in norms:
-        layer._momentum = 0.0
-    model.train()
-    with paddle.no_grad():
-        model(paddle.to_tensor(np.random.default_rng(0).standard_normal((4, 3, size, size), dtype=np.float32)))
-    return {name: value.numpy() for name, value in model.state_dict().items()}
-
-
 #: float32 rounding in the two runtimes' fused kernels: MobileNetV2's logits differ by up to
 #: 1.4e-4 of the largest for some random weights (2e-5 to 8e-5 for most); export itself allows 1e-3
 TOLERANCE = 3e-4
@@ -83,7 +72,8 @@ def test_onnx_export_runs_like_paddle_inference(family, data, registry, tmp_path
     config["Global"]["save_inference_dir"] = str(tmp_path / "model")
     model = read_plan(copy.deepcopy(config), registry).model.part.build(registry)
     if any(isinstance(layer, paddle.nn.layer.norm._BatchNormBase) for layer in model.sublayers()):
-        write_checkpoint(tmp_path / "weights", {".pdparams": _calibrated_weights(model, size)})
+        calibrate_batchnorm(model, paddle.to_tensor(np.random.default_rng(0).standard_normal((4, 3, size, size), dtype=np.float32)))
+        write_checkpoint(tmp_path / "weights", {".pdparams": {k: v.numpy() for k, v in model.state_dict().items()}})
         config["Global"]["pretrained_model"] = str(tmp_path / "weights")
     del model
 
