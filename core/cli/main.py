@@ -68,7 +68,9 @@ def _add_verb_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
                             help="when the run folder holds an earlier run, move it aside (to <folder>.before-<time>) "
                                  "and start anew")
     if verb in ("train", "eval"):
-        parser.add_argument("--eval-engine", choices=["auto", "inference", "onnxruntime", "dygraph"],
+        from corolla.config.sections import EVAL_ENGINES
+
+        parser.add_argument("--eval-engine", choices=EVAL_ENGINES,
                             help="run evaluation in dygraph or through an inference engine (Paddle Inference with "
                                  "oneDNN, ONNX Runtime; CPU only); sets Global.eval_engine (default auto: ONNX "
                                  "Runtime where installed, else Paddle Inference, where it pays off; "

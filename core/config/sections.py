@@ -33,6 +33,11 @@ class PluginSettings:
     strict: bool = setting(False, boolean)
 
 
+#: ``Global.eval_engine``'s values: evaluation on CPU through an inference engine where it
+#: pays off (auto), always through Paddle Inference or ONNX Runtime, or always in dygraph
+EVAL_ENGINES = ("auto", "inference", "onnxruntime", "dygraph")
+
+
 def _default_callbacks() -> list:
     return [{"ConsoleLogger": None}, {"MetricsLog": None}, {"CurvePlot": None}]
 
@@ -58,9 +63,7 @@ class GlobalSection:
     save_inference_dir: str = setting("./inference", text)
     use_visualdl: bool = setting(False, boolean)
     eval_mode: str = setting("classification", choice("classification"))
-    #: evaluation on CPU: auto (through an inference engine where it pays off), inference (Paddle
-    #: Inference), onnxruntime, or dygraph
-    eval_engine: str = setting("auto", choice("auto", "inference", "onnxruntime", "dygraph"))
+    eval_engine: str = setting("auto", choice(*EVAL_ENGINES))
     class_num: int | None = setting(None, optional(integer(1)))  # PaddleClas copies it to Arch.class_num
     #: a multi-label task: infer, export and predict turn logits into per-class sigmoid probabilities
     use_multilabel: bool = setting(False, boolean)

@@ -45,6 +45,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import paddle
 
+from corolla.config.sections import EVAL_ENGINES
 from corolla.engine.flat_outputs import FlatOutputs, disagreement, leaves, rebuild
 from corolla.engine.graph_cache import LAYOUT_FILE, GraphCache, cache_root, graph_key
 from corolla.engine.onnx_convert import Conversion
@@ -52,7 +53,6 @@ from corolla.engine.runtimes import (MODEL_PREFIX, OnnxRuntime, PaddleRuntime, R
                                      traced)
 from corolla.plugin.errors import CorollaError
 
-ENGINES = ("auto", "inference", "onnxruntime", "dygraph")
 #: the packages of the ``onnx`` extra that evaluation through ONNX Runtime needs
 ONNX_PACKAGES = ("paddle2onnx", "onnx", "onnxruntime")
 #: how many images of each evaluation's first batch dygraph runs, to time it and to check the traced model
@@ -71,8 +71,8 @@ class EvalEngine:
     It keeps what it measured from one evaluation to the next."""
 
     def __init__(self, engine: str, *, device: str, threads: int) -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"Global.eval_engine: expected one of {', '.join(ENGINES)}, found {engine!r}")
+        if engine not in EVAL_ENGINES:
+            raise ValueError(f"Global.eval_engine: expected one of {', '.join(EVAL_ENGINES)}, found {engine!r}")
         self.engine = engine if device == "cpu" else "dygraph"
         self.threads = threads
         if self.engine == "onnxruntime":

@@ -14,7 +14,8 @@ class CurvePlot:
 
     The picture is drawn after the first epoch, then after an epoch when ``interval``
     seconds have passed since the last drawing (0: after every epoch), and when training
-    ends: a drawing takes about 0.1 s, which short epochs would otherwise pay each time.
+    ends: a drawing takes about 0.15 s (the first in a process close to 1 s, with
+    matplotlib's import), which short epochs would otherwise pay each time.
     A resumed run picks up the earlier epochs from ``metrics.jsonl`` when the
     MetricsLog callback wrote one.
     """
