@@ -111,6 +111,19 @@ def test_curve_plot_writes_a_png_with_both_epochs(tmp_path):
     assert [h["epoch"] for h in plot.history] == [1, 2]
 
 
+def test_curve_plot_leaves_the_processs_matplotlib_backend_alone(tmp_path):
+    # a notebook's inline backend must survive a training run in its kernel
+    matplotlib = pytest.importorskip("matplotlib")
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        drive(CurvePlot(), fake_run(tmp_path))
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize("interval, redrawn_after_epoch_2", [(30.0, False), (0.0, True)])
 def test_curve_plot_redraws_at_most_every_interval_and_when_training_ends(tmp_path, interval, redrawn_after_epoch_2):
     plot, run, png = CurvePlot(interval=interval), fake_run(tmp_path), tmp_path / "curves.png"

@@ -21,7 +21,8 @@ from corolla.config.load import get_path, shipped_configs
 from corolla.plugin.errors import ConfigError, CorollaError
 from corolla.search import read_search, split_overrides
 from corolla.search.configs import TrialConfigs, map_key
-from corolla.search.spec import label, slug
+from corolla.search.results import Row, plot
+from corolla.search.spec import Param, Stage, label, slug
 from corolla.search.study import StageStudy, Worker, import_optuna, open_storage, status
 from corolla.testing.datasets import make_list_dataset
 
@@ -255,6 +256,22 @@ def test_a_trials_score_and_error_come_from_its_files(tmp_path):
     assert error_of(log, 2) == "Arch.name: unknown backbone 'ResNet5'" and error_of(log, -9) == "killed by SIGKILL (out of memory?)"
     log.write_text("Traceback (most recent call last):\n  File x\nMemoryError: cannot allocate\n")
     assert error_of(log, 1) == "MemoryError: cannot allocate"
+
+
+def test_the_search_plot_is_a_png_and_leaves_the_processs_matplotlib_backend_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    stage = Stage("lrs", (Param("lrs", ("Optimizer.lr.learning_rate",), (0.01, 0.1)),))
+    rows = [Row("lrs", number, value, 0, score, 3.0, state, "", "")
+            for number, value, score, state in ((0, "0.01", 0.5, "complete"), (1, "0.1", 0.7, "pruned"))]
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        plot(rows, [stage], tmp_path / "search.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "search.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["search.png"]  # its temporary file is gone
 
 
 def test_without_optuna_the_search_says_how_to_install(monkeypatch):

@@ -101,10 +101,7 @@ def write_csv(rows: Sequence[Row], path: Path) -> None:
 def plot(rows: Sequence[Row], stages: Sequence[Stage], path: Path) -> None:
     """One PNG: per stage, the score of each trial against its value (grid) or its
     number (TPE); the mean of each value as a line, pruned trials hollow."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: see CurvePlot.draw
     from matplotlib.ticker import MaxNLocator
 
     shown = [stage for stage in stages if any(r.stage == stage.name and r.score is not None for r in rows)]
@@ -112,7 +109,8 @@ def plot(rows: Sequence[Row], stages: Sequence[Stage], path: Path) -> None:
         return
     columns = min(3, len(shown))
     lines = math.ceil(len(shown) / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.4 * lines), squeeze=False)
+    figure = Figure(figsize=(4.2 * columns, 3.4 * lines))
+    axes = figure.subplots(lines, columns, squeeze=False)
     for ax, stage in zip(axes.flat, shown):
         scored = [r for r in rows if r.stage == stage.name and r.score is not None]
         if stage.sampler == "tpe":
@@ -141,7 +139,6 @@ def plot(rows: Sequence[Row], stages: Sequence[Stage], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     figure.savefig(temporary, dpi=80)
-    plt.close(figure)
     os.replace(temporary, path)
 
 
