@@ -14,7 +14,7 @@ class CurvePlot:
 
     The picture is drawn after the first epoch, then after an epoch when ``interval``
     seconds have passed since the last drawing (0: after every epoch), and when training
-    ends: a drawing takes about 0.15 s (the first in a process close to 1 s, with
+    ends: a drawing takes about 0.15 s (the first in a process about 0.5 s, with
     matplotlib's import), which short epochs would otherwise pay each time.
     A resumed run picks up the earlier epochs from ``metrics.jsonl`` when the
     MetricsLog callback wrote one.
@@ -53,8 +53,8 @@ class CurvePlot:
             self.draw(Path(run.output_dir) / self.filename)
 
     def draw(self, path: Path) -> None:
-        # a Figure of its own, not pyplot: no global figure state, no GUI backend chosen for
-        # the user's process, and pyplot's import (about a fifth of a first drawing) is skipped
+        # a Figure of its own, not pyplot: no global figure state, and the backend of the
+        # user's process (a notebook's inline one) stays as it is
         from matplotlib.figure import Figure
 
         figure = Figure(figsize=(10, 4))
