@@ -96,6 +96,16 @@ def test_bad_overrides_say_what_is_wrong(override, fragment):
     assert fragment in str(info.value)
 
 
+def test_an_override_into_a_list_item_must_name_its_component(config_file):
+    with pytest.raises(ConfigError, match=r"override 'DataLoader.Train.dataset.transform_ops.2.RandCropImage.size=40': item 2 "
+                       r"of DataLoader.Train.dataset.transform_ops is RandomErasing, not RandCropImage \(RandCropImage is item 1\)$"):
+        load_config(config_file, ["DataLoader.Train.dataset.transform_ops.2.RandCropImage.size=40"])
+    with pytest.raises(ConfigError, match=r"item 0 of Metric.Eval is TopkAcc, not TopkAc \(no item of Metric.Eval is TopkAc\)$"):
+        load_config(config_file, ["Metric.Eval.0.TopkAc.topk=[1]"])
+    config = load_config(config_file, ["DataLoader.Train.dataset.transform_ops.1.RandCropImage.scale=[0.5, 1.0]"])
+    assert config["DataLoader"]["Train"]["dataset"]["transform_ops"][1] == {"RandCropImage": {"size": 224, "scale": [0.5, 1.0]}}
+
+
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("Global:\n  epochs: 3\n  output_dir: [unclosed\nArch:\n  name: x\n")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,10 @@ def registry():
         (DISTILLATION, "Arch.models.1.Student.name=PPLCNet_x1_O",
          r"Arch.models.1.Student: unknown backbone 'PPLCNet_x1_O'. Close matches: PPLCNet_x1_5, PPLCNet_x1_0"),
         (DISTILLATION, "Arch.models.0.Teacher.class_num=two", r"Arch.models.0.Teacher.class_num: .* expects an integer, found 'two'"),
+        (QUICKSTART, "DataLoader.Evl.loader.num_workers=0",
+         r"override of DataLoader.Evl.loader.num_workers: DataLoader has no key 'Evl' .*Did you mean 'Eval'\?"),
+        (QUICKSTART, "Optimizer.lr.learning_rate=-0.1", r"Optimizer.lr.learning_rate: expected a number > 0, found -0.1"),
+        (QUICKSTART, "Optimizer.lr=-0.1", r"Optimizer.lr: expected a mapping .* or a number > 0, found -0.1"),
     ],
 )
 def test_config_and_train_reject_the_same_configs_with_the_same_message(config, override, message, capsys, tmp_path):
@@ -44,6 +49,36 @@ def test_config_and_train_reject_the_same_configs_with_the_same_message(config, 
     assert len(trained.strip().splitlines()) == 1
     assert re.search(message, trained), trained
     assert not (tmp_path / "PPLCNet_x0_25").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "written, misspelt, warning, error",
+    [
+        ("  Eval:\n    dataset:", "  Evl:\n    dataset:", r"DataLoader.Evl: key not used by corolla, ignored. Did you mean 'Eval'\?$", None),
+        ("    loader:", "    loadr:", r"DataLoader.Train.loadr: key not used by corolla, ignored. Did you mean 'loader'\?$", None),
+        ("    dataset:", "    datset:", r"DataLoader.Train.datset: .* Did you mean 'dataset'\?$",
+         r"DataLoader.Train.dataset: missing; found keys: datset, sampler, loader$"),
+        ("    sampler:", "    samplr:", r"DataLoader.Train.samplr: .* Did you mean 'sampler'\?$",
+         r"DataLoader.Train.sampler: .* needs argument 'batch_size', which is missing"),
+    ],
+)
+def test_a_misspelt_data_loader_key_is_named_before_what_it_breaks(written, misspelt, warning, error, capsys, tmp_path):
+    config = tmp_path / "misspelt.yaml"
+    config.write_text(Path(QUICKSTART).read_text().replace(written, misspelt, 1))
+    assert main(["config", "-c", str(config)]) == (2 if error else 0)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert re.search(warning, lines[0]), lines
+    assert len(lines) == (2 if error else 1) and (error is None or re.search(error, lines[1])), lines
+
+
+def test_paddleclas_data_loader_keys_corolla_does_not_use_only_warn(registry):
+    section = {"dataset": {"name": "ImageNetDataset", "image_root": ".", "cls_label_path": "t.txt", "transform_ops": [{"DecodeImage": None}]},
+               "sampler": {"batch_size": 2}}
+    with pytest.warns(UserWarning) as warned:
+        plan = read_plan({"DataLoader": {"Train": section, "UnLabelTrain": section, "mean": [0.5]}}, registry)
+    assert list(plan.loaders) == ["Train"]
+    assert [str(w.message) for w in warned] == ["DataLoader.UnLabelTrain: key not used by corolla, ignored.",
+                                                "DataLoader.mean: key not used by corolla, ignored."]
 
 
 def test_overrides_may_set_what_the_schema_or_the_signature_knows():
@@ -101,6 +136,8 @@ def test_a_verb_says_which_sections_it_lacks(registry):
         ({"Infer": {"batch_size": 0}}, ConfigError, r"Infer.batch_size: expected an integer >= 1"),
         ({"Loss": {"Train": [{"CELoss": {"epsilon": "x"}}]}}, ComponentArgumentError, r"Loss.Train.0.CELoss.epsilon"),
         ({"Loss": {"Train": [{"DistillationDMLLoss": {"act": "relu"}}]}}, ComponentArgumentError, r"act: expected 'softmax'"),
+        ({"Optimizer": {"name": "Momentum", "momentum": 0.9, "lr": {"name": "Cosine", "learning_rate": 0}}}, ConfigError,
+         r"Optimizer.lr.learning_rate: expected a number > 0, found 0"),
     ],
 )
 def test_every_section_is_checked(config, error, message, registry):

@@ -160,8 +160,10 @@ def apply_override(config: dict[str, Any], text: str) -> str | None:
             index = _list_index(segment, node, here, text)
             if last:
                 node[index] = value
-            else:
-                node = node[index]
+                continue
+            if not add:
+                _check_item_name(node, index, segments[depth + 1], here, text)
+            node = node[index]
             continue
         if node is None:
             node = _parent_mapping(config, segments[:depth])
@@ -189,6 +191,24 @@ def _parent_mapping(config: dict[str, Any], segments: list[str]) -> dict[str, An
     key = int(segments[-1]) if isinstance(node, list) else segments[-1]
     node[key] = {}
     return node[key]
+
+
+def _check_item_name(items: list, index: int, name: str, here: str, text: str) -> None:
+    """An override reaching into item ``index`` of a component list (``transform_ops.2.RandCropImage.size``)
+    must name that item's component: another name would make it an item of two components."""
+    found = _component_name(items[index])
+    if found in (None, name):
+        return
+    named = [str(i) for i, item in enumerate(items) if _component_name(item) == name]
+    where = f"{name} is item {', '.join(named)}" if named else f"no item of {here} is {name}"
+    raise ConfigError(f"override {text!r}: item {index} of {here} is {found}, not {name} ({where})")
+
+
+def _component_name(item: Any) -> str | None:
+    """The component a ``- Name: {params}`` list item names, or None for any other item."""
+    if isinstance(item, dict) and len(item) == 1 and "name" not in item:
+        return str(next(iter(item)))
+    return None
 
 
 def _list_index(segment: str, node: list, here: str, text: str) -> int:

@@ -1,15 +1,15 @@
 """Reading a config into its :class:`~corolla.config.plan.Plan`: resolve, check, structure."""
 from __future__ import annotations
 
-import difflib
 import math
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import attrs
 
 from corolla.config.load import SECTIONS, Config
 from corolla.config.plan import MODES, LoaderPlan, ModelPlan, Part, Plan
-from corolla.config.schema import structure
+from corolla.config.schema import did_you_mean, structure, warn_unused_key
 from corolla.config.sections import (
     AmpSection,
     EmaSection,
@@ -32,14 +32,17 @@ _ANY = None
 _TRIAL_INJECTED: dict[str, dict[str, Any]] = {"sampler": {"dataset": range(1024), "seed": 0, "rank": 0, "world_size": 1}}
 
 
-def read_plan(config: Mapping[str, Any], registry: Registry) -> Plan:
+def read_plan(config: Mapping[str, Any], registry: Registry, *,
+              new_keys: Mapping[str, str] = MappingProxyType({})) -> Plan:
     """Check ``config`` against ``registry`` and return its :class:`Plan`.
 
+    ``new_keys`` maps key paths that ``config`` lacks and something will set (a search
+    stage's ``replace_config``) to what sets them; each is checked as a key ``-o`` added.
     Raises :class:`ConfigError` (or :class:`~corolla.plugin.errors.ComponentArgumentError`,
     :class:`~corolla.plugin.errors.UnknownComponentError`) naming the key path of the
     first problem.
     """
-    return _Planner(config, registry).plan()
+    return _Planner(config, registry).plan(new_keys)
 
 
 def plan_items(registry: Registry, kind: str, node: Any, key_path: str, **defaults: Any) -> tuple[Part, ...]:
@@ -61,7 +64,7 @@ class _Planner:
         #: key path -> the keys known there (None: any key), for checking added keys
         self.known: dict[str, set[str] | None] = {}
 
-    def plan(self) -> Plan:
+    def plan(self, new_keys: Mapping[str, str]) -> Plan:
         config = self.config
         added = getattr(config, "added", ())
         self.known[""] = set(SECTIONS)
@@ -71,12 +74,13 @@ class _Planner:
         self._know_section("AMP", AmpSection)
         self._know_section("EMA", EmaSection)
         self._know_section("Infer", InferSection)
+        self._know_loaders()
         self._check_added(added)  # the sections' keys, before their readers warn about them
         settings = read_global(config)
         model = self._model(settings) if config.get("Arch") is not None else None
         class_num = model.class_num if model else settings.class_num
+        self._warn_unused(config.get("DataLoader"), "DataLoader")
         loaders = {mode: self._loader(mode, class_num) for mode in MODES if _get(config, "DataLoader", mode) is not None}
-        self.known["DataLoader"] = set(MODES)
         optimizer, schedule = self._optimizer() if config.get("Optimizer") is not None else (None, None)
         infer = structure(InferSection, config.get("Infer"), "Infer")
         postprocess = self._named("postprocess", infer.PostProcess or {"name": "Topk", "topk": 5}, "Infer.PostProcess")
@@ -101,6 +105,9 @@ class _Planner:
             callbacks=callbacks,
         )
         self._check_added(added)
+        for path, setter in new_keys.items():
+            if problem := self._unknown_key(path):
+                raise ConfigError(f"{setter} sets {path}, but {problem}")
         return plan
 
     # --- components -------------------------------------------------------------------
@@ -158,9 +165,10 @@ class _Planner:
         section = _get(self.config, "DataLoader", mode)
         if not isinstance(section, Mapping):
             raise ConfigError(f"{key_path}: expected a mapping with dataset, sampler and loader, found {section!r}")
-        self.known[key_path] = {"dataset", "sampler", "loader"}
-        dataset_node = section.get("dataset")
-        dataset = self._named("dataset", dataset_node, f"{key_path}.dataset")
+        self._warn_unused(section, key_path)
+        if "dataset" not in section:
+            raise ConfigError(f"{key_path}.dataset: missing; found keys: {', '.join(map(str, section)) or 'none'}")
+        dataset = self._named("dataset", section["dataset"], f"{key_path}.dataset")
         transforms = self._items("transform", dataset.params.pop("transform_ops", None), f"{key_path}.dataset.transform_ops")
         if not transforms:
             raise ConfigError(f"{key_path}.dataset.transform_ops: missing; the loader needs at least '- DecodeImage:'")
@@ -169,7 +177,6 @@ class _Planner:
             for spec in item_specs(dataset.consumed.get("batch_transform_ops"), f"{key_path}.dataset.batch_transform_ops")
         )
         sampler = self._sampler(section.get("sampler"), f"{key_path}.sampler", transforms)
-        self._know_section(f"{key_path}.loader", LoaderSettings)
         return LoaderPlan(mode, dataset, transforms, batch_transforms, sampler,
                           structure(LoaderSettings, section.get("loader"), f"{key_path}.loader"))
 
@@ -196,33 +203,53 @@ class _Planner:
             node = {"name": "Constant", "learning_rate": float(lr)}  # ``lr: 0.1``
         else:
             raise ConfigError(f"Optimizer.lr: expected a mapping (name: Cosine, learning_rate: ...) or a number > 0, found {lr!r}")
-        return optimizer, self._named("lr_schedule", node, "Optimizer.lr")
+        schedule = self._named("lr_schedule", node, "Optimizer.lr")
+        rate = schedule.params.get("learning_rate")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
+            raise ConfigError(f"Optimizer.lr.learning_rate: expected a number > 0, found {rate!r}")
+        return optimizer, schedule
 
     # --- keys ---------------------------------------------------------------------------
 
     def _know_section(self, key_path: str, section: type) -> None:
         self.known[key_path] = {f.name for f in attrs.fields(section)}
 
+    def _know_loaders(self) -> None:
+        self.known["DataLoader"] = set(MODES)
+        for mode in MODES:
+            self.known[f"DataLoader.{mode}"] = {"dataset", "sampler", "loader"}
+            self._know_section(f"DataLoader.{mode}.loader", LoaderSettings)
+
+    def _warn_unused(self, node: Any, key_path: str) -> None:
+        """Warn about each key of the mapping at ``key_path`` that corolla does not read: a
+        warning, as for ``Global``, because PaddleClas configs carry such keys
+        (``DataLoader.UnLabelTrain``, ``DataLoader.Eval.Query``)."""
+        if isinstance(node, Mapping):
+            for key in node:
+                if key not in self.known[key_path]:
+                    warn_unused_key(f"{key_path}.{key}", self.known[key_path])
+
     def _check_added(self, added: Any) -> None:
         """Each key that ``-o`` added must be known to the schema or to its component
         (keys inside a component's argument values are that argument's business)."""
         for path in added:
-            segments = path.split(".")
-            for depth, key in enumerate(segments):
-                parent = ".".join(segments[:depth])
-                if parent not in self.known:
-                    break
-                known = self.known[parent]
-                if known is _ANY:
-                    break
-                if key in known:
-                    continue
-                close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
-                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise ConfigError(
-                    f"override of {path}: {parent or 'the config'} has no key {key!r} (known: {', '.join(sorted(known))}).{hint} "
-                    f"To add a key nobody checks, write '+{path}=...'."
-                )
+            if problem := self._unknown_key(path):
+                raise ConfigError(f"override of {path}: {problem} To add a key nobody checks, write '+{path}=...'.")
+
+    def _unknown_key(self, path: str) -> str | None:
+        """Why ``path`` may not be added: its first key that the schema or its component
+        does not know; None when every key checked is known."""
+        segments = path.split(".")
+        for depth, key in enumerate(segments):
+            parent = ".".join(segments[:depth])
+            if parent not in self.known:
+                continue  # a list or an argument's value: a component further down may know its keys
+            known = self.known[parent]
+            if known is _ANY:
+                return None
+            if key not in known:
+                return f"{parent or 'the config'} has no key {key!r} (known: {', '.join(sorted(known))}).{did_you_mean(key, known)}"
+        return None
 
 
 def _get(config: Mapping[str, Any], *keys: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import attrs
 
@@ -125,11 +125,9 @@ def structure(cls: type[T], data: Any, key_path: str, *, unknown: str = "error")
         path = f"{key_path}.{key}"
         field = fields.get(key)
         if field is None:
-            close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.6)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             if unknown == "error":
-                raise ConfigError(f"{path}: unknown key.{hint} Known keys: {', '.join(fields)}.")
-            warnings.warn(f"{path}: key not used by corolla, ignored.{hint}", UserWarning, stacklevel=2)
+                raise ConfigError(f"{path}: unknown key.{did_you_mean(key, fields)} Known keys: {', '.join(fields)}.")
+            warn_unused_key(path, fields)
             continue
         nested = field.metadata.get("nested")
         if nested is not None:
@@ -140,6 +138,19 @@ def structure(cls: type[T], data: Any, key_path: str, *, unknown: str = "error")
         except ValueError as exc:
             raise ConfigError(f"{path}: expected {exc}, found {value!r} ({type(value).__name__})") from None
     return cls(**kwargs)
+
+
+def did_you_mean(key: Any, known: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` naming the known keys close to ``key``, or ``""``."""
+    close = difflib.get_close_matches(str(key), sorted(known), n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def warn_unused_key(path: str, known: Iterable[str]) -> None:
+    """Warn that the config key at ``path`` is ignored, suggesting close ``known`` keys: for
+    the places where PaddleClas configs carry keys that corolla does not use."""
+    warnings.warn(f"{path}: key not used by corolla, ignored.{did_you_mean(path.rpartition('.')[2], known)}",
+                  UserWarning, stacklevel=3)
 
 
 def section(cls: type) -> Any:
