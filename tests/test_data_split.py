@@ -1,7 +1,9 @@
 """Your own images in two commands: `corolla data split FOLDER`, then `corolla train -c FOLDER/finetune.yaml`."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 import yaml
 
 from corolla.cli.main import main
+from corolla.data.atomic import WriteError
 from corolla.data.split import split_folder
 from corolla.plugin.errors import DataError
 from corolla.testing.datasets import make_image_folder
@@ -40,14 +43,14 @@ def test_split_is_stratified_seeded_and_writes_lists_and_class_map(tmp_path):
     assert all(line.split()[0].split("/")[0] == names[int(line.split()[1])] for line in train + val)
     assert not {line.split()[0] for line in train} & {line.split()[0] for line in val}
     assert _lines(split_folder(tmp_path / "photos", seed=3).val_list) == val  # same seed, same split
-    assert _lines(split_folder(tmp_path / "photos", seed=4).val_list) != val
+    assert _lines(split_folder(tmp_path / "photos", seed=4, out=tmp_path / "seed4").val_list) != val
 
 
 def test_a_new_class_leaves_the_other_classes_split_alone(tmp_path):
     make_image_folder(tmp_path / "photos", num_classes=2, images_per_class=10, image_size=24)
     before = set(_lines(split_folder(tmp_path / "photos").val_list))
     shutil.copytree(tmp_path / "photos" / "c00_circle", tmp_path / "photos" / "zz_new")
-    after = set(_lines(split_folder(tmp_path / "photos").val_list))
+    after = set(_lines(split_folder(tmp_path / "photos", out=tmp_path / "after").val_list))
     assert before <= after and len(after - before) == 2
 
 
@@ -74,6 +77,54 @@ def test_split_errors_name_the_folder_and_what_was_expected(tmp_path, make, mess
     make(tmp_path / "photos")
     with pytest.raises(DataError, match=message):
         split_folder(tmp_path / "photos")
+
+
+def test_another_split_keeps_the_earlier_lists_and_says_how_to_go_on(tmp_path):
+    make_image_folder(tmp_path / "photos", num_classes=2, images_per_class=10, image_size=24)
+    split = split_folder(tmp_path / "photos", seed=0)
+    before = {path: path.read_bytes() for path in (split.train_list, split.val_list, split.label_list)}
+    with pytest.raises(DataError, match=r"val_list\.txt already exist.*kept as they are.*--out FOLDER") as raised:
+        split_folder(tmp_path / "photos", seed=1)
+    assert "label_list.txt" not in str(raised.value)  # the classes are the same: only the lists differ
+    assert {path: path.read_bytes() for path in before} == before
+    assert not [p for p in (tmp_path / "photos").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_failed_write_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
+    make_image_folder(tmp_path / "photos", num_classes=2, images_per_class=4, image_size=24)
+    split = split_folder(tmp_path / "photos")
+    split.val_list.unlink()
+    before = split.train_list.read_bytes()
+
+    def disk_full(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(WriteError, match=r"could not write .*train_list\.txt: No space left on device; the previous one"):
+        split_folder(tmp_path / "photos")
+    assert split.train_list.read_bytes() == before
+    assert not [p for p in (tmp_path / "photos").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_split_again_keeps_an_edited_config_and_rewrites_an_identical_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    make_image_folder(tmp_path / "photos", num_classes=2, images_per_class=5, image_size=24)
+    command = ["data", "split", "photos", "-o", "Arch.pretrained=False"]
+    assert main(command) == 0
+    assert main(command) == 0  # the same files again
+    config = tmp_path / "photos" / "finetune.yaml"
+    edited = config.read_text(encoding="utf-8").replace("epochs: 20", "epochs: 3")
+    assert "epochs: 3" in edited
+    config.write_text(edited, encoding="utf-8")
+    capsys.readouterr()
+    assert main(command) == 2
+    assert f"{Path('photos') / 'finetune.yaml'} already exists" in capsys.readouterr().err
+    assert config.read_text(encoding="utf-8") == edited
+    val = (tmp_path / "photos" / "val_list.txt").read_text(encoding="utf-8")
+    assert main([*command, "--seed", "1"]) == 2
+    assert "val_list.txt" in capsys.readouterr().err
+    assert (tmp_path / "photos" / "val_list.txt").read_text(encoding="utf-8") == val
+    assert config.read_text(encoding="utf-8") == edited
 
 
 def test_split_then_train_on_a_folder_in_two_commands(tmp_path, monkeypatch, capsys):

@@ -11,6 +11,7 @@ import yaml
 from scipy.io import savemat
 
 from corolla import ComponentArgumentError, DataError, load_registry
+from corolla.api import read_label_map
 from corolla.cli.main import main
 from corolla.data.flowers102 import write_flowers102_lists
 from corolla.data.pipeline import UnreadableImageError
@@ -18,6 +19,7 @@ from engine_support import pipeline_of
 from corolla.testing.datasets import make_flowers102, make_image_folder, make_list_dataset
 
 DECODE = [{"DecodeImage": None}]
+QUICK_START = Path(__file__).parent.parent / "configs" / "quick_start"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,16 @@ def test_samples_labels_and_unlabeled_lines(registry, data, tmp_path) -> None:
     sample, label = dataset[0]
     assert sample.dtype == np.uint8 and sample.shape == (24, 24, 3) and label == 2 and label.dtype == np.int64
     assert dataset.origins == [f"{listing}:1", f"{listing}:3", f"{listing}:4"]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path(registry, data, tmp_path) -> None:
+    image = some_image(data)
+    listing = tmp_path / "bom.txt"
+    listing.write_bytes(f"{image} 1\n{image} 2\n".encode("utf-8-sig"))
+    dataset = imagenet(registry, data.root, listing)
+    assert dataset.check().missing == ()
+    sample, label = dataset[0]
+    assert label == 1 and sample.shape == (24, 24, 3)
 
 
 def test_tab_delimiter_allows_spaces_in_paths(registry, data, tmp_path) -> None:
@@ -175,7 +187,8 @@ def test_image_folder_errors(registry, tmp_path) -> None:
 def test_flowers102_lists_follow_the_splits(tmp_path) -> None:
     files = make_flowers102(tmp_path, num_classes=3, train_per_class=2, val_per_class=2, test_per_class=3)
     counts = write_flowers102_lists(tmp_path)
-    assert counts == {"train_list.txt": 6, "val_list.txt": 6, "extra_list.txt": 9, "train_extra_list.txt": 15}
+    assert counts == {"train_list.txt": 6, "val_list.txt": 6, "extra_list.txt": 9, "train_extra_list.txt": 15,
+                      "flowers102_label_list.txt": 102}
     for name, ids in (("train_list.txt", files.trnid), ("val_list.txt", files.valid), ("extra_list.txt", files.tstid)):
         lines = (tmp_path / name).read_text().splitlines()
         assert lines == [f"jpg/image_{i:05d}.jpg {files.labels[i - 1] - 1}" for i in ids]
@@ -194,6 +207,41 @@ def test_flowers102_bad_inputs(tmp_path) -> None:
     savemat(tmp_path / "setid.mat", {"train": np.array([[1]])})
     with pytest.raises(DataError, match=r"setid\.mat: no variable 'trnid' \(it has: train\)"):
         write_flowers102_lists(tmp_path)
+    savemat(tmp_path / "imagelabels.mat", {"labels": np.array([[1, 103, 2]])})
+    with pytest.raises(DataError, match=r"imagelabels\.mat: label 103 is outside 1\.\.102"):
+        write_flowers102_lists(tmp_path)
+
+
+def test_flowers102_class_map_names_the_102_classes(tmp_path) -> None:
+    make_flowers102(tmp_path, num_classes=2, train_per_class=1, val_per_class=1, test_per_class=1)
+    write_flowers102_lists(tmp_path)
+    names = read_label_map(tmp_path / "flowers102_label_list.txt", key_path="class_id_map_file")
+    assert sorted(names) == list(range(102)) and len(set(names.values())) == 102
+    assert (names[0], names[76], names[101]) == ("pink primrose", "passion flower", "blackberry lily")
+
+
+def test_flowers102_again_keeps_an_edited_class_map(tmp_path) -> None:
+    make_flowers102(tmp_path, num_classes=2, train_per_class=1, val_per_class=1, test_per_class=1)
+    write_flowers102_lists(tmp_path)
+    write_flowers102_lists(tmp_path)  # the same files again
+    label_list = tmp_path / "flowers102_label_list.txt"
+    label_list.write_text("0 primevère\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"data flowers102: .*flowers102_label_list\.txt already exists .*kept"):
+        write_flowers102_lists(tmp_path)
+    assert label_list.read_text(encoding="utf-8") == "0 primevère\n"
+
+
+@pytest.mark.parametrize("config", sorted(QUICK_START.glob("*.yaml")), ids=lambda path: path.stem)
+def test_quick_start_configs_find_what_data_flowers102_writes(tmp_path, monkeypatch, config) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_flowers102(tmp_path / "dataset" / "flowers102", num_classes=2, train_per_class=1, val_per_class=1,
+                    test_per_class=1)
+    assert main(["data", "flowers102", "dataset/flowers102"]) == 0
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for mode in ("Train", "Eval"):
+        assert Path(settings["DataLoader"][mode]["dataset"]["cls_label_path"]).is_file()
+    class_map = settings["Infer"]["PostProcess"]["class_id_map_file"]
+    assert len(read_label_map(class_map, key_path="class_id_map_file")) == 102
 
 
 def test_data_cli(tmp_path, capsys, data) -> None:

@@ -5,20 +5,27 @@ read: ``train_list.txt`` and ``val_list.txt`` (``class/image.jpg label``, paths 
 ``FOLDER``) and ``label_list.txt`` (``0 name``, the class map that ``infer``, ``export`` and
 ``predict`` use). The split is stratified (each class gives ``val_fraction`` of its images,
 at least one when it has two) and seeded per class, so adding a class or images to one
-class leaves the other classes' splits as they were.
+class leaves the other classes' splits as they were. Files already there with other contents
+(another seed, more images, your edits) are kept and the split refused: a new split could put
+images trained on earlier into validation.
 """
 from __future__ import annotations
 
 import os
 import zlib
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import attrs
 import numpy as np
 
+from corolla.data.atomic import write_text
 from corolla.plugin.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: what to do when ``data split`` keeps earlier files rather than replace them
+SPLIT_ELSEWHERE = ("Move or delete them to split anew (a new split can put images trained on before into "
+                   "validation), or write the new files to another folder with --out FOLDER")
 
 
 @attrs.frozen
@@ -76,14 +83,29 @@ def split_folder(root: str | os.PathLike[str], *, val_fraction: float = 0.2, see
         val_counts.append(count)
     delimiter = "\t" if any(" " in line.rsplit(" ", 1)[0] for line in train + val) else " "
     folder = Path(out) if out is not None else root
-    folder.mkdir(parents=True, exist_ok=True)
-    lists = {}
-    for file, lines in (("train_list.txt", train), ("val_list.txt", val)):
-        lists[file] = _write(folder / file, [_delimited(line, delimiter) for line in lines])
-    label_list = _write(folder / "label_list.txt", [f"{i} {name}" for i, name in enumerate(classes)])
+    train_list, val_list, label_list = folder / "train_list.txt", folder / "val_list.txt", folder / "label_list.txt"
+    write_new_files({
+        train_list: _lines_text(_delimited(line, delimiter) for line in train),
+        val_list: _lines_text(_delimited(line, delimiter) for line in val),
+        label_list: _lines_text(f"{i} {name}" for i, name in enumerate(classes)),
+    }, writer="data split", instead=SPLIT_ELSEWHERE)
     loose = sum(1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    return FolderSplit(root, lists["train_list.txt"], lists["val_list.txt"], label_list, tuple(classes),
+    return FolderSplit(root, train_list, val_list, label_list, tuple(classes),
                        tuple(train_counts), tuple(val_counts), delimiter, loose)
+
+
+def write_new_files(files: Mapping[Path, str], *, writer: str, instead: str) -> None:
+    """Write each ``{path: text}`` atomically, or none of them when one already exists with other text.
+
+    Rewriting a file with the same text is allowed, so a command can be run again. Otherwise a
+    :class:`DataError` from ``writer`` names the files it keeps, then says what to do ``instead``.
+    """
+    different = [str(path) for path, text in files.items() if path.is_file() and path.read_bytes() != text.encode("utf-8")]
+    if different:
+        raise DataError(f"{writer}: {', '.join(different)} already exist{'s' if len(different) == 1 else ''} "
+                        f"with other contents than this run would write; kept as they are. {instead}")
+    for path, text in files.items():
+        write_text(path, text)
 
 
 def _images(root: Path, folder: Path) -> list[str]:
@@ -101,6 +123,5 @@ def _delimited(line: str, delimiter: str) -> str:
     return f"{path}{delimiter}{label}"
 
 
-def _write(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
+def _lines_text(lines: Iterable[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)

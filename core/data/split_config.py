@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from corolla.config.load import Config, apply_override, dump_config, load_config
-from corolla.data.split import FolderSplit
+from corolla.data.split import SPLIT_ELSEWHERE, FolderSplit, write_new_files
 from corolla.plugin.errors import ConfigError
 
 
@@ -31,10 +31,14 @@ def finetune_config(split: FolderSplit, template: str | os.PathLike[str], overri
 
 
 def write_config(config: Config, path: str | os.PathLike[str], *, made_by: str) -> Path:
-    """Write ``config`` as YAML to ``path`` under a header saying how it was made."""
+    """Write ``config`` as YAML to ``path`` under a header saying how it was made.
+
+    An existing ``path`` with other contents (your edits, another split) is kept: a :class:`DataError`
+    names it.
+    """
     path = Path(path)
-    path.write_text(f"# {made_by}\n# Made from {config.source}; its comments explain each value.\n"
-                    + dump_config(config), encoding="utf-8")
+    text = f"# {made_by}\n# Made from {config.source}; its comments explain each value.\n" + dump_config(config)
+    write_new_files({path: text}, writer="data split", instead=SPLIT_ELSEWHERE)
     return path
 
 

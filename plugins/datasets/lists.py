@@ -28,7 +28,7 @@ def read_list(list_path: str, image_root: str, delimiter: str | None, *, what: s
     (``delimiter: "\\t"``). ``what`` names the config section for messages.
     """
     try:
-        with open(list_path, encoding="utf-8") as handle:
+        with open(list_path, encoding="utf-8-sig") as handle:  # Notepad-style BOMs would stick to the first path
             text = handle.read()
     except FileNotFoundError:
         raise DataError(f"{what}: list file not found: {list_path}") from None

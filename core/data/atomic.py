@@ -1,0 +1,51 @@
+"""Files written so that a crash, a kill or a full disk leaves the old file or the new one,
+whole: each is written to a temporary name in its folder, flushed to disk and renamed over
+the old one. The lowest layer that writes files (``data split``) holds it; the engine's
+checkpoints, manifests and the search's tables use it too."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Callable
+
+from corolla.plugin.errors import CorollaError
+
+#: the ending of a file still being written (``.tmp-XXXX.ckpt``)
+TEMP_SUFFIX = ".ckpt"
+
+
+class WriteError(CorollaError):
+    """A file could not be written (a full disk, no permission); the previous file is intact."""
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (:class:`WriteError` says which file could not
+    be written, and that its previous version is intact)."""
+    path = Path(path)
+    temp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = staged_file(path.parent, lambda stream: stream.write(text.encode("utf-8")))
+        os.replace(temp, path)
+    except OSError as exc:
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        old = "the previous one is intact" if path.is_file() else "nothing was written"
+        raise WriteError(f"could not write {path}: {exc.strerror or exc}; {old}") from exc
+    return path
+
+
+def staged_file(directory: Path, write: Callable[[IO[bytes]], object]) -> str:
+    """A new temporary file in ``directory`` with what ``write`` wrote, flushed to disk: the
+    caller renames it into place (or removes it)."""
+    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return temp
