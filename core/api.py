@@ -16,17 +16,19 @@ plugins to this module. Importing it does not import Paddle.
   :class:`EpochBatchSampler` (shuffled by seed and epoch, dealt between processes) for samplers.
 - Weights and files: :func:`weights_table`, :class:`PretrainedWeights`, :data:`MODEL_ZOO_URL`,
   :func:`load_pretrained`, :func:`apply_state_dict`, :func:`describe_weights`,
+  :func:`loading_frozen` (a composite building a sub-model that stays frozen),
   :func:`load_state_dict_file` (never runs code from a file), :func:`write_checkpoint` and
   :func:`write_text` (atomic: a crash leaves the old file or the new one).
 - Predictions: :class:`Prediction` (what a post-process returns per image), :func:`read_label_map`.
 - Showing progress: :func:`progress`, :func:`format_values`.
 """
 from corolla.config.specs import ComponentSpec, item_spec, named_spec
+from corolla.data.atomic import write_text
 from corolla.data.pipeline import LabeledImage, Pipeline, UnreadableImageError, build_batch_transform, read_image_bytes
 from corolla.data.placement import process_alive
 from corolla.data.randomness import generator
 from corolla.data.sampler import EpochBatchSampler
-from corolla.engine.files import write_checkpoint, write_text
+from corolla.engine.files import write_checkpoint
 from corolla.engine.formatting import format_values, progress
 from corolla.engine.predictions import Prediction, read_label_map
 from corolla.engine.safe_pickle import load_state_dict_file
@@ -36,6 +38,7 @@ from corolla.engine.weights import (
     apply_state_dict,
     describe_weights,
     load_pretrained,
+    loading_frozen,
     weights_table,
 )
 from corolla.plugin.errors import (
@@ -106,6 +109,7 @@ __all__ = [
     "lazy_variants",
     "load_pretrained",
     "load_state_dict_file",
+    "loading_frozen",
     "named_spec",
     "pick_output",
     "process_alive",

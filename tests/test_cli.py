@@ -162,3 +162,13 @@ def test_env_says_where_the_graph_cache_is_and_what_it_holds(capsys, tmp_path, m
     monkeypatch.setenv("COROLLA_GRAPH_CACHE", "off")
     assert main(["env"]) == 0
     assert "graph cache   off (COROLLA_GRAPH_CACHE=off)" in capsys.readouterr().out
+
+
+def test_an_interrupted_search_says_that_the_same_command_resumes_it(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("corolla.cli.search.run", interrupted)
+    assert main(["search", "-c", "search.yaml"]) == 130
+    assert capsys.readouterr().err == ("corolla search: interrupted; run the same command again to resume the search "
+                                       "(finished trials are not run again)\n")

@@ -10,7 +10,7 @@ import paddle
 import pytest
 
 from corolla import load_registry
-from corolla.plugin.errors import ComponentArgumentError, ConfigError, UnknownComponentError
+from corolla.plugin.errors import ComponentArgumentError, ConfigError, UnknownComponentError, WeightsError
 from engine_support import loss_of
 from corolla.plugin.outputs import ModelOutputs
 
@@ -196,6 +196,31 @@ def test_features_for_losses_come_from_return_stages(registry):
 def test_bad_arch_settings_name_the_key(registry, change, error, message):
     with pytest.raises(error, match=message):
         registry.build("backbone", "DistillationModel", arch(**change), key_path="Arch")
+
+
+def test_a_frozen_teacher_never_keeps_a_random_classifier(registry, tmp_path):
+    source = registry.build("backbone", "MobileNetV3_small_x0_35", {"class_num": 4})
+    path = tmp_path / "teacher4.pdparams"
+    paddle.save(source.state_dict(), str(path))
+    models = [{"Teacher": {"name": "MobileNetV3_small_x0_35", "class_num": 102, "pretrained": str(path)}},
+              {"Student": {"name": "TinyNet", "class_num": 102}}]
+    with pytest.warns(UserWarning, match=r"Arch.models.0.Teacher.class_num is 102, not Arch.class_num \(4\)"):
+        with pytest.raises(WeightsError, match=rf"Arch.models.0.Teacher \(MobileNetV3_small_x0_35\) is frozen .* "
+                                               rf"{path} has 4 classes and Arch.models.0.Teacher 102: .* "
+                                               r"Set Arch.models.0.Teacher.class_num=4"):
+            registry.build("backbone", "DistillationModel", arch(models=models, class_num=4), key_path="Arch")
+    models[0]["Teacher"]["class_num"] = 4
+    model = registry.build("backbone", "DistillationModel", arch(models=models), key_path="Arch")
+    np.testing.assert_array_equal(model.Teacher.fc.weight.numpy(), source.fc.weight.numpy())
+
+
+def test_a_frozen_model_of_an_attention_model_loads_strictly(registry, tmp_path):
+    path = tmp_path / "teacher4.pdparams"
+    paddle.save(registry.build("backbone", "MobileNetV3_small_x0_35", {"class_num": 4}).state_dict(), str(path))
+    params = {"models": [{"Backbone": {"name": "MobileNetV3_small_x0_35", "class_num": 3, "pretrained": str(path)}}],
+              "freeze_params_list": [True]}
+    with pytest.raises(WeightsError, match=r"models.0.Backbone \(MobileNetV3_small_x0_35\) is frozen .*Set models.0.Backbone.class_num=4"):
+        registry.build("backbone", "AttentionModel", params, key_path="Arch")
 
 
 def test_pretrained_in_two_places_is_an_error(registry):

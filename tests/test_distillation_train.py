@@ -107,6 +107,14 @@ def test_unlabeled_images_train_the_student_and_the_teacher_stays_as_given(disti
     assert not np.array_equal(latest["Student.features.1._mean"], initial["Student.features.1._mean"])
 
 
+def test_a_frozen_teacher_with_no_weights_is_warned_about_at_train_start(data, tmp_path):
+    config = distillation_config(data, tmp_path)
+    config["Global"]["callbacks"] = [{"StopAfterSteps": {"steps": 1}}]
+    with pytest.warns(UserWarning, match=r"Arch.models.0.Teacher: frozen \(freeze_params_list\) with no pretrained weights, "
+                                         r"and Global.pretrained_model is not set"):
+        train(read_plan(config, registry_with()), distributed=False)
+
+
 def test_the_best_student_is_saved_on_its_own(distilled, data, tmp_path):
     _, run, _, registry = distilled
     best = load_state_dict_file(run.output_dir / "best_model.pdparams")

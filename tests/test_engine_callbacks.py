@@ -28,7 +28,7 @@ def fake_run(tmp_path: Path, **extra) -> FakeRun:
     settings = read_global({"Global": {"print_batch_step": 2}})
     values = dict(config={"Arch": {"name": "TinyNet"}}, settings=settings, output_dir=tmp_path, is_main=True,
                   epochs=2, steps_per_epoch=3, global_step=0, world_size=1, resumed_from=None, start_epoch=1,
-                  best_metric=None, best_metric_name=None, best_epoch=None, epoch=0, model=None,
+                  best_metric=None, best_metric_name=None, best_epoch=None, epoch=0, model=None, error=None,
                   data_summaries={"Train": "train.txt: 24 images"})
     values.update(extra)
     return FakeRun(**values)
@@ -70,6 +70,23 @@ def test_console_logger_prints_a_line_every_print_batch_step_and_at_epoch_end(tm
     assert "[Eval][Epoch 2] loss: 0.2500, top1: 0.8000, images/s: 50.0, best top1: 0.8000 (epoch 2)" in lines
     assert "[Train][Epoch 2/2][Avg] loss: 0.5000, top1: 0.6000" in lines
     assert lines[-1].startswith("[Train] done in") and "best top1 0.8000 at epoch 2" in lines[-1]
+
+
+@pytest.mark.parametrize("error, how", [(KeyboardInterrupt(), "interrupted"), (ValueError("bad"), "stopped by ValueError")])
+def test_console_logger_says_a_failed_run_stopped_and_names_only_the_checkpoints_written(tmp_path, capsys, error, how):
+    logger, run = ConsoleLogger(progress_bar=False), fake_run(tmp_path, epoch=1, error=error)
+    logger.corolla_train_start(run=run)
+    logger.corolla_epoch_start(run=run, epoch=1)
+    logger.corolla_train_end(run=run)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"[Train] {how} in epoch 1 after ") and last.endswith(f"; no checkpoint in {tmp_path}")
+
+    for name in ("latest", "epoch_1"):
+        (tmp_path / f"{name}.pdparams").write_bytes(b"")
+    run.epoch = 2
+    logger.corolla_train_end(run=run)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert f"{how} in epoch 2 after " in last and last.endswith(f"; checkpoints in {tmp_path}: epoch_1, latest")
 
 
 def test_console_logger_is_silent_on_other_ranks(tmp_path, capsys):

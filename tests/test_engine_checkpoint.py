@@ -7,7 +7,7 @@ import numpy as np
 import paddle
 import pytest
 
-from corolla.engine import checkpoint, files
+from corolla.engine import checkpoint, checkpointing, files
 from corolla.engine.ema import ModelEMA
 from corolla.plugin.errors import DataError, WeightsError
 from corolla.engine.safe_pickle import load_state_dict_file
@@ -104,6 +104,32 @@ def test_resuming_needs_exactly_the_same_model(tmp_path):
     files.write_checkpoint(tmp_path / "more", {".pdparams": extra})
     with pytest.raises(WeightsError, match="1 entries the model does not have: extra.weight"):
         checkpoint.load_weights(small_net(classes=3), tmp_path / "more", key_path="Global.checkpoints", strict=True)
+
+
+@pytest.mark.parametrize("given, loaded", [("best_model", ".pdparams"), ("best_model.pdparams", ".pdparams"),
+                                           ("best_model.pdopt", ".pdparams"), ("best_model.pdstates", ".pdparams"),
+                                           ("best_model.pdema", ".pdema")])  # the moving average's weights, as named
+def test_a_checkpoint_given_by_any_of_its_files_is_its_prefix(tmp_path, given, loaded):
+    assert files.checkpoint_file(tmp_path / given, ".pdstates") == tmp_path / "best_model.pdstates"
+    sources, target = {".pdparams": small_net(), ".pdema": small_net()}, small_net()
+    files.write_checkpoint(tmp_path / "best_model", {suffix: checkpoint.model_arrays(net) for suffix, net in sources.items()})
+    assert checkpoint.load_weights(target, tmp_path / given, key_path="Global.pretrained_model") == tmp_path / f"best_model{loaded}"
+    np.testing.assert_array_equal(target[2].weight.numpy(), sources[loaded][2].weight.numpy())
+
+
+def test_a_file_that_is_no_training_state_shows_a_few_of_its_keys(tmp_path):
+    files.write_checkpoint(tmp_path / "weights", {".pdstates": {f"layer{i:03}.weight": np.zeros(1) for i in range(200)}})
+    with pytest.raises(DataError, match=r"weights.pdstates is not a corolla training state .*found layer000.weight, "
+                                        r"layer001.weight, layer002.weight, layer003.weight, layer004.weight, "
+                                        r"\.\.\. \(200 in all\)\); to start from weights only") as failure:
+        checkpointing.read_states(str(tmp_path / "weights"))
+    assert "layer005" not in str(failure.value)
+
+
+def test_a_run_folder_given_as_checkpoint_says_which_checkpoint_was_meant(tmp_path):
+    files.write_checkpoint(tmp_path / "Net" / "latest", {".pdstates": checkpoint.flatten({"epoch": 1, "lr_schedule": {}})})
+    with pytest.raises(DataError, match=rf"file not found: {tmp_path / 'Net.pdstates'} .*did you mean {tmp_path / 'Net' / 'latest'}\?"):
+        checkpointing.read_states(str(tmp_path / "Net"))
 
 
 def test_ema_averages_every_entry_and_swaps_weights_in_and_out():

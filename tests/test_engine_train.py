@@ -15,7 +15,8 @@ from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.engine.inference import infer
 from corolla.engine.predict import predict
-from corolla.engine.train import TrainingDiverged, train
+from corolla.data.loader import SkippedImagesWarning
+from corolla.engine.train import TrainingDiverged, TrainingInterrupted, train
 from corolla.plugin.errors import DataError
 from corolla.config.planner import read_plan
 from corolla.testing.datasets import make_list_dataset
@@ -68,7 +69,7 @@ def test_training_writes_paddleclas_layout_logs_curves_and_manifest(trained, dat
     assert {p["name"] for p in manifest["plugins"]} >= {"backbones", "losses", "optim", "engine_support"}
 
 
-def test_resume_after_a_kill_gives_bitwise_the_same_weights(data, registry, tmp_path):
+def test_resume_after_a_kill_gives_bitwise_the_same_weights(data, registry, tmp_path, capsys):
     straight = engine_support.tiny_config(data, tmp_path / "straight", epochs=3)
     straight["Arch"]["dropout"] = 0.3  # random numbers in the model too
     run_training(straight, registry)
@@ -76,8 +77,14 @@ def test_resume_after_a_kill_gives_bitwise_the_same_weights(data, registry, tmp_
     killed = copy.deepcopy(straight)
     killed["Global"]["output_dir"] = str(tmp_path / "killed")
     killed["Global"]["callbacks"] = [{"ConsoleLogger": None}, {"MetricsLog": None}, {"CrashAfterEpoch": {"epoch": 1}}]
-    with pytest.raises(KeyboardInterrupt):
+    capsys.readouterr()
+    with pytest.raises(TrainingInterrupted) as interrupted:
         run_training(killed, registry)
+    latest = tmp_path / "killed" / "TinyNet" / "latest"
+    assert interrupted.value.resume == f"resume it by adding -o Global.checkpoints={latest} to the same command"
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("[Train] interrupted in epoch 2 after ")
+    assert last.endswith(f"; checkpoints in {latest.parent}: best_model, epoch_1, latest")
     stale = tmp_path / "killed" / "TinyNet" / ".tmp-x1y2.ckpt"
     stale.write_bytes(b"half a checkpoint")  # what a kill during a save leaves
     resumed = copy.deepcopy(killed)
@@ -110,6 +117,32 @@ def test_a_nan_loss_stops_with_step_lr_and_last_checkpoint(data, registry, tmp_p
     assert f"at epoch 2, step 2 (global step {steps + 2}) with lr " in message
     assert f"the last good checkpoint is {tmp_path / 'TinyNet' / 'latest'}" in message
     assert int(load_state_dict_file(tmp_path / "TinyNet" / "latest.pdstates")["epoch"]) == 1
+
+
+def test_a_run_that_fails_before_any_checkpoint_does_not_claim_one(data, registry, tmp_path, capsys):
+    config = engine_support.tiny_config(data, tmp_path, epochs=1)
+    config["Loss"]["Train"] = [{"NanAfterCalls": {"calls": 1}}]
+    with pytest.raises(TrainingDiverged):
+        run_training(config, registry)
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("[Train] done") for line in lines)
+    assert lines[-1].startswith("[Train] stopped by TrainingDiverged in epoch 1 after ")
+    assert lines[-1].endswith(f"; no checkpoint in {tmp_path / 'TinyNet'}")
+
+
+def test_skipped_training_images_are_counted_every_epoch(data, registry, tmp_path):
+    listing = tmp_path / "with_a_bad_image.txt"
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    listing.write_text(data.train_list.read_text() + f"{tmp_path / 'bad.jpg'} 0\n")
+    config = engine_support.tiny_config(data, tmp_path, epochs=2)
+    config["Global"]["eval_during_train"] = False
+    config["DataLoader"]["Train"]["dataset"]["cls_label_path"] = str(listing)
+    config["DataLoader"]["Train"]["loader"]["skip_bad_images"] = True
+    with pytest.warns(SkippedImagesWarning) as warned:
+        run = run_training(config, registry)
+    skips = [str(w.message) for w in warned if issubclass(w.category, SkippedImagesWarning)]
+    assert len(skips) == 2 and all(s.startswith("DataLoader.Train: skipped 1 unreadable images this epoch") for s in skips)
+    assert run.steps_per_epoch == -(-(data.num_train + 1) // 8) and run.global_step == 2 * run.steps_per_epoch
 
 
 def test_ema_and_amp_sections_train_and_save_the_average(data, registry, tmp_path):
@@ -161,6 +194,20 @@ def test_resume_from_a_missing_checkpoint_names_the_file(data, registry, tmp_pat
     config["Global"]["checkpoints"] = str(tmp_path / "nowhere" / "latest")
     with pytest.raises(DataError, match=r"Global.checkpoints: file not found: .*nowhere/latest.pdstates"):
         run_training(config, registry)
+
+
+@pytest.mark.parametrize("suffix", [".pdparams", ".pdstates"])
+def test_resume_from_a_checkpoint_file_continues_after_its_epoch(data, registry, tmp_path, suffix):
+    config = engine_support.tiny_config(data, tmp_path, epochs=2)
+    config["Global"]["callbacks"] = [{"CrashAfterEpoch": {"epoch": 1}}]
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, registry)
+    latest = tmp_path / "TinyNet" / "latest"
+    config["Global"]["callbacks"] = []
+    config["Global"]["checkpoints"] = f"{latest}{suffix}"
+    run = run_training(config, registry)
+    assert run.start_epoch == 2 and run.epoch == 2 and run.resumed_from == latest
+    assert int(load_state_dict_file(tmp_path / "TinyNet" / "latest.pdstates")["epoch"]) == 2
 
 
 def test_eval_infer_export_predict_of_the_trained_model(trained, registry, data, tmp_path, capsys):

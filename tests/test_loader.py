@@ -224,6 +224,18 @@ def test_skipping_bad_images_counts_them_per_epoch(registry, data, flawed) -> No
     assert sum(len(labels) for _, labels in batches) == 9 and loader.skipped == 2
 
 
+def test_skipped_images_are_counted_when_the_consumer_stops_early(registry, data, flawed) -> None:
+    # training leaves the batches past its last update, so its epochs never run the loader to the end
+    listing, _ = flawed
+    config = config_for(data, listing, shuffle=False, loader={"num_workers": 0, "skip_bad_images": True})
+    loader = loader_of(config, "Train", registry, rank=0, world_size=1)
+    with pytest.warns(SkippedImagesWarning, match=r"skipped 2 unreadable images this epoch"):
+        for step, _ in enumerate(loader, start=1):
+            if step == 2:  # the bad images are in the second of three batches
+                break
+    assert loader.skipped == 2
+
+
 def test_a_batch_of_only_bad_images_is_left_out(registry, data, tmp_path) -> None:
     good = data.train_list.read_text().splitlines()[:2]
     listing = tmp_path / "l.txt"

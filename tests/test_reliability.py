@@ -10,6 +10,7 @@ import copy
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,7 +29,8 @@ from corolla.config.planner import read_plan
 from corolla.engine import files
 from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged
 from corolla.engine.export import export
-from corolla.engine.files import WriteError
+from corolla.data.atomic import WriteError
+from corolla.engine.inference import infer
 from corolla.engine.predict import predict
 from corolla.engine.safe_pickle import load_state_dict_file
 from corolla.engine.train import train
@@ -124,6 +126,53 @@ def test_an_export_without_its_class_map_writes_nothing(trained, registry, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def _not_built(*args, **kwargs):
+    raise AssertionError("the model was built although the export is refused")
+
+
+def test_an_export_refuses_a_folder_it_did_not_write_and_touches_nothing(trained, registry, tmp_path, monkeypatch):
+    earlier = exported_copy(trained, tmp_path / "inference" / "flowers")
+    export(read_plan(earlier, registry))
+    exported = _tree(tmp_path / "inference" / "flowers" / "model")
+    user = tmp_path / "userdir"
+    (user / "sub").mkdir(parents=True)
+    (user / "notes.txt").write_text("mine")
+    (user / "sub" / "a.txt").write_text("also mine")
+    (tmp_path / "a_file").write_text("mine too")
+    checkpoints = trained[1].output_dir
+    kept = sorted(p.name for p in checkpoints.iterdir())
+    monkeypatch.setattr("corolla.engine.export.build_trained_model", _not_built)
+    for target, holds in [(user, r"\(it holds notes.txt, sub/\)"), (tmp_path / "inference", r"\(it holds flowers/\)"),
+                          (checkpoints, r"\(it holds .+\)"), (tmp_path / "a_file", "is a file, not a folder")]:
+        config = exported_copy(trained, tmp_path)
+        config["Global"]["save_inference_dir"] = str(target)
+        with pytest.raises(ConfigError, match=rf"Global.save_inference_dir: {re.escape(str(target.resolve()))} .*{holds}.*choose another Global.save_inference_dir"):
+            export(read_plan(config, registry))
+    assert (user / "notes.txt").read_text() == "mine" and (user / "sub" / "a.txt").read_text() == "also mine"
+    assert (tmp_path / "a_file").read_text() == "mine too" and sorted(p.name for p in checkpoints.iterdir()) == kept
+    assert _tree(tmp_path / "inference" / "flowers" / "model") == exported
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "inference", "userdir"]  # no staging folder left
+
+
+def test_an_export_replaces_an_earlier_export_or_an_empty_folder_never_the_current_one(trained, registry, tmp_path,
+                                                                                     monkeypatch):
+    config = exported_copy(trained, tmp_path)
+    folder = export(read_plan(config, registry))
+    (folder / "inference.yml").write_text("from an earlier export\n")
+    assert export(read_plan(config, registry)) == folder
+    assert "PreProcess" in (folder / "inference.yml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # the earlier export is gone, not set aside
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config["Global"]["save_inference_dir"] = str(empty)
+    assert export(read_plan(config, registry)) == empty and (empty / "inference.yml").is_file()
+    monkeypatch.chdir(folder)  # an earlier export, but the user's shell would be left in a deleted folder
+    config["Global"]["save_inference_dir"] = "."
+    with pytest.raises(ConfigError, match=rf"Global.save_inference_dir: {re.escape(str(folder))} is the current folder"):
+        export(read_plan(config, registry))
+    assert "PreProcess" in (folder / "inference.yml").read_text()
+
+
 # --- 2. weights of another model -------------------------------------------------------------
 
 
@@ -178,6 +227,22 @@ def test_a_second_process_on_the_same_folder_is_stopped(data, registry, tmp_path
         sleeper.wait()
     assert run(engine_support.tiny_config(data, tmp_path, epochs=1), registry).epoch == 1  # a dead owner's lock is taken over
     assert not (folder / ".lock").exists()
+
+
+def test_ctrl_c_says_how_to_resume_from_the_latest_checkpoint(data, tmp_path, fake_dist, capsys):
+    import yaml
+
+    fake_dist("engine-support", {"support": "from engine_support import corolla_backbones, corolla_callbacks\n"})
+    config = engine_support.tiny_config(data, tmp_path, epochs=2)
+    config["Global"].update(eval_during_train=False, callbacks=[{"ConsoleLogger": None}, {"CrashAfterEpoch": {"epoch": 1}}])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", "-c", str(path)]) == 130
+    captured = capsys.readouterr()
+    latest = tmp_path / "TinyNet" / "latest"
+    assert captured.err.splitlines()[-1] == (f"corolla train: interrupted; resume it by adding "
+                                             f"-o Global.checkpoints={latest} to the same command")
+    assert "[Train] interrupted in epoch 2" in captured.out and "[Train] done" not in captured.out
 
 
 # --- 4. divergence ---------------------------------------------------------------------------
@@ -239,6 +304,28 @@ def test_predict_streams_each_batch_and_names_the_bad_image(trained, registry, t
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 6 and "skipped 1 of 7 images that could not be read" in captured.err
     assert len(json_file.read_text().splitlines()) == 6 and not Path(f"{json_file}.partial").exists()
+
+
+def test_a_predict_stopped_by_a_bad_image_says_where_its_predictions_are(trained, registry, tmp_path,
+                                                                       folder_with_a_bad_image, capsys):
+    config = exported_copy(trained, tmp_path)
+    export(read_plan(config, registry))
+    config["Infer"].update(infer_imgs=str(folder_with_a_bad_image), batch_size=2)
+    json_file = tmp_path / "out.jsonl"
+    json_file.write_text('{"from": "an earlier run"}\n')
+    capsys.readouterr()
+    assert main(["predict", "-c", _write(config, tmp_path), "--json", str(json_file)]) == 2
+    assert (f"the predictions made so far (4) are in {json_file}.partial; {json_file} is an earlier run's, "
+            "left as it was") in capsys.readouterr().err
+    assert json_file.read_text() == '{"from": "an earlier run"}\n'
+    with pytest.raises(DataError, match=rf"04.jpg: .*; the predictions made so far \(4\) are in {re.escape(str(json_file))}.partial"):
+        infer(read_plan(config, registry), json_path=json_file)
+
+    assert main(["predict", "-c", _write(config, tmp_path), "--json", str(json_file), "--skip-bad-images"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {folder_with_a_bad_image / '04.jpg'}: cannot decode image" in err and err.count("04.jpg") == 1
+    assert main(["predict", "-c", _write(config, tmp_path), "--json", str(tmp_path), "--skip-bad-images"]) == 2
+    assert f"--json: {tmp_path} is a folder" in capsys.readouterr().err
 
 
 def _write(config: dict, folder: Path) -> str:
@@ -314,7 +401,7 @@ def test_a_full_disk_during_a_checkpoint_save_says_the_previous_one_is_intact(tm
     def full(directory, write):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files, "_stage", full)
+    monkeypatch.setattr(files, "staged_file", full)
     with pytest.raises(WriteError, match=r"could not write checkpoint .*latest: No space left on device; its previous files "
                                          r"are intact.*resume the run with -o Global.checkpoints"):
         files.write_checkpoint(tmp_path / "latest", {".pdparams": {"w": np.ones(3)}})

@@ -42,16 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--prefer", action="append", default=[], metavar="NAME=DIST",
                        help="when several plugins give NAME, use the one from distribution DIST")
 
-    config_opts = argparse.ArgumentParser(add_help=False)
-    config_opts.add_argument("-c", "--config", required=True, help="YAML config (PaddleClas 2.x layout)")
-    config_opts.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
-                             help="override a config value (YAML scalar); '+KEY=VALUE' adds a new key; repeatable")
-
     for verb, (_, help_text, needs_config) in VERBS.items():
-        parents = [plugin_opts, config_opts] if needs_config else [plugin_opts]
+        parents = [plugin_opts, _config_options(verb)] if needs_config else [plugin_opts]
         verb_parser = sub.add_parser(verb, help=help_text, description=help_text, parents=parents)
         _add_verb_arguments(verb, verb_parser)
     return parser
+
+
+def _config_options(verb: str) -> argparse.ArgumentParser:
+    """``-c`` and ``-o``: ``-c`` names a training config, or for ``search`` a search file."""
+    options = argparse.ArgumentParser(add_help=False)
+    config_help = ("search file (PaddleClas's search.yaml layout: base_config_file, search_dict, ...; "
+                   "see docs/search.md)" if verb == "search" else "YAML config (PaddleClas 2.x layout)")
+    options.add_argument("-c", "--config", required=True, help=config_help)
+    options.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                         help="override a config value (YAML scalar); '+KEY=VALUE' adds a new key; repeatable")
+    return options
 
 
 def _add_verb_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
@@ -122,9 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CorollaError as exc:
         print(f"corolla {args.verb}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"corolla {args.verb}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"corolla {args.verb}: interrupted{_how_to_resume(args.verb, exc)}", file=sys.stderr)
         return 130
+
+
+def _how_to_resume(verb: str, interrupt: KeyboardInterrupt) -> str:
+    """The advice after ``interrupted``. Training's comes with its exception
+    (``corolla.engine.checkpointing.TrainingInterrupted``, not imported here: that imports paddle)."""
+    if verb == "search":
+        return "; run the same command again to resume the search (finished trials are not run again)"
+    resume = getattr(interrupt, "resume", None) if verb == "train" else None
+    return f"; {resume}" if resume else ""
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -177,23 +177,28 @@ class Loader:
         skipped: list[int] = []
         reasons: list[str] = []
         self.skipped = 0
-        with closing(batches):
-            for batch, images, labels, draws in batches:
-                if batch.failed:
-                    error = UnreadableImageError if batch.note.startswith(UNREADABLE) else DataError
-                    raise error(batch.note.removeprefix(UNREADABLE))
-                skipped += batch.skipped
-                if batch.note and len(reasons) < 3:
-                    reasons.append(batch.note)
-                if images is not None:
-                    images, labels = self._placed(images), self._placed(labels)
-                    if self.on_device:
-                        images = self.pipeline.tail(images, self._placed(draws) if self.pipeline.tail.drawing else None)
-                    yield images, labels
+        try:
+            with closing(batches):
+                for batch, images, labels, draws in batches:
+                    if batch.failed:
+                        error = UnreadableImageError if batch.note.startswith(UNREADABLE) else DataError
+                        raise error(batch.note.removeprefix(UNREADABLE))
+                    skipped += batch.skipped
+                    if batch.note and len(reasons) < 3:
+                        reasons.append(batch.note)
+                    if images is not None:
+                        images, labels = self._placed(images), self._placed(labels)
+                        if self.on_device:
+                            images = self.pipeline.tail(images, self._placed(draws) if self.pipeline.tail.drawing else None)
+                        yield images, labels
+        finally:  # also when the consumer stops early (training leaves the batches past its last update)
+            self._report_skipped(skipped, reasons)
+
+    def _report_skipped(self, skipped: list[int], reasons: list[str]) -> None:
         self.skipped = len(skipped)
         if skipped:
             warnings.warn(f"DataLoader.{self.mode}: skipped {len(skipped)} unreadable images this epoch "
-                          f"(loader.skip_bad_images), e.g. {'; '.join(reasons)}", SkippedImagesWarning, stacklevel=2)
+                          f"(loader.skip_bad_images), e.g. {'; '.join(reasons)}", SkippedImagesWarning, stacklevel=3)
 
     def fetch(self, item: int | tuple[int, int, int]) -> tuple[Any, Any] | Failure:
         """``dataset[index]``, or a Failure describing why it could not be made; ``item`` is the

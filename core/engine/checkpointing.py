@@ -19,7 +19,7 @@ import numpy as np
 import corolla
 from corolla.data.placement import process_alive
 from corolla.engine.checkpoint import flatten, load_optimizer_arrays, load_weights, model_arrays, optimizer_arrays, unflatten
-from corolla.engine.files import SUFFIXES, checkpoint_file, read_arrays, write_checkpoint
+from corolla.engine.files import SUFFIXES, checkpoint_file, checkpoint_prefix, read_arrays, write_checkpoint
 from corolla.plugin.errors import CorollaError, DataError
 
 #: files that mark a folder as holding a run
@@ -112,8 +112,10 @@ class Checkpoints:
                       UserWarning, stacklevel=2)
         return True
 
-    def resume(self, prefix: Path, states: Mapping[str, Any]) -> None:
+    def resume(self, checkpoint: Path, states: Mapping[str, Any]) -> None:
+        """Continue from ``checkpoint`` (a prefix, or any of its files) whose ``states`` were read."""
         run = self.job.run
+        prefix = checkpoint_prefix(checkpoint)
         load_weights(self.job.model, prefix, key_path="Global.checkpoints", strict=True)
         optimizer_state = read_arrays(checkpoint_file(prefix, ".pdopt"), "Global.checkpoints")
         with warnings.catch_warnings():  # Paddle's LinearWarmup warns about its own nested state
@@ -137,12 +139,15 @@ class Checkpoints:
 
 
 def read_states(prefix: str) -> dict[str, Any]:
-    """The ``.pdstates`` of checkpoint ``prefix`` (``Global.checkpoints``), nested again."""
-    states = unflatten(read_arrays(checkpoint_file(prefix, ".pdstates"), "Global.checkpoints"))
+    """The ``.pdstates`` of checkpoint ``prefix`` (``Global.checkpoints``: a prefix or any of its files), nested again."""
+    file = checkpoint_file(prefix, ".pdstates")
+    states = unflatten(read_arrays(file, "Global.checkpoints"))
     if "epoch" not in states or "lr_schedule" not in states:
+        found = sorted(states)
+        shown = ", ".join(found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
         raise DataError(
-            f"Global.checkpoints: {checkpoint_file(prefix, '.pdstates')} is not a corolla training state "
-            f"(found keys {sorted(states)}); to start from weights only, use Global.pretrained_model"
+            f"Global.checkpoints: {file} is not a corolla training state (it has no epoch and lr_schedule; "
+            f"found {shown or 'nothing'}); to start from weights only, use Global.pretrained_model"
         )
     return states
 
@@ -181,6 +186,23 @@ class RunLock:
             return int(self.path.read_text().strip())
         except (OSError, ValueError):
             return None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; ``resume`` says how to go on (``corolla train`` prints it)."""
+
+    def __init__(self, resume: str) -> None:
+        super().__init__(resume)
+        self.resume = resume
+
+
+def resume_advice(folder: Path) -> str:
+    """How to go on with the interrupted run in ``folder``, in the words of the refusal of a
+    folder that holds an earlier run (:func:`claim_run_folder`)."""
+    if (folder / "latest.pdstates").is_file():
+        return f"resume it by adding -o Global.checkpoints={folder / 'latest'} to the same command"
+    return (f"no checkpoint was written in {folder}: start again with the same command and --overwrite "
+            f"(it moves the earlier run to {folder.name}.before-<time>)")
 
 
 def claim_run_folder(folder: Path, *, resuming_from: str | None, overwrite: bool) -> Path | None:

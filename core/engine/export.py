@@ -13,7 +13,9 @@ formats written) and ``label_list.txt`` when ``Infer.PostProcess.class_id_map_fi
 The export is written to a temporary folder beside the target, checked by loading each
 format and running it once on a test batch (the ONNX model's output must match Paddle
 Inference's), and only then moved into place: a full disk, a failed conversion or a crash
-leaves the previous export whole.
+leaves the previous export whole. Only an earlier export (a folder holding nothing but the files
+above) or an empty folder is replaced, and never the current folder: anything else at the
+target is refused before anything is built, so an export never deletes what it did not write.
 """
 from __future__ import annotations
 
@@ -31,12 +33,12 @@ import corolla
 from corolla.config.plan import Plan
 from corolla.data.placement import setup_environment
 from corolla.engine.builders import build_trained_model, inference_model
-from corolla.engine.files import WriteError
+from corolla.data.atomic import WriteError
 from corolla.engine.formatting import progress
 from corolla.engine.inference import activate, output_activation
 from corolla.engine.onnx_convert import ConversionError, convert
 from corolla.engine.predict import RECORD_NAME, Predictor
-from corolla.engine.runtimes import MODEL_PREFIX, program_file, require, save_program
+from corolla.engine.runtimes import MODEL_PREFIX, ONNX_NAME, PARAMS_NAME, program_file, require, save_program
 from corolla.plugin.errors import ConfigError
 
 LABELS_NAME = "label_list.txt"
@@ -45,6 +47,10 @@ FORMATS = ("paddle", "onnx")
 #: how far the ONNX model's output may stray from Paddle Inference's, relative to its largest value
 ONNX_TOLERANCE = 1e-3
 _RUNTIME = {"paddle": "Paddle Inference", "onnxruntime": "ONNX Runtime"}
+#: every file an export writes (the program is ``.json`` on Paddle 3, ``.pdmodel`` on 2.6): a
+#: folder holding only these is an earlier export, which a new one may replace
+EXPORT_FILES = frozenset({f"{MODEL_PREFIX}.json", f"{MODEL_PREFIX}.pdmodel", PARAMS_NAME, f"{PARAMS_NAME}.info",
+                          ONNX_NAME, RECORD_NAME, LABELS_NAME})
 
 
 class ExportedModel(paddle.nn.Layer):
@@ -76,12 +82,13 @@ def export(plan: Plan, *, formats: Sequence[str] = ("paddle",)) -> Path:
     ``formats`` (``paddle``, ``onnx``, ``all``); return the folder."""
     plan.require("export")
     formats = export_formats(formats)
+    target = Path(plan.settings.save_inference_dir).resolve()  # "." has no name to put the staging folder beside
+    _refuse_unless_replaceable(target)
     if "onnx" in formats:  # before anything is built or written
         require("paddle2onnx", "onnx", "onnxruntime", purpose="corolla export --format onnx")
     settings = plan.settings
     plan.postprocess.build(plan.registry)  # a missing class_id_map_file fails before anything is written
     setup_environment(settings.device, settings.seed, distributed=False)
-    target = Path(settings.save_inference_dir)
     staging = target.with_name(f".{target.name}.exporting-{os.getpid()}")
     steps = ["build", "trace and save", *(["convert to ONNX"] if "onnx" in formats else []), "record preprocessing", "check"]
     opset = None
@@ -102,6 +109,7 @@ def export(plan: Plan, *, formats: Sequence[str] = ("paddle",)) -> Path:
         if "paddle" not in formats:  # it was written only to convert it
             for path in [program_file(staging), *staging.glob(f"{MODEL_PREFIX}.pdiparams*")]:
                 path.unlink()
+        _refuse_unless_replaceable(target)  # again: something may have been written there during the export
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         kept = "the previous export there is intact" if target.exists() else "nothing was left behind"
@@ -141,8 +149,29 @@ def _run_once(folder: Path, plan: Plan, backend: str, images: np.ndarray) -> np.
     return scores
 
 
+def _refuse_unless_replaceable(target: Path) -> None:
+    """Raise a :class:`ConfigError` unless ``target`` is absent, an empty folder or an earlier
+    export (a folder of :data:`EXPORT_FILES` only): nothing else is replaced by an export."""
+    if not target.exists():
+        return
+    if target == Path.cwd().resolve():  # replacing it would leave the user's shell in a deleted folder
+        raise ConfigError(f"Global.save_inference_dir: {target} is the current folder, which an export does not "
+                          "replace; choose a folder inside it")
+    if not target.is_dir():
+        raise ConfigError(f"Global.save_inference_dir: {target} is a file, not a folder; "
+                          "choose another Global.save_inference_dir")
+    foreign = sorted(f"{p.name}/" if p.is_dir() else p.name
+                     for p in target.iterdir() if p.name not in EXPORT_FILES or not p.is_file())
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(f"Global.save_inference_dir: {target} is not an earlier export (it holds {shown}); "
+                          "an export replaces only an earlier export or an empty folder, so nothing there was "
+                          "touched: choose another Global.save_inference_dir")
+
+
 def _move_into_place(staging: Path, target: Path) -> None:
-    """Replace ``target`` with the checked ``staging`` folder (two renames on one filesystem)."""
+    """Replace ``target`` (absent, empty or an earlier export: :func:`_refuse_unless_replaceable`)
+    with the checked ``staging`` folder (two renames on one filesystem)."""
     old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
     if target.exists():
         target.rename(old)

@@ -1,4 +1,5 @@
-"""Files written so that a crash, a kill or a full disk leaves the old file or the new one, whole.
+"""Checkpoint files, written so that a crash, a kill or a full disk leaves the old files or
+the new ones, whole (:mod:`corolla.data.atomic`).
 
 A checkpoint is a path prefix (``output/ResNet50_vd/latest``) with up to four files
 (``.pdparams``, ``.pdopt``, ``.pdstates``, ``.pdema``), each a pickled
@@ -11,22 +12,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import IO, Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
+from corolla.data.atomic import WriteError, staged_file
 from corolla.engine.safe_pickle import load_state_dict_file
-from corolla.plugin.errors import CorollaError, DataError
+from corolla.plugin.errors import DataError
 
 SUFFIXES = (".pdparams", ".pdopt", ".pdstates", ".pdema")
-#: the ending of a checkpoint file still being written (``.tmp-XXXX.ckpt``)
-TEMP_SUFFIX = ".ckpt"
-
-
-class WriteError(CorollaError):
-    """A file could not be written (a full disk, no permission); the previous file is intact."""
 
 
 def write_checkpoint(prefix: Path, files: Mapping[str, Mapping[str, np.ndarray]]) -> None:
@@ -39,7 +34,7 @@ def write_checkpoint(prefix: Path, files: Mapping[str, Mapping[str, np.ndarray]]
     try:
         prefix.parent.mkdir(parents=True, exist_ok=True)
         for suffix, arrays in files.items():
-            staged.append((_stage(prefix.parent, lambda stream, a=arrays: pickle.dump(dict(a), stream, protocol=4)),
+            staged.append((staged_file(prefix.parent, lambda stream, a=arrays: pickle.dump(dict(a), stream, protocol=4)),
                            prefix.with_name(prefix.name + suffix)))
     except BaseException as exc:
         for temp, _ in staged:
@@ -56,43 +51,33 @@ def write_checkpoint(prefix: Path, files: Mapping[str, Mapping[str, np.ndarray]]
         os.replace(temp, final)
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a crash, a kill or a full disk leaves the
-    old file or the new one, whole (:class:`WriteError` says which file could not be written)."""
+def checkpoint_prefix(path: str | Path) -> Path:
+    """The prefix of a checkpoint given as a prefix (``latest``) or as one of its files
+    (``latest.pdparams``, ``latest.pdstates``, ...)."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(_stage(path.parent, lambda stream: stream.write(text.encode("utf-8"))), path)
-    except OSError as exc:
-        old = "the previous one is intact" if path.is_file() else "nothing was written"
-        raise WriteError(f"could not write {path}: {exc.strerror or exc}; {old}") from exc
-    return path
-
-
-def _stage(directory: Path, write: Callable[[IO[bytes]], object]) -> str:
-    """A new temporary file in ``directory`` with what ``write`` wrote, flushed to disk."""
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=TEMP_SUFFIX, dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return temp
+    return path.with_suffix("") if path.suffix in SUFFIXES else path
 
 
 def checkpoint_file(path: str | Path, suffix: str = ".pdparams") -> Path:
-    """The file of a checkpoint given as a prefix (``best_model``) or a full name."""
-    path = Path(path)
-    if path.suffix in SUFFIXES:
-        return path
-    return path.with_name(path.name + suffix)
+    """The ``suffix`` file of a checkpoint given as a prefix (``best_model``) or as any of its files."""
+    prefix = checkpoint_prefix(path)
+    return prefix.with_name(prefix.name + suffix)
 
 
 def read_arrays(path: Path, what: str) -> dict[str, np.ndarray]:
-    """Read one checkpoint file; a missing file is a DataError naming ``what``."""
+    """Read one checkpoint file; a missing file is a DataError naming ``what`` (and, when
+    the prefix is a run folder, the checkpoint in it that was probably meant)."""
     if not path.is_file():
-        raise DataError(f"{what}: file not found: {path}")
+        raise DataError(f"{what}: file not found: {path}{_meant_in_folder(path)}")
     return load_state_dict_file(str(path))
+
+
+def _meant_in_folder(path: Path) -> str:
+    """``"; did you mean <folder>/latest?"`` when ``path``'s prefix is a folder holding that checkpoint."""
+    folder = checkpoint_prefix(path)
+    if not folder.is_dir():
+        return ""
+    for name in ("latest", "best_model"):
+        if (folder / (name + path.suffix)).is_file():
+            return f" ({folder} is a run folder); did you mean {folder / name}?"
+    return ""

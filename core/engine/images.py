@@ -3,7 +3,8 @@
 Output streams: each batch's lines are printed, and with ``--json`` written, as soon as
 the batch is done, so a long run shows progress and a failure keeps what was done. The
 JSON lines go to ``FILE.partial`` and are renamed to ``FILE`` when every image is done:
-``FILE`` is never left half-written.
+``FILE`` is never left half-written. A run stopped by an unreadable image says that its
+predictions so far are in ``FILE.partial``, and that a ``FILE`` already there is an earlier run's.
 """
 from __future__ import annotations
 
@@ -64,9 +65,7 @@ def classify_images(
     named on stderr and skipped, and the count is given at the end.
     """
     base = Path(root) if root is not None and Path(root).is_dir() else None
-    partial = Path(f"{json_path}.partial") if json_path is not None else None
-    if partial is not None:
-        partial.parent.mkdir(parents=True, exist_ok=True)
+    partial = _start_json(Path(json_path)) if json_path is not None else None
     predictions: list[Prediction] = []
     skipped = 0
     with open(partial, "w", encoding="utf-8") if partial is not None else contextlib.nullcontext() as stream:
@@ -77,9 +76,11 @@ def classify_images(
                     arrays.append(preprocess(str(file)))
                 except UnreadableImageError as exc:
                     if not skip_bad_images:
-                        raise DataError(f"{exc} (to skip unreadable images, pass --skip-bad-images)") from None
+                        kept = _where_predictions_are(partial, len(predictions)) if partial else ""
+                        raise DataError(f"{_naming(file, exc)} (to skip unreadable images, pass --skip-bad-images)"
+                                        f"{kept}") from None
                     skipped += 1
-                    print(f"skipped {file}: {exc}", file=sys.stderr, flush=True)
+                    print(f"skipped {_naming(file, exc)}", file=sys.stderr, flush=True)
                     continue
                 names.append(str(file))
             if not arrays:
@@ -97,3 +98,23 @@ def classify_images(
     if skipped:
         print(f"{desc}: skipped {skipped} of {len(files)} images that could not be read", file=sys.stderr, flush=True)
     return predictions
+
+
+def _start_json(json_path: Path) -> Path:
+    """``json_path.partial``, the file this run writes until every image is done."""
+    if json_path.is_dir():
+        raise ConfigError(f"--json: {json_path} is a folder; expected the name of a file to write")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(f"{json_path}.partial")
+
+
+def _where_predictions_are(partial: Path, count: int) -> str:
+    final = Path(str(partial).removesuffix(".partial"))
+    earlier = f"; {final} is an earlier run's, left as it was" if final.exists() else ""
+    return f"; the predictions made so far ({count}) are in {partial}{earlier}"
+
+
+def _naming(file: Path, exc: Exception) -> str:
+    """The message of ``exc``, naming ``file`` once (the pipeline's errors already name it)."""
+    message = str(exc)
+    return message if str(file) in message else f"{file}: {message}"

@@ -12,7 +12,7 @@ import paddle
 
 import corolla
 from corolla.config.plan import Plan
-from corolla.engine.files import write_text
+from corolla.data.atomic import write_text
 
 
 def build_manifest(plan: Plan, **facts: Any) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from corolla.data.loader import build_dataloader
 from corolla.data.placement import Environment, cpu_thread_count, epoch_seed, seed_everything, setup_environment
 from corolla.engine.builders import Trainable, build_callbacks, build_metrics, build_model, build_optimizer
 from corolla.engine.checkpoint import load_weights
-from corolla.engine.checkpointing import Checkpoints, RunLock, TrainingDiverged, claim_run_folder, finite, read_states
+from corolla.engine.checkpointing import (Checkpoints, RunLock, TrainingDiverged, TrainingInterrupted, claim_run_folder, finite,
+                                          read_states, resume_advice)
 from corolla.engine.collectives import mean_over_ranks
 from corolla.engine.ema import ModelEMA
 from corolla.engine.eval_engine import EvalEngine
 from corolla.engine.evaluate import evaluate
-from corolla.engine.files import TEMP_SUFFIX
+from corolla.data.atomic import TEMP_SUFFIX
 from corolla.engine.loss import build_loss
 from corolla.engine.loss_log import LossLog, StepInfo
 from corolla.engine.manifest import build_manifest, write_manifest
@@ -148,6 +149,9 @@ class _Job:
                 hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
                 if run.stop_training:
                     break
+        except KeyboardInterrupt as exc:
+            run.error = TrainingInterrupted(resume_advice(run.output_dir))
+            raise run.error from exc
         except BaseException as exc:
             run.error = exc
             raise
@@ -246,6 +250,7 @@ class _Job:
         self.registry.hook.corolla_eval_end(run=run, epoch=epoch, metrics=metrics)
         return metrics
 
+
 def _update_freq(update_freq: int, steps_per_epoch: int) -> int:
     """``Global.update_freq``, or 1 (with a warning, as PaddleClas) when an epoch has fewer batches."""
     if update_freq > steps_per_epoch:
@@ -284,6 +289,7 @@ def train(plan: Plan, *, distributed: bool = True, overwrite: bool = False) -> R
     ``Global.checkpoints`` is set, and train for ``Global.epochs``.
 
     A run folder that holds an earlier run is refused unless the run resumes it, or
-    ``overwrite`` moves the earlier run aside (see :func:`claim_run_folder`).
+    ``overwrite`` moves the earlier run aside (see :func:`claim_run_folder`). Ctrl-C
+    raises :class:`TrainingInterrupted`, which says how to resume.
     """
     return _Job(plan.require("train"), distributed=distributed, overwrite=overwrite).fit()

@@ -7,13 +7,15 @@ imported on use, so the tables can be read without it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Iterator, Mapping, TypeVar
 
 import attrs
 import numpy as np
@@ -30,6 +32,8 @@ WEIGHTS_DIR_ENV = "COROLLA_WEIGHTS_DIR"
 MODEL_ZOO_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
 _LayerT = TypeVar("_LayerT")
+#: the key path of the model being built that will stay frozen (see :func:`loading_frozen`)
+_frozen_model: contextvars.ContextVar[str | None] = contextvars.ContextVar("corolla_frozen_model", default=None)
 
 
 @attrs.frozen
@@ -110,13 +114,50 @@ def load_pretrained(
     ``http(s)://`` URL (downloaded to the cache). If only the classifier's
     number of classes differs from the file, everything else is loaded and one
     log line names the classifier keys left as initialised; any other mismatch
-    or missing key raises :class:`WeightsError`.
+    or missing key raises :class:`WeightsError`. Inside :func:`loading_frozen` the
+    load is strict: another number of classes is an error too.
     """
     if pretrained is None or pretrained is False:
         return model
     path = _weights_file(pretrained, name=name, table=table, use_ssld=use_ssld)
-    apply_state_dict(model, load_state_dict_file(path), name=name, source=str(path))
+    state = load_state_dict_file(path)
+    frozen = _frozen_model.get()
+    if frozen is None:
+        apply_state_dict(model, state, name=name, source=str(path))
+    else:
+        _apply_to_frozen(model, state, key_path=frozen, name=name, source=str(path))
     return model
+
+
+@contextlib.contextmanager
+def loading_frozen(key_path: str) -> Iterator[None]:
+    """Build, inside the block, the model at ``key_path`` that will stay frozen (never trained).
+
+    :func:`load_pretrained` then loads strictly: a parameter that kept a fresh
+    initialisation (a classifier of another number of classes) would never be trained,
+    so it is an error naming ``key_path`` and what to set, not a log line.
+    """
+    token = _frozen_model.set(key_path)
+    try:
+        yield
+    finally:
+        _frozen_model.reset(token)
+
+
+def _apply_to_frozen(model: Any, state: Mapping[str, Any], *, key_path: str, name: str, source: str) -> None:
+    try:
+        apply_state_dict(model, state, name=name, source=source, strict=True)
+    except WeightsError as exc:
+        frozen = (f"{key_path} ({name}) is frozen (freeze_params_list), so it is never trained "
+                  "and every parameter must come from its weights")
+        classes = _class_change(_mismatches(model.state_dict(), state))
+        if classes is None:
+            raise WeightsError(f"{frozen}: {exc}") from None
+        file_classes, model_classes = classes
+        raise WeightsError(
+            f"{frozen}, but {source} has {file_classes} classes and {key_path} {model_classes}: its classifier would stay "
+            f"randomly initialised. Set {key_path}.class_num={file_classes} (-o {key_path}.class_num={file_classes})"
+        ) from None
 
 
 def _weights_file(
@@ -161,11 +202,7 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
     own = model.state_dict()
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
-    mismatched = {
-        key: (tuple(np.shape(state[key])), tuple(tensor.shape))
-        for key, tensor in own.items()
-        if key in state and tuple(np.shape(state[key])) != tuple(tensor.shape)
-    }
+    mismatched = _mismatches(own, state)
     head = {} if strict else _classifier_keys(mismatched)
     wrong = {key: shapes for key, shapes in mismatched.items() if key not in head}
     if missing or wrong or (strict and unexpected):
@@ -189,7 +226,7 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
                 value = paddle.to_tensor(value).astype(tensor.dtype)  # e.g. float32 file, float16 model
             tensor.set_value(value)
     if head:
-        (file_classes, model_classes), = {(f[-1], m[-1]) for f, m in head.values()}
+        file_classes, model_classes = _class_change(head)
         log.warning(
             "%s: %s has %d classes, the model %d; kept the new classifier (%s) and loaded every other parameter",
             name, source, file_classes, model_classes, ", ".join(head),
@@ -202,6 +239,24 @@ def weights_table(url_pattern: str, top1: Mapping[str, float | None], *, input_s
     """Published files: name -> ``url_pattern.format(name)`` with its ImageNet top-1 and input size.
     Tables of several patterns or sizes are joined with ``|``."""
     return {name: PretrainedWeights(url_pattern.format(name), accuracy, input_size) for name, accuracy in top1.items()}
+
+
+def _mismatches(own: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """``{key: (shape in the file, shape in the model)}`` of the entries whose shapes differ."""
+    return {
+        key: (tuple(np.shape(state[key])), tuple(tensor.shape))
+        for key, tensor in own.items()
+        if key in state and tuple(np.shape(state[key])) != tuple(tensor.shape)
+    }
+
+
+def _class_change(mismatched: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]]) -> tuple[int, int] | None:
+    """``(classes in the file, classes in the model)`` when the mismatches are a classifier's alone."""
+    head = _classifier_keys(mismatched)
+    if not head:
+        return None
+    (change,) = {(f[-1], m[-1]) for f, m in head.values()}
+    return change
 
 
 def _classifier_keys(mismatched: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]]) -> dict:

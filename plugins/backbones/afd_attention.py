@@ -17,13 +17,14 @@ the transform's ``query``/``value`` (teacher) or ``bilinear_key``/``value`` (stu
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from corolla.api import ComponentSpec, ConfigError, current_registry, item_spec, named_spec
+from corolla.api import ComponentSpec, ConfigError, current_registry, item_spec, loading_frozen, named_spec
 
 
 class LinearBNReLU(nn.Layer):
@@ -131,7 +132,8 @@ class AttentionModel(nn.Layer):
 
     ``models``: single-key items ``{Name: {name: BACKBONE, ...}}``, the first a backbone on
     the images. ``freeze_params_list``: one bool per model (frozen: no training, eval mode,
-    no gradients). ``pretrained_list``: one ``pretrained`` value (or null) per model.
+    no gradients; its ``pretrained`` weights must give every parameter). ``pretrained_list``:
+    one ``pretrained`` value (or null) per model.
     ``class_num``: given to the first model unless its config sets one.
     """
 
@@ -144,7 +146,8 @@ class AttentionModel(nn.Layer):
         self.model_names: list[str] = []
         self.frozen: list[bool] = []
         for (model_name, spec), freeze in zip(specs, frozen):
-            model = registry.build("backbone", spec.name, spec.params, key_path=spec.key_path)
+            with loading_frozen(spec.key_path) if freeze else contextlib.nullcontext():
+                model = registry.build("backbone", spec.name, spec.params, key_path=spec.key_path)
             for param in model.parameters() if freeze else ():
                 param.trainable = False
             self.add_sublayer(model_name, model)

@@ -20,15 +20,18 @@ A frozen sub-model (``freeze_params_list``) has no trainable parameters and alwa
 eval mode, without recording gradients. PaddleClas leaves frozen teachers in train mode, so
 their BatchNorm statistics drift towards the student's training batches (augmented, mixed
 with unlabeled images) and the teacher being distilled is not the teacher that was trained.
+For the same reason its ``pretrained`` weights must give every parameter: a file of another
+number of classes is an error, not a classifier left randomly initialised.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
 import paddle
 
-from corolla.api import ComponentSpec, ConfigError, ModelOutputs, current_registry, item_spec, named_spec
+from corolla.api import ComponentSpec, ConfigError, ModelOutputs, current_registry, item_spec, loading_frozen, named_spec
 
 _ARCH = "Arch"
 
@@ -42,7 +45,9 @@ class DistillationModel(paddle.nn.Layer):
     losses and metrics (default ``Student`` when there is one, else the first unfrozen).
     ``pretrained_list``: one ``pretrained`` value (or null) per model, the PaddleClas way
     to give what each model's own ``pretrained`` key can give.
-    ``class_num``: given to every model whose config does not set its own.
+    ``class_num``: given to every model whose config does not set its own (a model that
+    sets another is warned about). ``frozen_without_weights``: the key paths of the frozen
+    models given no ``pretrained`` weights.
     ``use_ssld``: PaddleClas's key that its DistillationModel ignores: ignored here too, with a warning.
     """
 
@@ -67,11 +72,16 @@ class DistillationModel(paddle.nn.Layer):
         registry = current_registry()
         self.model_names: list[str] = []
         self.frozen: dict[str, bool] = {}
+        self.frozen_without_weights: list[str] = []
         for index, item in enumerate(models):
             model_name, backbone = _model_spec(item, index, class_num, pretrained[index])
             if model_name in self.frozen:
                 raise ConfigError(f"{_ARCH}.models.{index}: model name {model_name!r} is used twice; each model needs its own name")
-            model = registry.build("backbone", backbone.name, backbone.params, key_path=backbone.key_path)
+            _warn_of_own_class_num(backbone, class_num)
+            with loading_frozen(backbone.key_path) if frozen[index] else contextlib.nullcontext():
+                model = registry.build("backbone", backbone.name, backbone.params, key_path=backbone.key_path)
+            if frozen[index] and not backbone.params.get("pretrained"):
+                self.frozen_without_weights.append(backbone.key_path)
             if not isinstance(model, paddle.nn.Layer):
                 raise ConfigError(f"{backbone.key_path}: backbone {backbone.name!r} built a {type(model).__name__}, not a paddle.nn.Layer")
             if frozen[index]:
@@ -152,6 +162,14 @@ def _per_model(value: Any, count: int, key: str, default: Any) -> list:
     if key == "freeze_params_list" and not all(isinstance(v, bool) for v in value):
         raise ConfigError(f"{_ARCH}.{key}: expected true/false for each model, found {value!r}")
     return value
+
+
+def _warn_of_own_class_num(backbone: ComponentSpec, class_num: int | None) -> None:
+    own = backbone.params.get("class_num")
+    if class_num is not None and own != class_num:
+        warnings.warn(
+            f"{backbone.key_path}.class_num is {own}, not {_ARCH}.class_num ({class_num}): the model keeps its own "
+            f"(set -o {backbone.key_path}.class_num=... to change it)", UserWarning, stacklevel=2)
 
 
 def _model_spec(item: Any, index: int, class_num: int | None, pretrained: Any) -> tuple[str, ComponentSpec]:

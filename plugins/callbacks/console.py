@@ -89,9 +89,7 @@ class ConsoleLogger:
     def corolla_epoch_end(self, run: Any, epoch: int, logs: Mapping[str, float]) -> None:
         if not run.is_main:
             return
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self._close_bar()
         train = {k: v for k, v in logs.items() if not k.startswith("eval_")}
         self._say(f"[Train][Epoch {epoch}/{run.epochs}][Avg] {format_values(train)}")
 
@@ -99,6 +97,25 @@ class ConsoleLogger:
     def corolla_train_end(self, run: Any) -> None:
         if not run.is_main:
             return
+        self._close_bar()  # still open when an error cut the epoch short
         minutes = (time.perf_counter() - self._started) / 60
-        best = f", best {run.best_metric_name} {run.best_metric:.4f} at epoch {run.best_epoch}" if run.best_metric is not None else ""
-        self._say(f"[Train] done in {minutes:.1f} min after epoch {run.epoch}{best}; checkpoints in {run.output_dir}")
+        self._say(_done_line(run, minutes) if run.error is None else _stopped_line(run, minutes))
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _done_line(run: Any, minutes: float) -> str:
+    best = f", best {run.best_metric_name} {run.best_metric:.4f} at epoch {run.best_epoch}" if run.best_metric is not None else ""
+    return f"[Train] done in {minutes:.1f} min after epoch {run.epoch}{best}; checkpoints in {run.output_dir}"
+
+
+def _stopped_line(run: Any, minutes: float) -> str:
+    """The last line of a run that an error or Ctrl-C stopped, with the checkpoints it left."""
+    how = "interrupted" if isinstance(run.error, KeyboardInterrupt) else f"stopped by {type(run.error).__name__}"
+    when = f"in epoch {run.epoch}" if run.epoch >= run.start_epoch else "before its first epoch"
+    names = sorted(path.stem for path in run.output_dir.glob("*.pdparams"))
+    left = f"checkpoints in {run.output_dir}: {', '.join(names)}" if names else f"no checkpoint in {run.output_dir}"
+    return f"[Train] {how} {when} after {minutes:.1f} min; {left}"
