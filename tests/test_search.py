@@ -19,7 +19,7 @@ import yaml
 import engine_support
 from corolla.config.load import get_path, shipped_configs
 from corolla.plugin.errors import ConfigError, CorollaError
-from corolla.search import read_search, split_overrides
+from corolla.search import read_search, run_search, split_overrides
 from corolla.search.configs import TrialConfigs, map_key
 from corolla.search.results import Row, plot
 from corolla.search.spec import Param, Stage, label, slug
@@ -186,6 +186,14 @@ def test_a_missing_config_says_every_path_tried(tmp_path):
     assert str(tmp_path / "configs" / "x.yaml") in str(error.value) and "-o base_config_file=PATH" in str(error.value)
 
 
+def test_search_help_says_that_c_is_a_search_file(capsys):
+    from corolla.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    assert "search file (PaddleClas's search.yaml layout" in " ".join(capsys.readouterr().out.split())
+
+
 def test_overrides_go_to_the_search_file_both_configs_or_one(tmp_path):
     overrides = split_overrides(["search_dict.0.search_values=[1]", "Global.epochs=1", "base:Arch.pretrained=False",
                                  "distill:Arch.models.1.Student.pretrained=False", "+Global.extra=1"])
@@ -196,9 +204,14 @@ def test_overrides_go_to_the_search_file_both_configs_or_one(tmp_path):
         split_overrides(["Globl.epochs=1"])
 
 
-def test_trial_configs_map_keys_and_check_that_they_exist(tmp_path):
-    data = SimpleNamespace(root=tmp_path, train_list=tmp_path / "t.txt", val_list=tmp_path / "v.txt", num_classes=2,
-                           class_names=("a", "b"), label_list=tmp_path / "l.txt")
+def no_data(folder: Path) -> SimpleNamespace:
+    """What tiny_base needs of a dataset, for configs that are only planned."""
+    return SimpleNamespace(root=folder, train_list=folder / "t.txt", val_list=folder / "v.txt", num_classes=2,
+                           class_names=("a", "b"), label_list=folder / "l.txt")
+
+
+def test_trial_configs_map_keys_and_check_that_they_exist(plugin_env, tmp_path):
+    data = no_data(tmp_path)
     write_yaml(tmp_path / "base.yaml", tiny_base(data, tmp_path))
     write_yaml(tmp_path / "distill.yaml", tiny_distillation(data, tmp_path))
     raw = {"base_config_file": "base.yaml", "distill_config_file": "distill.yaml", "output_dir": "out",
@@ -214,6 +227,42 @@ def test_trial_configs_map_keys_and_check_that_they_exist(tmp_path):
     spec = read_search(write_yaml(tmp_path / "s.yaml", raw))
     with pytest.raises(ConfigError, match=r"has no DataLoader.Train.dataset.transform_ops.1.RandCropImage"):
         TrialConfigs(spec, split_overrides([])).check_keys(spec.stages, [])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("Global.epoch=2", r"base.yaml: override of Global.epoch: Global has no key 'epoch' .*Did you mean 'epochs'\?"),
+    ("search_dict.0.replace_config=[Optimizer.lr.learning_rat]",
+     r"base.yaml: search_dict.0.replace_config \(stage 'lrs'\) of .*s.yaml sets Optimizer.lr.learning_rat, but Optimizer.lr has no key "
+     r"'learning_rat' .*Did you mean 'learning_rate'\?"),
+    ("search_dict.0={search_key: crop, sampler: tpe, trials: 2, params: {size: {replace_config: "
+     "[DataLoader.Train.dataset.transform_ops.1.ResizeImage.sise], search_values: [24, 32]}}}",
+     r"base.yaml: search_dict.0.params.size.replace_config \(stage 'crop'\) of .*s.yaml sets DataLoader.Train.dataset.transform_ops.1.ResizeImage.sise, "
+     r"but DataLoader.Train.dataset.transform_ops.1.ResizeImage has no key 'sise' .*Did you mean 'size'\?"),
+    ("Optimizer.lr.learning_rate=-0.1", r"base.yaml: Optimizer.lr.learning_rate: expected a number > 0, found -0.1"),
+])
+def test_a_search_checks_overrides_and_stage_keys_as_train_does_before_any_trial(plugin_env, tmp_path, override, message):
+    out = tmp_path / "out"
+    write_yaml(tmp_path / "base.yaml", tiny_base(no_data(tmp_path), tmp_path))
+    search = write_yaml(tmp_path / "s.yaml", {
+        "base_config_file": "base.yaml", "output_dir": str(out),
+        "search_dict": [{"search_key": "lrs", "replace_config": ["Optimizer.lr.learning_rate"], "search_values": [0.1, 0.2]}]})
+    overrides = split_overrides([override])
+    with pytest.raises(ConfigError, match=message):
+        run_search(read_search(search, overrides), overrides)
+    assert not [path for path in out.iterdir() if path.is_dir()]  # no trial folder
+
+
+def test_the_plugin_flags_of_search_reach_its_check_of_the_configs(plugin_env, tmp_path, capsys):
+    from corolla.cli.main import main
+
+    out = tmp_path / "out"
+    write_yaml(tmp_path / "base.yaml", tiny_base(no_data(tmp_path), tmp_path))
+    search = write_yaml(tmp_path / "s.yaml", {
+        "base_config_file": "base.yaml", "output_dir": str(out),
+        "search_dict": [{"search_key": "lrs", "replace_config": ["Optimizer.lr.learning_rate"], "search_values": [0.1]}]})
+    assert main(["search", "-c", str(search), "-p", "no:search_net"]) == 2  # the plugin that has SearchNet, disabled
+    assert "SearchNet" in capsys.readouterr().err
+    assert not [path for path in out.iterdir() if path.is_dir()]  # no trial folder
 
 
 @pytest.mark.parametrize("name", ["quick_search.yaml", "person_exists.yaml"])

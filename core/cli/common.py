@@ -6,9 +6,7 @@ import argparse
 from corolla.config.load import Config, load_config
 from corolla.config.plan import Plan
 from corolla.config.planner import read_plan
-from corolla.config.schema import structure
-from corolla.config.sections import PluginSettings
-from corolla.plugin.discovery import check_requirements, load_registry
+from corolla.config.sections import plugin_registry
 from corolla.plugin.errors import ConfigError
 from corolla.plugin.registry import Registry
 
@@ -21,18 +19,11 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
 
 def registry_from_args(args: argparse.Namespace, config: Config | None = None) -> Registry:
     """A registry honouring ``Global.plugins`` (when a config is given) and the CLI flags."""
-    disabled = [flag.removeprefix("no:") for flag in args.plugin_flags]
     prefer: dict[str, str] = {}
-    strict = args.strict_plugins
-    if config is not None:
-        settings = structure(PluginSettings, (config.get("Global") or {}).get("plugins"), "Global.plugins")
-        disabled += settings.disable
-        prefer.update(settings.prefer)
-        strict = strict or settings.strict
-        check_requirements(settings.require, key_path="Global.plugins.require")
     for item in args.prefer:
         name, sep, dist = item.partition("=")
         if not sep or not name or not dist:
             raise ConfigError(f"--prefer {item!r}: expected NAME=DIST")
         prefer[name] = dist
-    return load_registry(disabled=disabled, strict=strict, prefer=prefer)
+    return plugin_registry(config or {}, disabled=[flag.removeprefix("no:") for flag in args.plugin_flags],
+                           prefer=prefer, strict=args.strict_plugins)

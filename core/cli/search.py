@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from corolla.cli.common import registry_from_args
     from corolla.search import read_search, run_search, split_overrides
 
     overrides = split_overrides(args.override)
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         plugin_args.append("--strict-plugins")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # a terminated search ends its trials so that they run again
-    run_search(spec, overrides, storage=args.storage, jobs=args.jobs, plugin_args=plugin_args, poll=args.poll)
+    run_search(spec, overrides, storage=args.storage, jobs=args.jobs, plugin_args=plugin_args,
+               registry_of=lambda config: registry_from_args(args, config), poll=args.poll)
     return 0
 
 

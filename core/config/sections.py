@@ -2,7 +2,7 @@
 loader's ``loader``, and ``Infer`` (samplers are components: the ``sampler`` plugin kind)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import attrs
 
@@ -20,6 +20,8 @@ from corolla.config.schema import (
     structure,
     text,
 )
+from corolla.plugin.discovery import check_requirements, load_registry
+from corolla.plugin.registry import Registry
 
 
 @attrs.frozen
@@ -31,6 +33,16 @@ class PluginSettings:
     require: list = setting(list, list_of(text), factory=True)
     prefer: dict = setting(dict, mapping_of(text, text), factory=True)
     strict: bool = setting(False, boolean)
+
+
+def plugin_registry(config: Mapping[str, Any], *, disabled: Sequence[str] = (), prefer: Mapping[str, str] | None = None,
+                    strict: bool = False) -> Registry:
+    """The registry a run of ``config`` uses: its ``Global.plugins`` (required distributions
+    checked) together with the command line's ``disabled``, ``prefer`` (which wins) and ``strict``."""
+    settings = structure(PluginSettings, (config.get("Global") or {}).get("plugins"), "Global.plugins")
+    check_requirements(settings.require, key_path="Global.plugins.require")
+    return load_registry(disabled=[*disabled, *settings.disable], strict=strict or settings.strict,
+                         prefer={**settings.prefer, **(prefer or {})})
 
 
 #: ``Global.eval_engine``'s values: evaluation on CPU through an inference engine where it

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
 from corolla.config.load import Config, apply_override, dump_config, get_path, load_config
-from corolla.config.sections import GlobalSection
-from corolla.plugin.errors import ConfigError
+from corolla.config.planner import read_plan
+from corolla.config.sections import GlobalSection, plugin_registry
+from corolla.plugin.errors import ConfigError, CorollaError
+from corolla.plugin.registry import Registry
 from corolla.search.reading import Overrides
-from corolla.search.spec import SearchSpec, Stage, label
+from corolla.search.spec import Param, SearchSpec, Stage, label
 
 _MISSING = object()
 
@@ -49,10 +51,12 @@ def with_output_dir(config: dict, folder: Path) -> dict:
 
 class TrialConfigs:
     """The configs a search trains: base and distillation config, loaded once with the
-    overrides of ``corolla search -o``."""
+    overrides of ``corolla search -o``; ``registry_of`` gives the plugins a trial of a
+    config loads (``corolla search`` adds its plugin flags to ``Global.plugins``)."""
 
-    def __init__(self, spec: SearchSpec, overrides: Overrides) -> None:
-        self.spec = spec
+    def __init__(self, spec: SearchSpec, overrides: Overrides,
+                 registry_of: Callable[[Config], Registry] = plugin_registry) -> None:
+        self.spec, self.registry_of = spec, registry_of
         self.base = load_config(spec.base_config, [*overrides.common, *overrides.base])
         self.distill: Config | None = None
         if spec.distill_config is not None:
@@ -74,25 +78,46 @@ class TrialConfigs:
         return with_output_dir(config, folder)
 
     def check_keys(self, stages: Iterable[Stage], teacher_keys: Iterable[str]) -> None:
-        """Every key a stage sets must sit in a mapping or list item that its config has
-        (``transform_ops.1.RandCropImage.size`` needs item 1 to be ``RandCropImage``);
-        the key itself may be new (``Arch.lr_mult_list``), as with ``-o``."""
+        """Check the configs before the first trial as ``corolla train`` checks them, with the
+        keys of ``-o`` and every key a stage sets. Such a key must sit in a mapping or list
+        item that its config has (``transform_ops.1.RandCropImage.size`` needs item 1 to be
+        ``RandCropImage``); a key the config lacks (``Arch.lr_mult_list``) must be known to
+        the schema or to its component, as with ``-o``."""
+        base_keys: dict[str, str] = {}
+        distill_keys: dict[str, str] = {}
         for stage in stages:
             for param in stage.params:
+                setter = self._setter(stage, param)
                 for key in param.keys:
                     if stage.kind != "final":
-                        self._check(self.base, self.spec.base_config, key, f"stage {stage.name!r}")
+                        base_keys[key] = setter
                     if self.distill is not None and stage.kind == "search":
-                        self._check(self.distill, self.spec.distill_config, map_key(key, self.spec.final_replace),
-                                    f"stage {stage.name!r} (through final_replace, for the final run)")
-        for key in teacher_keys:
-            self._check(self.distill, self.spec.distill_config, key, "teacher")
+                        distill_keys[map_key(key, self.spec.final_replace)] = f"{setter}, through final_replace,"
+        distill_keys.update({key: f"teacher of {self.spec.source}" for key in teacher_keys})
+        self._check(self.base, self.spec.base_config, base_keys)
+        if self.distill is not None:
+            self._check(self.distill, self.spec.distill_config, distill_keys)
 
-    def _check(self, config: Config, path: Path | None, key: str, what: str) -> None:
-        parent = key.rpartition(".")[0]
-        if parent and get_path(config, parent, _MISSING) is _MISSING:
-            raise ConfigError(f"{self.spec.source}: {what} sets {key}, but {path} has no {parent} "
-                              f"(PaddleClas would add it silently; fix the key path or the config)")
+    def _setter(self, stage: Stage, param: Param) -> str:
+        """The search file key that sets the config keys of ``param``, for messages."""
+        if stage.kind == "teacher":
+            return f"teacher of {self.spec.source}"
+        joint = "" if stage.params == (param,) and param.name == stage.name else f".params.{param.name}"
+        index = self.spec.stages.index(stage)
+        return f"search_dict.{index}{joint}.replace_config (stage {stage.name!r}) of {self.spec.source}"
+
+    def _check(self, config: Config, path: Path | None, keys: Mapping[str, str]) -> None:
+        """Plan ``config`` with ``keys`` (key path -> the search file key that sets it)."""
+        for key, setter in keys.items():
+            parent = key.rpartition(".")[0]
+            if parent and get_path(config, parent, _MISSING) is _MISSING:
+                raise ConfigError(f"{path}: {setter} sets {key}, but the config has no {parent} "
+                                  f"(PaddleClas would add it silently; fix the key path or the config)")
+        new_keys = {key: setter for key, setter in keys.items() if get_path(config, key, _MISSING) is _MISSING}
+        try:
+            read_plan(config, self.registry_of(config), new_keys=new_keys)
+        except CorollaError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
 
 def _removed(key: str, rm_keys: Iterable[str]) -> bool:

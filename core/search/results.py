@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import attrs
 
+from corolla.data.atomic import write_text
 from corolla.plugin.errors import CorollaError
 from corolla.search.spec import Stage
 from corolla.search.study import point_of, status
@@ -139,14 +140,6 @@ def plot(rows: Sequence[Row], stages: Sequence[Stage], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     figure.savefig(temporary, dpi=80)
-    os.replace(temporary, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a whole file so that a reader (another worker's search) sees the old one or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
 
 

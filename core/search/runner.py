@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import attrs
 
-from corolla.config.load import dump_config
+from corolla.config.load import Config, dump_config
+from corolla.config.sections import plugin_registry
+from corolla.data.atomic import write_text
 from corolla.plugin.errors import ConfigError
+from corolla.plugin.registry import Registry
 from corolla.search.configs import TrialConfigs, apply_settings, with_output_dir
 from corolla.search.progress import Progress, clock
 from corolla.search.reading import PRUNERS, Overrides
-from corolla.search.results import Row, best_of, describe, format_table, plot, rows_of, write_csv, write_text
+from corolla.search.results import Row, best_of, describe, format_table, plot, rows_of, write_csv
 from corolla.search.spec import Point, SearchSpec, Stage
 from corolla.search.study import FINISHED, Claim, StageStudy, Worker, default_storage, hide_password, import_optuna, open_storage, status
 from corolla.search.trial import Interrupted, Slot, TrialRun, run_trial, slots
@@ -33,22 +36,24 @@ class SearchResult:
 
 
 def run_search(spec: SearchSpec, overrides: Overrides = Overrides(), *, storage: str | None = None, jobs: int = 1,
-               plugin_args: Sequence[str] = (), poll: float = 5.0) -> SearchResult:
+               plugin_args: Sequence[str] = (), registry_of: Callable[[Config], Registry] = plugin_registry,
+               poll: float = 5.0) -> SearchResult:
     """Run (or resume, or join) the search of ``spec``; ``storage`` is an Optuna storage URL
     (default: SQLite in ``output_dir``), ``jobs`` the trials this process runs at once,
-    ``plugin_args`` the plugin flags each ``corolla train`` gets, ``poll`` the seconds an
-    idle worker waits before looking at the study again."""
+    ``plugin_args`` the plugin flags each ``corolla train`` gets and ``registry_of`` the
+    plugins they load for a config (to check the configs before the first trial), ``poll``
+    the seconds an idle worker waits before looking at the study again."""
     if jobs < 1:
         raise ConfigError(f"--jobs: expected 1 or more trials at once, found {jobs}")
-    return _Search(spec, overrides, storage, jobs, tuple(plugin_args), poll).run()
+    return _Search(spec, TrialConfigs(spec, overrides, registry_of), storage, jobs, tuple(plugin_args), poll).run()
 
 
 class _Search:
-    def __init__(self, spec: SearchSpec, overrides: Overrides, storage: str | None, jobs: int,
+    def __init__(self, spec: SearchSpec, configs: TrialConfigs, storage: str | None, jobs: int,
                  plugin_args: tuple[str, ...], poll: float) -> None:
         self.optuna = optuna = import_optuna()
         self.spec, self.plugin_args, self.poll = spec, plugin_args, poll
-        self.configs = TrialConfigs(spec, overrides)
+        self.configs = configs
         self.device = str((self.configs.base.get("Global") or {}).get("device", "cpu"))
         self.slots = slots(jobs, spec.gpus, self.device)
         self.url = storage or default_storage(spec.output_dir)
