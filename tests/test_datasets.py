@@ -68,6 +68,9 @@ def test_a_byte_order_mark_is_not_part_of_the_first_path(registry, data, tmp_pat
     assert dataset.check().missing == ()
     sample, label = dataset[0]
     assert label == 1 and sample.shape == (24, 24, 3)
+    class_map = tmp_path / "labels.txt"  # Windows editors write one into class maps too
+    class_map.write_bytes("0 daisy\n1 rose\n".encode("utf-8-sig"))
+    assert read_label_map(class_map, key_path="class_id_map_file") == {0: "daisy", 1: "rose"}
 
 
 def test_tab_delimiter_allows_spaces_in_paths(registry, data, tmp_path) -> None:

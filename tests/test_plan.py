@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,11 @@ def test_config_and_train_reject_the_same_configs_with_the_same_message(config, 
          r"DataLoader.Train.dataset: missing; found keys: datset, sampler, loader$"),
         ("    sampler:", "    samplr:", r"DataLoader.Train.samplr: .* Did you mean 'sampler'\?$",
          r"DataLoader.Train.sampler: .* needs argument 'batch_size', which is missing"),
+        ("Loss:\n  Train:", "Loss:\n  Trian:", r"Loss.Trian: key not used by corolla, ignored. Did you mean 'Train'\?$", None),
+        ("Metric:\n  Train:", "Metric:\n  Tran:", r"Metric.Tran: key not used by corolla, ignored. Did you mean 'Train'\?$", None),
     ],
 )
-def test_a_misspelt_data_loader_key_is_named_before_what_it_breaks(written, misspelt, warning, error, capsys, tmp_path):
+def test_a_misspelt_mode_key_is_named_before_what_it_breaks(written, misspelt, warning, error, capsys, tmp_path):
     config = tmp_path / "misspelt.yaml"
     config.write_text(Path(QUICKSTART).read_text().replace(written, misspelt, 1))
     assert main(["config", "-c", str(config)]) == (2 if error else 0)
@@ -79,6 +82,22 @@ def test_paddleclas_data_loader_keys_corolla_does_not_use_only_warn(registry):
     assert list(plan.loaders) == ["Train"]
     assert [str(w.message) for w in warned] == ["DataLoader.UnLabelTrain: key not used by corolla, ignored.",
                                                 "DataLoader.mean: key not used by corolla, ignored."]
+
+
+@pytest.mark.parametrize("overrides, warning", [
+    (["Global.epochs=3", "Global.start_eval_epoch=5"], "Global.start_eval_epoch=5 and Global.eval_interval=1 leave no epoch"),
+    (["Global.epochs=3", "Global.eval_interval=4"], "Global.start_eval_epoch=0 and Global.eval_interval=4 leave no epoch"),
+    (["Global.epochs=4", "Global.eval_interval=4"], None),
+    (["Global.epochs=3", "Global.start_eval_epoch=3"], None),
+    (["Global.epochs=3", "Global.start_eval_epoch=5", "Global.eval_during_train=False"], None),
+])
+def test_a_training_that_would_evaluate_no_epoch_is_warned_about(overrides, warning, registry):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_plan(load_config(QUICKSTART, overrides), registry)
+    found = [str(w.message) for w in caught if "evaluated" in str(w.message)]
+    expected = f"{warning} of Global.epochs={overrides[0].split('=')[1]} evaluated: training will write no best_model"
+    assert found == ([expected] if warning else [])
 
 
 def test_overrides_may_set_what_the_schema_or_the_signature_knows():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -74,13 +75,16 @@ class _Planner:
         self._know_section("AMP", AmpSection)
         self._know_section("EMA", EmaSection)
         self._know_section("Infer", InferSection)
-        self._know_loaders()
+        self._know_mode_sections()
         self._check_added(added)  # the sections' keys, before their readers warn about them
         settings = read_global(config)
         model = self._model(settings) if config.get("Arch") is not None else None
         class_num = model.class_num if model else settings.class_num
-        self._warn_unused(config.get("DataLoader"), "DataLoader")
+        for section in ("DataLoader", "Loss", "Metric"):
+            self._warn_unused(config.get(section), section)
         loaders = {mode: self._loader(mode, class_num) for mode in MODES if _get(config, "DataLoader", mode) is not None}
+        if "Eval" in loaders and settings.eval_during_train:
+            _warn_if_never_evaluated(settings)
         optimizer, schedule = self._optimizer() if config.get("Optimizer") is not None else (None, None)
         infer = structure(InferSection, config.get("Infer"), "Infer")
         postprocess = self._named("postprocess", infer.PostProcess or {"name": "Topk", "topk": 5}, "Infer.PostProcess")
@@ -214,8 +218,9 @@ class _Planner:
     def _know_section(self, key_path: str, section: type) -> None:
         self.known[key_path] = {f.name for f in attrs.fields(section)}
 
-    def _know_loaders(self) -> None:
-        self.known["DataLoader"] = set(MODES)
+    def _know_mode_sections(self) -> None:
+        for section in ("DataLoader", "Loss", "Metric"):
+            self.known[section] = set(MODES)
         for mode in MODES:
             self.known[f"DataLoader.{mode}"] = {"dataset", "sampler", "loader"}
             self._know_section(f"DataLoader.{mode}.loader", LoaderSettings)
@@ -223,7 +228,7 @@ class _Planner:
     def _warn_unused(self, node: Any, key_path: str) -> None:
         """Warn about each key of the mapping at ``key_path`` that corolla does not read: a
         warning, as for ``Global``, because PaddleClas configs carry such keys
-        (``DataLoader.UnLabelTrain``, ``DataLoader.Eval.Query``)."""
+        (``DataLoader.UnLabelTrain``, ``DataLoader.Eval.Query``, ``Loss.MetaTrain``)."""
         if isinstance(node, Mapping):
             for key in node:
                 if key not in self.known[key_path]:
@@ -250,6 +255,14 @@ class _Planner:
             if key not in known:
                 return f"{parent or 'the config'} has no key {key!r} (known: {', '.join(sorted(known))}).{did_you_mean(key, known)}"
         return None
+
+
+def _warn_if_never_evaluated(settings: GlobalSection) -> None:
+    """No epoch of training is evaluated (so no ``best_model`` is written, which ``export`` reads)."""
+    if not any(epoch % settings.eval_interval == 0 for epoch in range(max(settings.start_eval_epoch, 1), settings.epochs + 1)):
+        warnings.warn(f"Global.start_eval_epoch={settings.start_eval_epoch} and Global.eval_interval={settings.eval_interval} "
+                      f"leave no epoch of Global.epochs={settings.epochs} evaluated: training will write no best_model",
+                      UserWarning, stacklevel=2)
 
 
 def _get(config: Mapping[str, Any], *keys: str) -> Any:

@@ -50,7 +50,7 @@ def read_label_map(path: str | Path, *, key_path: str, delimiter: str | None = N
     if not path.is_file():
         raise DataError(f"{key_path}: class id map file not found: {path}")
     labels: dict[int, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         head, _, name = line.strip().partition(delimiter or " ")
