@@ -215,6 +215,18 @@ def test_other_class_num_loads_all_but_the_classifier(saved, caplog):
     assert "fc.weight, fc.bias" in record.getMessage() and "5 classes, the model 3" in record.getMessage()
 
 
+def test_a_frozen_classifier_of_another_class_num_is_an_error_not_left_random(saved):
+    path, _ = saved
+    model = Tiny(classes=3)
+    for param in model.fc.parameters():
+        param.trainable = False  # as a frozen distillation teacher's (Global.pretrained_model loads it this way)
+    before = _arrays(model)
+    with pytest.raises(WeightsError, match=r"has 5 classes and Tiny 3, but its classifier \(fc.weight, fc.bias\) is frozen: "
+                                           r"it would stay randomly initialised. Give the frozen model class_num=5"):
+        load_pretrained(model, path, name="Tiny", table={})
+    assert all(np.array_equal(before[k], v) for k, v in _arrays(model).items())
+
+
 def test_shape_mismatch_and_missing_keys_are_errors_that_list_them(saved, tmp_path):
     path, _ = saved
     model = Tiny(width=6)

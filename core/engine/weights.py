@@ -195,8 +195,8 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
     Every entry of the model must be in ``state`` with its shape. With ``strict``
     false, the classifier alone may differ, in its number of classes only (keys whose
     shapes differ in the last axis, all from the same N to the same M classes): it
-    keeps its initialisation and one log line says so; keys the model does not have
-    are logged and ignored. With ``strict`` (resuming a checkpoint) both are errors.
+    keeps its initialisation and one log line says so, unless it is frozen (not
+    trainable, so never trained: an error); keys the model does not have are logged and ignored. With ``strict`` (resuming a checkpoint) both are errors.
     Nothing is copied unless everything fits; the :class:`WeightsError` lists what does not.
     """
     own = model.state_dict()
@@ -217,6 +217,12 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
         if strict and unexpected:
             problems.append(f"{len(unexpected)} entries the model does not have: {_listing(unexpected)}")
         raise WeightsError(f"{source} does not fit {name}: " + "; ".join(problems) + ". Is it a file of another model?")
+    frozen = [key for key in head if not getattr(own[key], "trainable", True)]
+    if frozen:  # a fresh classifier that is never trained
+        file_classes, model_classes = _class_change(head)
+        raise WeightsError(f"{source} has {file_classes} classes and {name} {model_classes}, but its classifier "
+                           f"({', '.join(frozen)}) is frozen: it would stay randomly initialised. Give the frozen "
+                           f"model class_num={file_classes}")
     for key, tensor in own.items():
         if key not in head:
             value = np.asarray(state[key])
