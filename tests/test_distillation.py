@@ -137,6 +137,14 @@ def test_unfrozen_models_learn_mutually(registry):
     assert float(model.Student.fc.weight.grad.abs().sum()) > 0
 
 
+def test_a_pair_loss_over_models_of_different_class_counts_names_the_loss_and_the_shapes(registry):
+    outputs = {"Student": paddle.zeros([2, 4]), "Teacher": paddle.zeros([2, 102])}
+    loss = loss_of([{"DistillationGTCELoss": None}, {"DistillationDMLLoss": None}], registry, "Loss.Train")
+    with pytest.raises(ConfigError, match=r"^Loss.Train.1.DistillationDMLLoss cannot be computed on the outputs "
+                                          r"\(Student \[2, 4\], Teacher \[2, 102\]\): \(InvalidArgument\) Broadcast"):
+        loss(outputs, paddle.to_tensor([0, 1]))
+
+
 def test_each_model_loads_its_own_pretrained_weights(registry, tmp_path):
     source = registry.build("backbone", "TinyNet", {"class_num": 3, "width": 6})
     path = tmp_path / "teacher.pdparams"

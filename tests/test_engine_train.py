@@ -141,7 +141,7 @@ def test_skipped_training_images_are_counted_every_epoch(data, registry, tmp_pat
     with pytest.warns(SkippedImagesWarning) as warned:
         run = run_training(config, registry)
     skips = [str(w.message) for w in warned if issubclass(w.category, SkippedImagesWarning)]
-    assert len(skips) == 2 and all(s.startswith("DataLoader.Train: skipped 1 unreadable images this epoch") for s in skips)
+    assert len(skips) == 2 and all(s.startswith("DataLoader.Train: skipped 1 unreadable image this epoch") for s in skips)
     assert run.steps_per_epoch == -(-(data.num_train + 1) // 8) and run.global_step == 2 * run.steps_per_epoch
 
 

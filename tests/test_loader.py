@@ -210,7 +210,8 @@ def test_undecodable_image_fails_with_its_line(registry, data, flawed, tmp_path)
     fixed = tmp_path / "only_broken.txt"
     fixed.write_text("".join(line + "\n" for line in listing.read_text().splitlines() if "gone" not in line))
     loader = loader_of(config_for(data, fixed, shuffle=False), "Train", registry, rank=0, world_size=1)
-    with pytest.raises(UnreadableImageError, match=rf"{fixed}:6: {folder / 'broken.jpg'}: cannot decode image"):
+    with pytest.raises(UnreadableImageError, match=rf"{fixed}:6: {folder / 'broken.jpg'}: cannot decode image.* \(to skip "
+                                                   r"unreadable images, set DataLoader.Train.loader.skip_bad_images: true\)$"):
         collect(loader)
 
 

@@ -201,6 +201,19 @@ def test_a_new_run_in_a_folder_with_an_earlier_run_is_refused(trained, registry)
     assert {p.name: p.stat().st_mtime_ns for p in first.output_dir.iterdir()} == before
 
 
+def test_an_earlier_run_that_left_no_checkpoint_is_moved_aside_without_asking(data, registry, tmp_path, capsys):
+    # a run that failed in its first epoch (NaN, a bad image): its advice, a lower rate, must just work
+    config = engine_support.tiny_config(data, tmp_path, epochs=1)
+    folder = tmp_path / "TinyNet"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    (folder / "metrics.jsonl").write_text('{"event": "step"}\n')
+    assert run(config, registry).epoch == 1
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("TinyNet.before-")]
+    assert (aside / "metrics.jsonl").read_text() == '{"event": "step"}\n'
+    assert f"was moved to {aside}" in capsys.readouterr().out
+
+
 def test_overwrite_moves_the_earlier_run_aside_and_resuming_is_allowed(data, registry, tmp_path, capsys):
     config = engine_support.tiny_config(data, tmp_path, epochs=1)
     first = run(config, registry)

@@ -221,7 +221,7 @@ def test_a_frozen_classifier_of_another_class_num_is_an_error_not_left_random(sa
     for param in model.fc.parameters():
         param.trainable = False  # as a frozen distillation teacher's (Global.pretrained_model loads it this way)
     before = _arrays(model)
-    with pytest.raises(WeightsError, match=r"has 5 classes and Tiny 3, but its classifier \(fc.weight, fc.bias\) is frozen: "
+    with pytest.raises(WeightsError, match=r"has 5 classes and the model \(Tiny\) 3, but its classifier \(fc.weight, fc.bias\) is frozen: "
                                            r"it would stay randomly initialised. Give the frozen model class_num=5"):
         load_pretrained(model, path, name="Tiny", table={})
     assert all(np.array_equal(before[k], v) for k, v in _arrays(model).items())

@@ -181,8 +181,10 @@ class Loader:
             with closing(batches):
                 for batch, images, labels, draws in batches:
                     if batch.failed:
-                        error = UnreadableImageError if batch.note.startswith(UNREADABLE) else DataError
-                        raise error(batch.note.removeprefix(UNREADABLE))
+                        if batch.note.startswith(UNREADABLE):
+                            raise UnreadableImageError(f"{batch.note.removeprefix(UNREADABLE)} (to skip unreadable images, "
+                                                       f"set DataLoader.{self.mode}.loader.skip_bad_images: true)")
+                        raise DataError(batch.note)
                     skipped += batch.skipped
                     if batch.note and len(reasons) < 3:
                         reasons.append(batch.note)
@@ -197,7 +199,8 @@ class Loader:
     def _report_skipped(self, skipped: list[int], reasons: list[str]) -> None:
         self.skipped = len(skipped)
         if skipped:
-            warnings.warn(f"DataLoader.{self.mode}: skipped {len(skipped)} unreadable images this epoch "
+            images = "image" if len(skipped) == 1 else "images"
+            warnings.warn(f"DataLoader.{self.mode}: skipped {len(skipped)} unreadable {images} this epoch "
                           f"(loader.skip_bad_images), e.g. {'; '.join(reasons)}", SkippedImagesWarning, stacklevel=3)
 
     def fetch(self, item: int | tuple[int, int, int]) -> tuple[Any, Any] | Failure:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from corolla.config.load import Config, apply_override, dump_config, load_config
-from corolla.data.split import SPLIT_ELSEWHERE, FolderSplit, write_new_files
+from corolla.data.split import FolderSplit, write_new_files
 from corolla.plugin.errors import ConfigError
 
 
@@ -38,7 +38,8 @@ def write_config(config: Config, path: str | os.PathLike[str], *, made_by: str) 
     """
     path = Path(path)
     text = f"# {made_by}\n# Made from {config.source}; its comments explain each value.\n" + dump_config(config)
-    write_new_files({path: text}, writer="data split", instead=SPLIT_ELSEWHERE)
+    write_new_files({path: text}, writer="data split", instead="Move or delete it to have a new one written, or write "
+                    "the new files to another folder with --out FOLDER")
     return path
 
 

@@ -201,17 +201,19 @@ def resume_advice(folder: Path) -> str:
     folder that holds an earlier run (:func:`claim_run_folder`)."""
     if (folder / "latest.pdstates").is_file():
         return f"resume it by adding -o Global.checkpoints={folder / 'latest'} to the same command"
-    return (f"no checkpoint was written in {folder}: start again with the same command and --overwrite "
-            f"(it moves the earlier run to {folder.name}.before-<time>)")
+    return (f"no checkpoint was written in {folder}: the same command starts anew (it moves this run's logs "
+            f"to {folder.name}.before-<time>)")
 
 
 def claim_run_folder(folder: Path, *, resuming_from: str | None, overwrite: bool) -> Path | None:
     """Make sure a new run does not destroy an earlier one in ``folder``.
 
-    A folder with another run's checkpoints or logs is refused (:class:`RunFolderTaken`
-    says how to resume it or keep it), unless the run resumes from a checkpoint in it,
-    or ``overwrite`` is set: then the earlier run is moved aside, to
-    ``<folder>.before-<UTC time>``, and that path is returned.
+    A folder with another run's checkpoints is refused (:class:`RunFolderTaken` says how
+    to resume it or keep it), unless the run resumes from a checkpoint in it, or
+    ``overwrite`` is set: then the earlier run is moved aside, to
+    ``<folder>.before-<UTC time>``, and that path is returned. An earlier run that left
+    logs but no checkpoint (it failed in its first epoch) has nothing to resume: it is
+    moved aside without asking.
     """
     if (folder / ".lock").is_file():
         RunLock(folder).acquire()  # fails while another process writes the folder
@@ -223,7 +225,7 @@ def claim_run_folder(folder: Path, *, resuming_from: str | None, overwrite: bool
         return None
     if resuming_from is not None and Path(resuming_from).resolve().parent == folder.resolve():
         return None
-    if not overwrite:
+    if not overwrite and any(Path(name).suffix in SUFFIXES for name in earlier):
         latest = f" (its latest checkpoint is after epoch {_epoch_of(folder / 'latest')})" if (folder / "latest.pdstates").is_file() else ""
         raise RunFolderTaken(
             f"{folder} holds an earlier run{latest}: {', '.join(earlier[:6])}{', ...' if len(earlier) > 6 else ''}. "

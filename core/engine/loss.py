@@ -46,6 +46,9 @@ class CombinedLoss(paddle.nn.Layer):
                 values = fn(outputs, labels)
             except ConfigError as exc:
                 raise ConfigError(f"{key_path}: {exc}") from None
+            except ValueError as exc:  # Paddle's shape errors: paired models of different class counts, say
+                raise ConfigError(f"{key_path} cannot be computed on the outputs ({_shapes(outputs)}): "
+                                  f"{str(exc).strip().splitlines()[0]}") from exc
             if not isinstance(values, Mapping) or not values:
                 raise ConfigError(
                     f"{key_path}: a loss must return a non-empty dict of named tensors, "
@@ -59,6 +62,14 @@ class CombinedLoss(paddle.nn.Layer):
                 result[name] = value * weight
         result["loss"] = paddle.add_n(list(result.values()))
         return result
+
+
+def _shapes(outputs: Any) -> str:
+    """``Teacher [8, 4], Student [8, 102]``: the shape of each model's logits, or of the output."""
+    if not isinstance(outputs, Mapping):
+        return str(list(getattr(outputs, "shape", [])))
+    shown = {name: value.get("logits") if isinstance(value, Mapping) else value for name, value in outputs.items()}
+    return ", ".join(f"{name} {list(value.shape)}" for name, value in shown.items() if hasattr(value, "shape"))
 
 
 def build_loss(parts: Sequence[Part], registry: Registry, key_path: str) -> CombinedLoss:

@@ -128,7 +128,8 @@ class _Job:
         try:
             if run.is_main:
                 if self.moved_aside is not None:
-                    print(f"[Train] the earlier run in {run.output_dir} was moved to {self.moved_aside}", flush=True)
+                    print(f"[Train] the earlier run in {run.output_dir} (its logs, and its checkpoints if any) "
+                          f"was moved to {self.moved_aside}", flush=True)
                 for stale in run.output_dir.glob(f".tmp-*{TEMP_SUFFIX}"):  # left by a killed run
                     stale.unlink()
                 write_manifest(run.output_dir, build_manifest(

@@ -220,7 +220,7 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
     frozen = [key for key in head if not getattr(own[key], "trainable", True)]
     if frozen:  # a fresh classifier that is never trained
         file_classes, model_classes = _class_change(head)
-        raise WeightsError(f"{source} has {file_classes} classes and {name} {model_classes}, but its classifier "
+        raise WeightsError(f"{source} has {file_classes} classes and the model ({name}) {model_classes}, but its classifier "
                            f"({', '.join(frozen)}) is frozen: it would stay randomly initialised. Give the frozen "
                            f"model class_num={file_classes}")
     for key, tensor in own.items():
