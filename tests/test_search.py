@@ -249,7 +249,7 @@ def test_a_search_checks_overrides_and_stage_keys_as_train_does_before_any_trial
     overrides = split_overrides([override])
     with pytest.raises(ConfigError, match=message):
         run_search(read_search(search, overrides), overrides)
-    assert not [path for path in out.iterdir() if path.is_dir()]  # no trial folder
+    assert not out.exists()  # no trial folder, not even the study's search.db: the check comes first
 
 
 def test_the_plugin_flags_of_search_reach_its_check_of_the_configs(plugin_env, tmp_path, capsys):
@@ -262,7 +262,7 @@ def test_the_plugin_flags_of_search_reach_its_check_of_the_configs(plugin_env, t
         "search_dict": [{"search_key": "lrs", "replace_config": ["Optimizer.lr.learning_rate"], "search_values": [0.1]}]})
     assert main(["search", "-c", str(search), "-p", "no:search_net"]) == 2  # the plugin that has SearchNet, disabled
     assert "SearchNet" in capsys.readouterr().err
-    assert not [path for path in out.iterdir() if path.is_dir()]  # no trial folder
+    assert not out.exists()  # no trial folder, not even the study's search.db: the check comes first
 
 
 @pytest.mark.parametrize("name", ["quick_search.yaml", "person_exists.yaml"])

@@ -45,7 +45,19 @@ def run_search(spec: SearchSpec, overrides: Overrides = Overrides(), *, storage:
     the seconds an idle worker waits before looking at the study again."""
     if jobs < 1:
         raise ConfigError(f"--jobs: expected 1 or more trials at once, found {jobs}")
-    return _Search(spec, TrialConfigs(spec, overrides, registry_of), storage, jobs, tuple(plugin_args), poll).run()
+    configs = TrialConfigs(spec, overrides, registry_of)
+    configs.check_keys(spec.all_stages(), _teacher_keys(spec))  # before the storage (search.db) is made
+    return _Search(spec, configs, storage, jobs, tuple(plugin_args), poll).run()
+
+
+def _teacher_keys(spec: SearchSpec) -> list[str]:
+    """The keys of the distillation config that the final run sets in its teacher."""
+    teacher = spec.teacher
+    if teacher is None:
+        return []
+    if teacher.algorithm == "udml":
+        return [f"{TEACHER}.lr_mult_list"] if any(s.name == "lr_mult_list" for s in spec.stages) else []
+    return [f"{TEACHER}.name", f"{TEACHER}.pretrained"]
 
 
 class _Search:
@@ -71,7 +83,6 @@ class _Search:
 
     def run(self) -> SearchResult:
         stages = self.spec.all_stages()
-        self.configs.check_keys(stages, self._teacher_keys())
         self.pruners = {stage.name: self._pruner(stage) for stage in stages}
         where = "GPU " + ",".join(map(str, self.spec.gpus)) if self.device == "gpu" and self.spec.gpus else self.device
         self.progress.say(f"search {self.spec.source}: {len(stages)} stages, {len(self.slots)} worker(s) on {where}; "
@@ -97,14 +108,6 @@ class _Search:
             make_list_dataset(root, **arguments)
         except TypeError as exc:
             raise ConfigError(f"{self.spec.source}: generate_dataset: {exc}") from None
-
-    def _teacher_keys(self) -> list[str]:
-        teacher = self.spec.teacher
-        if teacher is None:
-            return []
-        if teacher.algorithm == "udml":
-            return [f"{TEACHER}.lr_mult_list"] if any(s.name == "lr_mult_list" for s in self.spec.stages) else []
-        return [f"{TEACHER}.name", f"{TEACHER}.pretrained"]
 
     def _pruner(self, stage: Stage) -> dict | None:
         """The SearchTrial callback's ``pruner``: Optuna's class and its arguments (checked here)."""
