@@ -208,6 +208,9 @@ def test_resume_from_a_checkpoint_file_continues_after_its_epoch(data, registry,
     run = run_training(config, registry)
     assert run.start_epoch == 2 and run.epoch == 2 and run.resumed_from == latest
     assert int(load_state_dict_file(tmp_path / "TinyNet" / "latest.pdstates")["epoch"]) == 2
+    config["Global"]["checkpoints"] = str(latest)  # the run is finished: resuming it again trains nothing, and says so
+    with pytest.warns(UserWarning, match=r"is after epoch 2 and Global.epochs is 2: nothing is left to train"):
+        assert run_training(config, registry).epoch == 2
 
 
 def test_eval_infer_export_predict_of_the_trained_model(trained, registry, data, tmp_path, capsys):

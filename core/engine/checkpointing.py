@@ -136,6 +136,9 @@ class Checkpoints:
         self.job.best_ema = states.get("best_metric_ema")
         run.resumed_from = prefix
         run.last_checkpoint = prefix
+        if run.start_epoch > run.epochs:
+            warnings.warn(f"Global.checkpoints: {prefix} is after epoch {run.epoch} and Global.epochs is {run.epochs}: "
+                          "nothing is left to train (raise Global.epochs to train on)", UserWarning, stacklevel=2)
 
 
 def read_states(prefix: str) -> dict[str, Any]:
