@@ -1,15 +1,16 @@
 """Files written so that a crash, a kill or a full disk leaves the old file or the new one,
 whole: each is written to a temporary name in its folder, flushed to disk and renamed over
-the old one. The lowest layer that writes files (``data split``) holds it; the engine's
+the old one; :func:`write_new_files` also keeps files a user may have edited. The lowest
+layer that writes files (``data split``, ``data flowers102``) holds it; the engine's
 checkpoints, manifests and the search's tables use it too."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Mapping
 
-from corolla.plugin.errors import CorollaError
+from corolla.plugin.errors import CorollaError, DataError
 
 #: the ending of a file still being written (``.tmp-XXXX.ckpt``)
 TEMP_SUFFIX = ".ckpt"
@@ -34,6 +35,20 @@ def write_text(path: str | Path, text: str) -> Path:
         old = "the previous one is intact" if path.is_file() else "nothing was written"
         raise WriteError(f"could not write {path}: {exc.strerror or exc}; {old}") from exc
     return path
+
+
+def write_new_files(files: Mapping[Path, str], *, writer: str, instead: str) -> None:
+    """Write each ``{path: text}`` atomically, or none of them when one already exists with other text.
+
+    Rewriting a file with the same text is allowed, so a command can be run again. Otherwise a
+    :class:`DataError` from ``writer`` names the files it keeps, then says what to do ``instead``.
+    """
+    different = [str(path) for path, text in files.items() if path.is_file() and path.read_bytes() != text.encode("utf-8")]
+    if different:
+        raise DataError(f"{writer}: {', '.join(different)} already exist{'s' if len(different) == 1 else ''} "
+                        f"with other contents than this run would write; kept as they are. {instead}")
+    for path, text in files.items():
+        write_text(path, text)
 
 
 def staged_file(directory: Path, write: Callable[[IO[bytes]], object]) -> str:

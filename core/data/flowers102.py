@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corolla.data.split import write_new_files
+from corolla.data.atomic import write_new_files
 from corolla.plugin.errors import DataError
 
 #: list file -> the setid.mat key it comes from

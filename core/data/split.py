@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import zlib
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import attrs
 import numpy as np
 
-from corolla.data.atomic import write_text
+from corolla.data.atomic import write_new_files
 from corolla.plugin.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -92,20 +92,6 @@ def split_folder(root: str | os.PathLike[str], *, val_fraction: float = 0.2, see
     loose = sum(1 for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     return FolderSplit(root, train_list, val_list, label_list, tuple(classes),
                        tuple(train_counts), tuple(val_counts), delimiter, loose)
-
-
-def write_new_files(files: Mapping[Path, str], *, writer: str, instead: str) -> None:
-    """Write each ``{path: text}`` atomically, or none of them when one already exists with other text.
-
-    Rewriting a file with the same text is allowed, so a command can be run again. Otherwise a
-    :class:`DataError` from ``writer`` names the files it keeps, then says what to do ``instead``.
-    """
-    different = [str(path) for path, text in files.items() if path.is_file() and path.read_bytes() != text.encode("utf-8")]
-    if different:
-        raise DataError(f"{writer}: {', '.join(different)} already exist{'s' if len(different) == 1 else ''} "
-                        f"with other contents than this run would write; kept as they are. {instead}")
-    for path, text in files.items():
-        write_text(path, text)
 
 
 def _images(root: Path, folder: Path) -> list[str]:

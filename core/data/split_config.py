@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from corolla.config.load import Config, apply_override, dump_config, load_config
-from corolla.data.split import FolderSplit, write_new_files
+from corolla.data.atomic import write_new_files
+from corolla.data.split import FolderSplit
 from corolla.plugin.errors import ConfigError
 
 
