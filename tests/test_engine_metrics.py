@@ -26,12 +26,15 @@ def test_topk_counts_only_labeled_rows_and_accumulates():
     assert metric.result() == {}
 
 
-def test_topk_skips_soft_labels_and_clamps_k_to_classes():
-    metric = TopkAcc(topk=(1, 5))
+def test_topk_skips_soft_labels_and_clamps_k_to_classes_with_one_warning():
+    metric = TopkAcc(topk=(1, 3, 5))
     soft = paddle.to_tensor(np.full((4, 3), 1 / 3, dtype="float32"))
     assert metric.update(paddle.to_tensor(LOGITS), soft) == {}
-    assert metric.update({"logits": paddle.to_tensor(LOGITS[:3])}, paddle.to_tensor([1, 1, 1])) == {
-        "top1": pytest.approx(1 / 3), "top5": 1.0}
+    with pytest.warns(UserWarning, match=r"TopkAcc.topk: top5 counts every sample as correct: the model has 3 classes") as caught:
+        assert metric.update({"logits": paddle.to_tensor(LOGITS[:3])}, paddle.to_tensor([1, 1, 1])) == {
+            "top1": pytest.approx(1 / 3), "top3": 1.0, "top5": 1.0}
+        metric.update(paddle.to_tensor(LOGITS[:3]), paddle.to_tensor([1, 1, 1]))
+    assert len(caught) == 1
     with pytest.raises(ValueError, match="topk"):
         TopkAcc(topk=[0])
 

@@ -13,6 +13,7 @@ Cutmix) has no ground-truth class, so top-k skips it.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -39,7 +40,7 @@ class TopkAcc:
 
     A sample counts as correct for ``k`` when its label is among its ``k``
     highest logits; ``k`` larger than the number of classes counts every
-    labeled sample as correct.
+    labeled sample as correct (a warning says so, once).
     """
 
     def __init__(self, topk: int | Sequence[int] = (1, 5)) -> None:
@@ -47,6 +48,7 @@ class TopkAcc:
         if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
             raise ValueError(f"topk: expected positive integers, found {topk!r}")
         self.topk = ks
+        self._warned = False
         self.reset()
 
     def reset(self) -> None:
@@ -62,6 +64,7 @@ class TopkAcc:
         if not labeled.any():
             return {}
         scores, classes = scores[labeled], classes[labeled]
+        self._warn_of_trivial_k(scores.shape[1])
         order = np.argsort(-scores, axis=1, kind="stable")[:, : max(self.topk)]
         hits = order == classes[:, None]
         batch = {}
@@ -76,6 +79,14 @@ class TopkAcc:
         if not self.count:
             return {}
         return {f"top{k}": self.correct[k] / self.count for k in self.topk}
+
+    def _warn_of_trivial_k(self, classes: int) -> None:
+        trivial = [k for k in self.topk if k > classes]
+        if trivial and not self._warned:
+            self._warned = True
+            names = ", ".join(f"top{k}" for k in trivial)
+            warnings.warn(f"TopkAcc.topk: {names} counts every sample as correct: the model has {classes} classes "
+                          f"(set topk to at most {classes})", stacklevel=3)
 
 
 class DistillationTopkAcc(TopkAcc):
