@@ -167,6 +167,19 @@ def test_multilabel_thresh_output(registry, tmp_path):
     assert got.line() == "scene.jpg:\tclass id(s): [1, 2], score(s): [0.50, 0.93], label_name(s): ['water', 'grass']"
 
 
+@pytest.mark.parametrize("name", ["Topk", "MultiLabelThreshOutput"])
+def test_a_class_the_class_map_does_not_name_is_shown_by_number_with_one_warning(registry, tmp_path, name):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0 sky\n1 water\n")
+    post = registry.build("postprocess", name, {"class_id_map_file": str(labels)})
+    scores = np.array([[0.1, 0.2, 0.7], [0.05, 0.9, 0.96]])
+    with pytest.warns(UserWarning, match=rf"class_id_map_file: {labels} names 2 classes, but not class 2; .* shown by their number") as caught:
+        first, second = post(scores, ["a.jpg", "b.jpg"])
+        post(scores, ["a.jpg", "b.jpg"])
+    assert len(caught) == 1
+    assert first.label_names[0] == "2" and "water" in second.label_names
+
+
 # --- PaddleClas's PULC attribute configs, end to end ----------------------------------------------------
 
 
