@@ -155,11 +155,13 @@ def test_an_export_refuses_a_folder_it_did_not_write_and_touches_nothing(trained
 
 
 def test_an_export_replaces_an_earlier_export_or_an_empty_folder_never_the_current_one(trained, registry, tmp_path,
-                                                                                     monkeypatch):
+                                                                                     monkeypatch, capsys):
     config = exported_copy(trained, tmp_path)
     folder = export(read_plan(config, registry))
+    assert "earlier export" not in capsys.readouterr().out
     (folder / "inference.yml").write_text("from an earlier export\n")
     assert export(read_plan(config, registry)) == folder
+    assert f"[Export] {folder} holds an earlier export: the new one replaces it" in capsys.readouterr().out
     assert "PreProcess" in (folder / "inference.yml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # the earlier export is gone, not set aside
     empty = tmp_path / "empty"

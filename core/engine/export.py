@@ -88,6 +88,8 @@ def export(plan: Plan, *, formats: Sequence[str] = ("paddle",)) -> Path:
         require("paddle2onnx", "onnx", "onnxruntime", purpose="corolla export --format onnx")
     settings = plan.settings
     plan.postprocess.build(plan.registry)  # a missing class_id_map_file fails before anything is written
+    if target.is_dir() and any(target.iterdir()):
+        print(f"[Export] {target} holds an earlier export: the new one replaces it once it is checked", flush=True)
     setup_environment(settings.device, settings.seed, distributed=False)
     staging = target.with_name(f".{target.name}.exporting-{os.getpid()}")
     steps = ["build", "trace and save", *(["convert to ONNX"] if "onnx" in formats else []), "record preprocessing", "check"]
