@@ -239,8 +239,15 @@ def test_trial_configs_map_keys_and_check_that_they_exist(plugin_env, tmp_path):
      r"base.yaml: search_dict.0.params.size.replace_config \(stage 'crop'\) of .*s.yaml sets DataLoader.Train.dataset.transform_ops.1.ResizeImage.sise, "
      r"but DataLoader.Train.dataset.transform_ops.1.ResizeImage has no key 'sise' .*Did you mean 'size'\?"),
     ("Optimizer.lr.learning_rate=-0.1", r"base.yaml: Optimizer.lr.learning_rate: expected a number > 0, found -0.1"),
+    ("search_dict.0.search_values=[0.1, -0.2]", r"base.yaml: search_dict.0.replace_config \(stage 'lrs'\) of .*s.yaml: "
+     r"the value -0.2: Optimizer.lr.learning_rate: expected a number > 0, found -0.2"),
+    ("search_dict.0={search_key: lrs, sampler: tpe, trials: 2, params: {lr: {replace_config: [Optimizer.lr.learning_rate], "
+     "low: -0.1, high: 0.5}}}", r"search_dict.0.params.lr.replace_config \(stage 'lrs'\) of .*s.yaml: the value -0.1: "
+     r"Optimizer.lr.learning_rate: expected a number > 0"),
+    ("search_dict.0={search_key: net, replace_config: [Arch.name], search_values: [SearchNet, SearchNett]}",
+     r"stage 'net'\) of .*s.yaml: the value SearchNett: .*SearchNett"),
 ])
-def test_a_search_checks_overrides_and_stage_keys_as_train_does_before_any_trial(plugin_env, tmp_path, override, message):
+def test_a_search_checks_overrides_stage_keys_and_values_as_train_does_before_any_trial(plugin_env, tmp_path, override, message):
     out = tmp_path / "out"
     write_yaml(tmp_path / "base.yaml", tiny_base(no_data(tmp_path), tmp_path))
     search = write_yaml(tmp_path / "s.yaml", {

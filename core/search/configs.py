@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import attrs
 import yaml
 
 from corolla.config.load import Config, apply_override, dump_config, get_path, load_config
@@ -82,21 +83,22 @@ class TrialConfigs:
         keys of ``-o`` and every key a stage sets. Such a key must sit in a mapping or list
         item that its config has (``transform_ops.1.RandCropImage.size`` needs item 1 to be
         ``RandCropImage``); a key the config lacks (``Arch.lr_mult_list``) must be known to
-        the schema or to its component, as with ``-o``."""
-        base_keys: dict[str, str] = {}
-        distill_keys: dict[str, str] = {}
+        the schema or to its component, as with ``-o``. Then each value a stage may set (each
+        of ``search_values``, or ``low`` and ``high``) is planned alone, so a value the config
+        cannot take (a negative learning rate, an unknown model) stops the search here."""
+        base, distill = _Checks(), _Checks()
         for stage in stages:
             for param in stage.params:
                 setter = self._setter(stage, param)
-                for key in param.keys:
-                    if stage.kind != "final":
-                        base_keys[key] = setter
-                    if self.distill is not None and stage.kind == "search":
-                        distill_keys[map_key(key, self.spec.final_replace)] = f"{setter}, through final_replace,"
-        distill_keys.update({key: f"teacher of {self.spec.source}" for key in teacher_keys})
-        self._check(self.base, self.spec.base_config, base_keys)
+                mapped = tuple(map_key(key, self.spec.final_replace) for key in param.keys)
+                if stage.kind != "final":
+                    base.add(param.keys, setter, _candidates(param))
+                if self.distill is not None and stage.kind == "search":
+                    distill.add(mapped, f"{setter}, through final_replace,", _candidates(param))
+        distill.add(tuple(teacher_keys), f"teacher of {self.spec.source}", ())
+        self._check(self.base, self.spec.base_config, base)
         if self.distill is not None:
-            self._check(self.distill, self.spec.distill_config, distill_keys)
+            self._check(self.distill, self.spec.distill_config, distill)
 
     def _setter(self, stage: Stage, param: Param) -> str:
         """The search file key that sets the config keys of ``param``, for messages."""
@@ -106,18 +108,46 @@ class TrialConfigs:
         index = self.spec.stages.index(stage)
         return f"search_dict.{index}{joint}.replace_config (stage {stage.name!r}) of {self.spec.source}"
 
-    def _check(self, config: Config, path: Path | None, keys: Mapping[str, str]) -> None:
-        """Plan ``config`` with ``keys`` (key path -> the search file key that sets it)."""
-        for key, setter in keys.items():
+    def _check(self, config: Config, path: Path | None, checks: _Checks) -> None:
+        """Plan ``config`` with the keys of ``checks``, then with each of their values."""
+        for key, setter in checks.setters.items():
             parent = key.rpartition(".")[0]
             if parent and get_path(config, parent, _MISSING) is _MISSING:
                 raise ConfigError(f"{path}: {setter} sets {key}, but the config has no {parent} "
                                   f"(PaddleClas would add it silently; fix the key path or the config)")
-        new_keys = {key: setter for key, setter in keys.items() if get_path(config, key, _MISSING) is _MISSING}
+        new_keys = {key: setter for key, setter in checks.setters.items() if get_path(config, key, _MISSING) is _MISSING}
+        registry = self.registry_of(config)
         try:
-            read_plan(config, self.registry_of(config), new_keys=new_keys)
+            read_plan(config, registry, new_keys=new_keys)
         except CorollaError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        for keys, setter, value in checks.values:
+            try:
+                read_plan(apply_settings(config, dict.fromkeys(keys, value)), registry, new_keys=new_keys)
+            except CorollaError as exc:
+                raise ConfigError(f"{path}: {setter}: the value {label(value)}: {exc}") from None
+
+
+@attrs.define
+class _Checks:
+    """What to check in one config: each key a search sets (-> the search file key that sets
+    it) and each value it may set (keys, setter, value)."""
+
+    setters: dict[str, str] = attrs.Factory(dict)
+    values: list[tuple[tuple[str, ...], str, Any]] = attrs.Factory(list)
+
+    def add(self, keys: tuple[str, ...], setter: str, values: Iterable[Any]) -> None:
+        self.setters.update(dict.fromkeys(keys, setter))
+        self.values += [(keys, setter, value) for value in values]
+
+
+def _candidates(param: Param) -> tuple[Any, ...]:
+    """The values of ``param`` worth planning: each of a list, the ends of a range."""
+    if param.values is not None:
+        return param.values
+    if param.integer:
+        return int(param.low), int(param.high)
+    return param.low, param.high
 
 
 def _removed(key: str, rm_keys: Iterable[str]) -> bool:
