@@ -18,7 +18,7 @@ from corolla.plugin.errors import (
 )
 from corolla.plugin.markers import hookimpl, hookspec
 from corolla.plugin.lazy import lazy
-from corolla.plugin.registry import Alias, Registry, current_registry
+from corolla.plugin.registry import Alias, Registry, current_key_path, current_registry
 
 try:
     __version__ = version("corolla")
@@ -35,6 +35,7 @@ __all__ = [
     "Registry",
     "UnknownComponentError",
     "__version__",
+    "current_key_path",
     "current_registry",
     "hookimpl",
     "hookspec",

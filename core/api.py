@@ -4,7 +4,8 @@ Everything else in the core is internal and may change; a test keeps the built-i
 plugins to this module. Importing it does not import Paddle.
 
 - Registering: :data:`hookimpl`, :func:`lazy`, :func:`lazy_variants`, :class:`Alias`,
-  and :func:`current_registry` for a component that builds other components.
+  and :func:`current_registry` and :func:`current_key_path` for a component that builds
+  other components.
 - The contract's types (:mod:`corolla.plugin.hookspecs`): :class:`Run` and the protocols
   a loss, metric, schedule, sampler, transform or exported model follows.
 - Errors a plugin raises: :class:`ConfigError`, :class:`DataError`, ...
@@ -66,7 +67,7 @@ from corolla.plugin.hookspecs import (
 from corolla.plugin.markers import hookimpl
 from corolla.plugin.outputs import ModelOutputs, pick_output
 from corolla.plugin.lazy import lazy, lazy_variants
-from corolla.plugin.registry import Alias, current_registry
+from corolla.plugin.registry import Alias, current_key_path, current_registry
 
 __all__ = [
     "MODEL_ZOO_URL",
@@ -99,6 +100,7 @@ __all__ = [
     "WeightsError",
     "apply_state_dict",
     "build_batch_transform",
+    "current_key_path",
     "current_registry",
     "describe_weights",
     "format_values",

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from corolla import load_registry
+from corolla import current_key_path, load_registry
 from corolla.plugin.discovery import PluginImportWarning
 from corolla.plugin.errors import PluginError, UnknownComponentError
 from corolla.plugin.lazy import lazy_variants
@@ -191,18 +191,24 @@ def test_lazy_variants_reads_the_table_from_source_and_sees_an_edited_file(tmp_p
         lazy_variants("lazy_family_module")
 
 
-def test_component_can_build_sub_components_with_current_registry(fake_dist):
+def test_component_can_build_sub_components_with_current_registry_under_its_key_path(fake_dist):
     fake_dist("tiny-models", {"tiny": NET_PLUGIN, "pair": """
-from corolla import current_registry
+from corolla import current_key_path, current_registry
 
 def Pair(models):
-    return [current_registry().build("backbone", m, {}) for m in models]
+    where = current_key_path()
+    return [current_registry().build("backbone", m, {}, key_path=f"{where}.models.{i}") for i, m in enumerate(models)]
 
 def corolla_backbones():
     return {"Pair": Pair}
 """})
-    built = quiet_registry().build("backbone", "Pair", {"models": ["TinyNet", "TinyNet"]})
+    registry = quiet_registry()
+    built = registry.build("backbone", "Pair", {"models": ["TinyNet", "TinyNet"]}, key_path="Arch")
     assert [m.width for m in built] == [4, 4]
+    with pytest.raises(UnknownComponentError, match=r"^Arch.models.1: unknown backbone 'TinyNett'"):
+        registry.build("backbone", "Pair", {"models": ["TinyNet", "TinyNett"]}, key_path="Arch")
+    with pytest.raises(RuntimeError, match=r"current_key_path\(\) is only available while Registry.build runs"):
+        current_key_path()
 
 
 def test_a_built_in_name_given_again_resolves_to_the_built_in_with_one_notice(fake_dist):

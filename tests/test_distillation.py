@@ -222,13 +222,21 @@ def test_a_frozen_teacher_never_keeps_a_random_classifier(registry, tmp_path):
     np.testing.assert_array_equal(model.Teacher.fc.weight.numpy(), source.fc.weight.numpy())
 
 
-def test_a_frozen_model_of_an_attention_model_loads_strictly(registry, tmp_path):
+def test_a_frozen_model_of_an_attention_model_loads_strictly_and_errors_name_its_whole_key_path(registry, tmp_path):
     path = tmp_path / "teacher4.pdparams"
     paddle.save(registry.build("backbone", "MobileNetV3_small_x0_35", {"class_num": 4}).state_dict(), str(path))
     params = {"models": [{"Backbone": {"name": "MobileNetV3_small_x0_35", "class_num": 3, "pretrained": str(path)}}],
               "freeze_params_list": [True]}
-    with pytest.raises(WeightsError, match=r"models.0.Backbone \(MobileNetV3_small_x0_35\) is frozen .*Set models.0.Backbone.class_num=4"):
+    with pytest.raises(WeightsError, match=r"Arch.models.0.Backbone \(MobileNetV3_small_x0_35\) is frozen .*"
+                                           r"Set Arch.models.0.Backbone.class_num=4"):
         registry.build("backbone", "AttentionModel", params, key_path="Arch")
+    nested = arch(models=[{"Teacher": {"name": "AttentionModel", **params}}, {"Student": {"name": "TinyNet"}}])
+    teacher = r"Arch.models.0.Teacher.models.0.Backbone"
+    with pytest.raises(WeightsError, match=rf"{teacher} \(MobileNetV3_small_x0_35\) is frozen .*Set {teacher}.class_num=4"):
+        registry.build("backbone", "DistillationModel", nested, key_path="Arch")
+    nested["models"][0]["Teacher"]["freeze_params_list"] = [True, False]
+    with pytest.raises(ConfigError, match=r"Arch.models.0.Teacher.freeze_params_list: expected null or a list with one entry per model \(1\)"):
+        registry.build("backbone", "DistillationModel", nested, key_path="Arch")
 
 
 def test_pretrained_in_two_places_is_an_error(registry):

@@ -343,7 +343,7 @@ class PostProcess(Protocol):
     array of the exported model's output (softmax probabilities unless
     ``Arch.infer_add_softmax`` is false; per-class sigmoid probabilities with
     ``Global.use_multilabel``), ``files`` the N image paths; one
-    :class:`corolla.engine.postprocess.Prediction` per image."""
+    :class:`corolla.api.Prediction` per image."""
 
     def __call__(self, scores: Any, files: Sequence[str]) -> list[Any]: ...
 
@@ -362,7 +362,8 @@ class Composite(Protocol):
     ``models``). ``corolla_children(params, key_path)`` returns ``(kind, spec)`` for
     each, with the defaults the factory will apply, so that the config plan checks
     them before anything is built; the factory then builds them itself with
-    :func:`corolla.api.current_registry`."""
+    :func:`corolla.api.current_registry`, under its own key path,
+    :func:`corolla.api.current_key_path` (``Arch``, or ``Arch.models.0.Teacher`` when nested)."""
 
     def corolla_children(self, params: Mapping[str, Any], key_path: str) -> Iterable[tuple[str, Any]]: ...
 

@@ -20,7 +20,8 @@ BUILTIN_DISTRIBUTION = "corolla"
 #: Component kind -> how its registration hook declares it (:mod:`corolla.plugin.hookspecs`).
 KINDS: dict[str, Kind] = kinds()
 
-_current: contextvars.ContextVar[Registry] = contextvars.ContextVar("corolla_registry")
+#: the registry building a component, and the component's key path
+_current: contextvars.ContextVar[tuple[Registry, str]] = contextvars.ContextVar("corolla_registry")
 
 
 @attrs.frozen
@@ -195,10 +196,11 @@ class Registry:
 
         While the factory runs, :func:`current_registry` returns this registry, so
         that a component can build its own sub-components (a ``DistillationModel``
-        its teacher and student). A factory rejecting a value with ``ValueError`` or
-        ``TypeError`` becomes a :class:`ComponentArgumentError` naming the key path.
+        its teacher and student), and :func:`current_key_path` its ``key_path`` (for
+        their key paths and messages). A factory rejecting a value with ``ValueError``
+        or ``TypeError`` becomes a :class:`ComponentArgumentError` naming the key path.
         """
-        token = _current.set(self)
+        token = _current.set((self, key_path))
         try:
             return component.load()(**params)
         except CorollaError:
@@ -268,7 +270,17 @@ class Registry:
 
 def current_registry() -> Registry:
     """The registry building the current component (see :meth:`Registry.build`)."""
+    return _building("current_registry")[0]
+
+
+def current_key_path() -> str:
+    """The key path of the component being built (``Arch``, ``Arch.models.0.Teacher``), or
+    ``""`` when it was built without one (see :meth:`Registry.build`)."""
+    return _building("current_key_path")[1]
+
+
+def _building(caller: str) -> tuple[Registry, str]:
     try:
         return _current.get()
     except LookupError:
-        raise RuntimeError("current_registry() is only available while Registry.build runs") from None
+        raise RuntimeError(f"{caller}() is only available while Registry.build runs") from None

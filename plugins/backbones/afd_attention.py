@@ -24,7 +24,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from corolla.api import ComponentSpec, ConfigError, current_registry, item_spec, loading_frozen, named_spec
+from corolla.api import ComponentSpec, ConfigError, current_key_path, current_registry, item_spec, loading_frozen, named_spec
+from corolla.plugins.backbones.distillation import per_model
 
 
 class LinearBNReLU(nn.Layer):
@@ -140,8 +141,9 @@ class AttentionModel(nn.Layer):
     def __init__(self, *, models: list, pretrained_list: list | None = None, freeze_params_list: list | None = None,
                  class_num: int | None = None) -> None:
         super().__init__()
-        specs = _model_specs(models, pretrained_list, class_num, "models")
-        frozen = _per_model(freeze_params_list, len(specs), "freeze_params_list", False)
+        where = current_key_path() or "Arch"
+        specs = _model_specs(models, pretrained_list, class_num, where)
+        frozen = per_model(freeze_params_list, len(specs), f"{where}.freeze_params_list", False)
         registry = current_registry()
         self.model_names: list[str] = []
         self.frozen: list[bool] = []
@@ -157,7 +159,7 @@ class AttentionModel(nn.Layer):
     @staticmethod
     def corolla_children(params: dict, key_path: str) -> list[tuple[str, ComponentSpec]]:
         """The models this config builds (checked by the config plan before anything is built)."""
-        specs = _model_specs(params.get("models"), params.get("pretrained_list"), params.get("class_num"), f"{key_path}.models")
+        specs = _model_specs(params.get("models"), params.get("pretrained_list"), params.get("class_num"), key_path)
         return [("backbone", spec) for _, spec in specs]
 
     def forward(self, x: paddle.Tensor) -> dict[str, Any]:
@@ -179,22 +181,15 @@ class AttentionModel(nn.Layer):
         return merged
 
 
-def _per_model(value: Any, count: int, key: str, default: Any) -> list:
-    if value is None:
-        return [default] * count
-    if not isinstance(value, list) or len(value) != count:
-        raise ConfigError(f"{key}: expected null or a list with one entry per model ({count}), found {value!r}")
-    return value
-
-
-def _model_specs(models: Any, pretrained_list: Any, class_num: int | None, key_path: str) -> list[tuple[str, ComponentSpec]]:
-    """``(model name, backbone spec)`` per ``models`` item, with ``pretrained_list`` and ``class_num`` applied."""
+def _model_specs(models: Any, pretrained_list: Any, class_num: int | None, where: str) -> list[tuple[str, ComponentSpec]]:
+    """``(model name, backbone spec)`` per ``models`` item of the AttentionModel at key path
+    ``where``, with ``pretrained_list`` and ``class_num`` applied."""
     if not isinstance(models, list) or not models:
-        raise ConfigError(f"{key_path}: expected a list of models like [{{ResNet18: {{name: ResNet18}}}}, ...], found {models!r}")
-    pretrained = _per_model(pretrained_list, len(models), "pretrained_list", None)
+        raise ConfigError(f"{where}.models: expected a list of models like [{{ResNet18: {{name: ResNet18}}}}, ...], found {models!r}")
+    pretrained = per_model(pretrained_list, len(models), f"{where}.pretrained_list", None)
     specs = []
     for index, item in enumerate(models):
-        model = item_spec(item, f"{key_path}.{index}")
+        model = item_spec(item, f"{where}.models.{index}")
         backbone = named_spec(model.params, model.key_path)
         params = dict(backbone.params)
         if pretrained[index] is not None:

@@ -31,8 +31,9 @@ from typing import Any
 
 import paddle
 
-from corolla.api import ComponentSpec, ConfigError, ModelOutputs, current_registry, item_spec, loading_frozen, named_spec
+from corolla.api import ComponentSpec, ConfigError, ModelOutputs, current_key_path, current_registry, item_spec, loading_frozen, named_spec
 
+#: the key path of a DistillationModel built without one (a script's registry.build)
 _ARCH = "Arch"
 
 
@@ -62,22 +63,23 @@ class DistillationModel(paddle.nn.Layer):
         use_ssld: Any = None,
     ) -> None:
         super().__init__()
+        where = current_key_path() or _ARCH
         if use_ssld is not None:
-            warnings.warn(f"{_ARCH}.use_ssld: key not used by PaddleClas's DistillationModel nor by corolla, ignored "
+            warnings.warn(f"{where}.use_ssld: key not used by PaddleClas's DistillationModel nor by corolla, ignored "
                           f"(found {use_ssld!r}; each model's own use_ssld is read by its backbone)", UserWarning, stacklevel=2)
         if not isinstance(models, list) or not models:
-            raise ConfigError(f"{_ARCH}.models: expected a list of models like [{{Teacher: {{name: ResNet50_vd}}}}, ...], found {models!r}")
-        frozen = _per_model(freeze_params_list, len(models), "freeze_params_list", False)
-        pretrained = _per_model(pretrained_list, len(models), "pretrained_list", None)
+            raise ConfigError(f"{where}.models: expected a list of models like [{{Teacher: {{name: ResNet50_vd}}}}, ...], found {models!r}")
+        frozen = per_model(freeze_params_list, len(models), f"{where}.freeze_params_list", False)
+        pretrained = per_model(pretrained_list, len(models), f"{where}.pretrained_list", None)
         registry = current_registry()
         self.model_names: list[str] = []
         self.frozen: dict[str, bool] = {}
         self.frozen_without_weights: list[str] = []
         for index, item in enumerate(models):
-            model_name, backbone = _model_spec(item, index, class_num, pretrained[index])
+            model_name, backbone = _model_spec(item, index, class_num, pretrained[index], where)
             if model_name in self.frozen:
-                raise ConfigError(f"{_ARCH}.models.{index}: model name {model_name!r} is used twice; each model needs its own name")
-            _warn_of_own_class_num(backbone, class_num)
+                raise ConfigError(f"{where}.models.{index}: model name {model_name!r} is used twice; each model needs its own name")
+            _warn_of_own_class_num(backbone, class_num, where)
             with loading_frozen(backbone.key_path) if frozen[index] else contextlib.nullcontext():
                 model = registry.build("backbone", backbone.name, backbone.params, key_path=backbone.key_path)
             if frozen[index] and not backbone.params.get("pretrained"):
@@ -90,7 +92,7 @@ class DistillationModel(paddle.nn.Layer):
             self.add_sublayer(model_name, model)
             self.model_names.append(model_name)
             self.frozen[model_name] = bool(frozen[index])
-        self.infer_model_name = self._choose_infer_model(infer_model_name)
+        self.infer_model_name = self._choose_infer_model(infer_model_name, where)
         self._keep_frozen_models_inferring()
 
     @staticmethod
@@ -100,8 +102,8 @@ class DistillationModel(paddle.nn.Layer):
         models = params.get("models")
         if not isinstance(models, list) or not models:
             raise ConfigError(f"{key_path}.models: expected a list of models like [{{Teacher: {{name: ResNet50_vd}}}}, ...], found {models!r}")
-        pretrained = _per_model(params.get("pretrained_list"), len(models), "pretrained_list", None)
-        return [("backbone", _model_spec(item, index, params.get("class_num"), pretrained[index])[1])
+        pretrained = per_model(params.get("pretrained_list"), len(models), f"{key_path}.pretrained_list", None)
+        return [("backbone", _model_spec(item, index, params.get("class_num"), pretrained[index], key_path)[1])
                 for index, item in enumerate(models)]
 
     def forward(self, x: paddle.Tensor) -> ModelOutputs:
@@ -140,7 +142,7 @@ class DistillationModel(paddle.nn.Layer):
                 for layer in [model, *model.sublayers()]:
                     layer.training = False
 
-    def _choose_infer_model(self, infer_model_name: str | None) -> str:
+    def _choose_infer_model(self, infer_model_name: str | None, where: str) -> str:
         if infer_model_name is None:
             if "Student" in self.frozen:
                 return "Student"
@@ -148,33 +150,35 @@ class DistillationModel(paddle.nn.Layer):
             return (unfrozen or self.model_names)[0]
         if infer_model_name not in self.frozen:
             raise ConfigError(
-                f"{_ARCH}.infer_model_name: expected one of the model names {', '.join(self.model_names)}, "
+                f"{where}.infer_model_name: expected one of the model names {', '.join(self.model_names)}, "
                 f"found {infer_model_name!r}"
             )
         return infer_model_name
 
 
-def _per_model(value: Any, count: int, key: str, default: Any) -> list:
+def per_model(value: Any, count: int, key_path: str, default: Any) -> list:
+    """``value`` (at ``key_path``): a list with one entry per model, or None for ``default`` each."""
     if value is None:
         return [default] * count
     if not isinstance(value, list) or len(value) != count:
-        raise ConfigError(f"{_ARCH}.{key}: expected null or a list with one entry per model ({count}), found {value!r}")
-    if key == "freeze_params_list" and not all(isinstance(v, bool) for v in value):
-        raise ConfigError(f"{_ARCH}.{key}: expected true/false for each model, found {value!r}")
+        raise ConfigError(f"{key_path}: expected null or a list with one entry per model ({count}), found {value!r}")
+    if key_path.endswith(".freeze_params_list") and not all(isinstance(v, bool) for v in value):
+        raise ConfigError(f"{key_path}: expected true/false for each model, found {value!r}")
     return value
 
 
-def _warn_of_own_class_num(backbone: ComponentSpec, class_num: int | None) -> None:
+def _warn_of_own_class_num(backbone: ComponentSpec, class_num: int | None, where: str) -> None:
     own = backbone.params.get("class_num")
     if class_num is not None and own != class_num:
         warnings.warn(
-            f"{backbone.key_path}.class_num is {own}, not {_ARCH}.class_num ({class_num}): the model keeps its own "
+            f"{backbone.key_path}.class_num is {own}, not {where}.class_num ({class_num}): the model keeps its own "
             f"(set -o {backbone.key_path}.class_num=... to change it)", UserWarning, stacklevel=2)
 
 
-def _model_spec(item: Any, index: int, class_num: int | None, pretrained: Any) -> tuple[str, ComponentSpec]:
-    """``(model name, backbone spec)`` of one ``models`` item, with the Arch-level defaults applied."""
-    model = item_spec(item, f"{_ARCH}.models.{index}")
+def _model_spec(item: Any, index: int, class_num: int | None, pretrained: Any, where: str) -> tuple[str, ComponentSpec]:
+    """``(model name, backbone spec)`` of one ``models`` item of the DistillationModel at
+    key path ``where``, with its defaults applied."""
+    model = item_spec(item, f"{where}.models.{index}")
     if not model.params:
         raise ConfigError(f"{model.key_path}: expected the model's settings, like {{name: ResNet50_vd, class_num: 10}}, found nothing")
     backbone = named_spec(model.params, model.key_path)
@@ -184,7 +188,7 @@ def _model_spec(item: Any, index: int, class_num: int | None, pretrained: Any) -
     if pretrained is not None:
         if params.get("pretrained"):
             raise ConfigError(
-                f"{_ARCH}.pretrained_list.{index}: {model.key_path}.pretrained is also set; give the weights in one place"
+                f"{where}.pretrained_list.{index}: {model.key_path}.pretrained is also set; give the weights in one place"
             )
         params["pretrained"] = pretrained
     return model.name, ComponentSpec(backbone.name, params, backbone.key_path)
