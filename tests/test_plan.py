@@ -39,6 +39,8 @@ def registry():
          r"override of DataLoader.Evl.loader.num_workers: DataLoader has no key 'Evl' .*Did you mean 'Eval'\?"),
         (QUICKSTART, "Optimizer.lr.learning_rate=-0.1", r"Optimizer.lr.learning_rate: expected a number > 0, found -0.1"),
         (QUICKSTART, "Optimizer.lr=-0.1", r"Optimizer.lr: expected a mapping .* or a number > 0, found -0.1"),
+        (QUICKSTART, "Arch.class_num=-3", r"Arch.class_num: expected a class count of at least 1, found -3"),
+        (DISTILLATION, "Arch.models.1.Student.class_num=0", r"Arch.models.1.Student.class_num: expected a class count of at least 1, found 0"),
     ],
 )
 def test_config_and_train_reject_the_same_configs_with_the_same_message(config, override, message, capsys, tmp_path):
@@ -128,6 +130,15 @@ def test_global_class_num_reaches_the_model_and_every_sub_model(registry):
     plan = read_plan(config, registry)
     assert [child.params["class_num"] for child in plan.model.part.children] == [5, 5]
     assert plan.model.class_num == 5
+
+
+def test_arch_class_num_wins_over_global_class_num_with_a_warning_as_in_paddleclas(registry):
+    with pytest.warns(UserWarning, match=r"Global.class_num=5 is ignored: Arch.class_num=3 is set, and wins"):
+        plan = read_plan({"Global": {"class_num": 5}, "Arch": {"name": "TinyNet", "class_num": 3}}, registry)
+    assert plan.model.class_num == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_plan({"Global": {"class_num": 3}, "Arch": {"name": "TinyNet", "class_num": 3}}, registry).model.class_num == 3
 
 
 def test_the_plan_lists_every_component_with_its_plugin(registry):

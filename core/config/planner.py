@@ -152,7 +152,15 @@ class _Planner:
 
     def _model(self, settings: GlobalSection) -> ModelPlan:
         arch = self.config["Arch"]
+        own = arch.get("class_num") if isinstance(arch, Mapping) else None
+        if settings.class_num and own is not None and own != settings.class_num:
+            warnings.warn(f"Global.class_num={settings.class_num} is ignored: Arch.class_num={own} is set, and wins as in "
+                          "PaddleClas (set Arch.class_num instead)", UserWarning, stacklevel=3)
         part = self._named("backbone", arch, "Arch", **({"class_num": settings.class_num} if settings.class_num else {}))
+        for backbone in part.walk():
+            count = backbone.params.get("class_num")
+            if backbone.kind == "backbone" and isinstance(count, int) and not isinstance(count, bool) and count < 1:
+                raise ConfigError(f"{backbone.key_path}.class_num: expected a class count of at least 1, found {count}")
         for key in ("use_sync_bn", "infer_add_softmax"):
             value = part.consumed.get(key, key == "infer_add_softmax")
             if not isinstance(value, bool):
