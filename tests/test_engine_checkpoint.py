@@ -130,6 +130,10 @@ def test_a_run_folder_given_as_checkpoint_says_which_checkpoint_was_meant(tmp_pa
     files.write_checkpoint(tmp_path / "Net" / "latest", {".pdstates": checkpoint.flatten({"epoch": 1, "lr_schedule": {}})})
     with pytest.raises(DataError, match=rf"file not found: {tmp_path / 'Net.pdstates'} .*did you mean {tmp_path / 'Net' / 'latest'}\?"):
         checkpointing.read_states(str(tmp_path / "Net"))
+    files.write_checkpoint(tmp_path / "Net" / "latest", {".pdparams": {"w": np.zeros(1)}})
+    with pytest.raises(DataError, match=rf"file not found: .*best_model.pdparams; the run in {tmp_path / 'Net'} wrote no "
+                                        rf"best_model: it evaluated no epoch .*its last checkpoint is {tmp_path / 'Net' / 'latest'}$"):
+        checkpoint.load_weights(small_net(), tmp_path / "Net" / "best_model", key_path="Global.pretrained_model")
 
 
 def test_ema_averages_every_entry_and_swaps_weights_in_and_out():

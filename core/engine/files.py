@@ -73,8 +73,14 @@ def read_arrays(path: Path, what: str) -> dict[str, np.ndarray]:
 
 
 def _meant_in_folder(path: Path) -> str:
-    """``"; did you mean <folder>/latest?"`` when ``path``'s prefix is a folder holding that checkpoint."""
+    """``"; did you mean <folder>/latest?"`` when ``path``'s prefix is a folder holding that
+    checkpoint; for a ``best_model`` missing beside a ``latest``, why a run writes none."""
     folder = checkpoint_prefix(path)
+    latest = folder.with_name("latest")
+    if folder.name.startswith("best_model") and latest.with_name("latest" + path.suffix).is_file():
+        return (f"; the run in {folder.parent} wrote no {folder.name}: it evaluated no epoch (a run evaluates "
+                f"with DataLoader.Eval, Global.eval_during_train and Global.start_eval_epoch <= Global.epochs); "
+                f"its last checkpoint is {latest}")
     if not folder.is_dir():
         return ""
     for name in ("latest", "best_model"):
