@@ -78,8 +78,11 @@ def test_example_plugin_installs_trains_and_uninstalls(tmp_path):
     assert "Run 'corolla plugins' to list what is installed." in unknown.stderr
 
 
-def test_new_plugin_scaffold_installs_passes_its_tests_and_trains(tmp_path):
+def test_new_plugin_scaffold_installs_passes_its_tests_and_trains(tmp_path, capsys):
     assert main(["new-plugin", "acme-vision", "--dir", str(tmp_path)]) == 0
+    # the printed next step installs pytest with the package: its test extra
+    assert f"next:  pip install -e '{tmp_path / 'acme-vision'}[test]'  &&  pytest" in capsys.readouterr().out
+    assert 'test = ["pytest' in (tmp_path / "acme-vision" / "pyproject.toml").read_text()
     venv = VirtualEnv(tmp_path / "venv")
     venv.pip_install(tmp_path / "acme-vision")
     tested = _ok(venv.run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "acme-vision" / "tests")))

@@ -21,6 +21,6 @@ def run(args: argparse.Namespace) -> int:
     kinds = [kind.strip() for kind in args.kind.split(",") if kind.strip()]
     target = new_plugin(args.name, args.dir, kinds)
     print(f"wrote {target}: {', '.join(sorted(str(p.relative_to(target)) for p in target.rglob('*') if p.is_file()))}")
-    print(f"next:  pip install -e {target}  &&  pytest {target / 'tests'}")
+    print(f"next:  pip install -e '{target}[test]'  &&  pytest {target / 'tests'}")
     print(f"train: corolla quickstart (once, for its data), then corolla train -c {target / 'example.yaml'}")
     return 0

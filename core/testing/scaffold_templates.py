@@ -28,9 +28,9 @@ README = '''# $dist
 corolla components: $names.
 
 ```bash
-pip install .                        # or pip install -e . while you work on it
+pip install '.[test]'                # or pip install -e '.[test]' while you work on it
 corolla plugins                      # lists them, with this distribution and version
-pytest tests                         # corolla's conformance kit on every component
+pytest tests                         # corolla's conformance kit on every component (pytest: the test extra)
 corolla quickstart                   # once: makes ./corolla_quickstart/data
 corolla train -c example.yaml        # trains with them on that data
 ```
