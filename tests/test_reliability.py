@@ -289,6 +289,20 @@ def test_divergence_never_saves_a_bad_checkpoint_and_resuming_with_a_lower_rate_
     assert resumed.epoch == 3 and resumed.lr == pytest.approx(0.01)
 
 
+def test_resuming_with_another_batch_size_continues_the_schedule_from_the_resumed_epoch(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=2, batch=8)
+    config["Optimizer"]["lr"] = {"name": "Cosine", "learning_rate": 0.05}
+    first = run({**config, "Global": {**config["Global"], "epochs": 1}}, registry)
+    smaller = copy.deepcopy(config)
+    smaller["Global"]["checkpoints"] = str(first.output_dir / "latest")
+    smaller["DataLoader"]["Train"]["sampler"]["batch_size"] = 4
+    steps = -(-len(data.train_list.read_text().splitlines()) // 4)  # an epoch of the new batch size
+    with pytest.warns(UserWarning, match=rf"step_each_epoch {-(-steps // 2)} -> {steps}.*: the new schedule takes effect "
+                                         rf"from its step {steps} of {2 * steps}, where the run resumes \(learning rate now 0.025\)"):
+        resumed = run(smaller, registry)
+    assert resumed.epoch == 2 and resumed.lr == pytest.approx(0.0, abs=1e-9)  # the cosine ran to its end
+
+
 # --- 5. predict streams, and may skip unreadable images ----------------------------------------
 
 

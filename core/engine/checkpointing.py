@@ -103,12 +103,18 @@ class Checkpoints:
         if saved is None or saved == now:
             schedule.set_state_dict(states["lr_schedule"])
             return False
+        before = json.loads(saved)
         steps = int(states["lr_schedule"].get("last_epoch", 0))
+        if not schedule.by_epoch and before.get("step_each_epoch") != self.job.updates_per_epoch:
+            # another batch size: the saved step count is in the old epochs' steps
+            steps = int(states["epoch"]) * self.job.updates_per_epoch
         for _ in range(steps):
             schedule.step()
-        changes = _describe_changes(json.loads(saved), json.loads(now))
+        changes = _describe_changes(before, json.loads(now))
+        unit = "epoch" if schedule.by_epoch else "step"
+        total = self.job.settings.epochs * (1 if schedule.by_epoch else self.job.updates_per_epoch)
         warnings.warn(f"Optimizer.lr or the run's length changed since the checkpoint ({changes}): the new schedule takes effect "
-                      f"from its step {steps}, where the run resumes (learning rate now {schedule():.6g})",
+                      f"from its {unit} {steps} of {total}, where the run resumes (learning rate now {schedule():.6g})",
                       UserWarning, stacklevel=2)
         return True
 
