@@ -68,9 +68,11 @@ def test_plugins_disable_flag(fake_dist, capsys):
     assert not re.search(r"\bTinyNet\s", out) and "disabled: tiny" in out
 
 
-def test_unknown_component_in_show_is_a_clear_error(capsys):
+def test_unknown_component_in_show_is_a_clear_error_with_close_matches_in_any_case(capsys):
     assert main(["plugins", "show", "NoSuchThing"]) == 2
     assert "no component of any kind is called 'NoSuchThing'" in capsys.readouterr().err
+    assert main(["plugins", "show", "celoss"]) == 2
+    assert "no component of any kind is called 'celoss'. Close matches: CELoss (loss)" in capsys.readouterr().err
 
 
 def test_config_prints_merged_validated_config(tmp_path, fake_dist, capsys):

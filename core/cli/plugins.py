@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import inspect
 
 from corolla.plugin.arguments import signature_of
 from corolla.cli.common import registry_from_args
 from corolla.plugin.errors import UnknownComponentError
-from corolla.plugin.registry import BUILTIN_DISTRIBUTION, KINDS, Component, Registry
+from corolla.plugin.registry import BUILTIN_DISTRIBUTION, KINDS, Component, Registry, close_names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +49,7 @@ def show(registry: Registry, name: str, kind: str | None = None) -> str:
     kinds = [kind] if kind else [k for k in KINDS if name.rpartition(":")[2] in registry.names(k)]
     if not kinds:
         bare = name.rpartition(":")[2]
-        close = [f"{c} ({k})" for k in KINDS for c in difflib.get_close_matches(bare, registry.names(k), n=3, cutoff=0.7)]
+        close = [f"{c} ({k})" for k in KINDS for c in close_names(bare, registry.names(k), n=3)]
         hint = f" Close matches: {', '.join(close[:6])}." if close else ""
         raise UnknownComponentError(f"no component of any kind is called {name!r}.{hint} Run 'corolla plugins' to list them.")
     return "\n\n".join(_describe(registry.resolve(k, name)) for k in kinds)

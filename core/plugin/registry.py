@@ -247,11 +247,7 @@ class Registry:
 
     def _unknown_message(self, kind: str, name: str) -> str:
         known = self.names(kind)
-        bare = name.rpartition(":")[2]
-        lowered = {n.lower(): n for n in known}
-        close = difflib.get_close_matches(bare, known, n=5, cutoff=0.6)
-        close += [lowered[m] for m in difflib.get_close_matches(bare.lower(), list(lowered), n=5, cutoff=0.6)]
-        close = list(dict.fromkeys(close))[:5]
+        close = close_names(name.rpartition(":")[2], known)
         dists = sorted({f"{p.dist} {p.version}" for p in self.plugins})
         msg = f"unknown {kind} {name!r}."
         if close:
@@ -266,6 +262,15 @@ class Registry:
             msg += " Disabled plugins: " + ", ".join(self.disabled) + "."
         msg += " Run 'corolla plugins' to list what is installed."
         return msg
+
+
+def close_names(name: str, known: Iterable[str], n: int = 5) -> list[str]:
+    """Up to ``n`` of ``known`` that ``name`` may have meant, also in another case (``celoss``: ``CELoss``)."""
+    known = list(known)
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name, known, n=n, cutoff=0.6)
+    close += [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
+    return list(dict.fromkeys(close))[:n]
 
 
 def current_registry() -> Registry:
