@@ -20,10 +20,11 @@ import engine_support
 from corolla.config.load import get_path, shipped_configs
 from corolla.plugin.errors import ConfigError, CorollaError
 from corolla.search import read_search, run_search, split_overrides
-from corolla.search.configs import TrialConfigs, map_key
+from corolla.search.configs import TrialConfigs, map_key, write_config
 from corolla.search.results import Row, plot
 from corolla.search.spec import Param, Stage, label, slug
 from corolla.search.study import StageStudy, Worker, import_optuna, open_storage, status
+from corolla.search.trial import Outcome
 from corolla.testing.datasets import make_list_dataset
 
 optuna = pytest.importorskip("optuna", reason="corolla search needs Optuna: pip install 'corolla[search]'")
@@ -227,6 +228,42 @@ def test_trial_configs_map_keys_and_check_that_they_exist(plugin_env, tmp_path):
     spec = read_search(write_yaml(tmp_path / "s.yaml", raw))
     with pytest.raises(ConfigError, match=r"has no DataLoader.Train.dataset.transform_ops.1.RandCropImage"):
         TrialConfigs(spec, split_overrides([])).check_keys(spec.stages, [])
+
+
+def test_repeat_r_of_a_trial_trains_with_the_configs_seed_plus_r(plugin_env, tmp_path):
+    data = no_data(tmp_path)
+    write_yaml(tmp_path / "base.yaml", tiny_base(data, tmp_path))  # Global.seed 7
+    write_yaml(tmp_path / "distill.yaml", tiny_distillation(data, tmp_path))
+    raw = {"base_config_file": "base.yaml", "distill_config_file": "distill.yaml", "output_dir": "out",
+           "teacher": {"search_values": ["SearchNet"], "search_times": 2},
+           "search_dict": [{"search_key": "width", "replace_config": ["Arch.width"], "search_values": [4, 8]}]}
+    spec = read_search(write_yaml(tmp_path / "s.yaml", raw))
+    configs = TrialConfigs(spec, split_overrides([]))
+    grid, teacher, final = spec.all_stages()
+    for stage, settings in ((grid, {"Arch.width": 4}), (teacher, {"Arch.name": "SearchNet"})):
+        first, second, third = (configs.build(stage, settings, {}, tmp_path / "t", repeat) for repeat in range(3))
+        assert [c["Global"]["seed"] for c in (first, second, third)] == [7, 8, 9]
+        assert {**second, "Global": {**second["Global"], "seed": 7}} == first  # nothing else differs
+    assert configs.build(final, {}, {}, tmp_path / "f")["Global"]["seed"] == 7
+    unseeded = TrialConfigs(spec, split_overrides(["base:Global.seed=null"]))
+    assert unseeded.build(grid, {"Arch.width": 4}, {}, tmp_path / "t", 1)["Global"]["seed"] is None  # each run draws one
+
+
+def test_a_search_gives_each_repeat_its_seed_and_the_best_config_the_users(plugin_env, tmp_path, monkeypatch):
+    def fake_trial(trial, slot, **_):  # no training: the config written, the seed as score
+        write_config(trial.config, trial.folder / "config.yaml")
+        return Outcome("complete", float(trial.config["Global"]["seed"]), None, 0.0, trial.folder / "run")
+
+    monkeypatch.setattr("corolla.search.runner.run_trial", fake_trial)
+    write_yaml(tmp_path / "base.yaml", tiny_base(no_data(tmp_path), tmp_path))  # Global.seed 7
+    out = tmp_path / "out"
+    spec = read_search(write_yaml(tmp_path / "s.yaml", {
+        "base_config_file": "base.yaml", "output_dir": str(out), "search_times": 2,
+        "search_dict": [{"search_key": "width", "replace_config": ["Arch.width"], "search_values": [4, 8]}]}))
+    run_search(spec, poll=0.1)
+    seeds = {f.name: yaml.safe_load((f / "config.yaml").read_text())["Global"]["seed"] for f in (out / "width").iterdir()}
+    assert seeds == {"4_0": 7, "4_1": 8, "8_0": 7, "8_1": 8}
+    assert yaml.safe_load((out / "best_config.yaml").read_text())["Global"]["seed"] == 7
 
 
 @pytest.mark.parametrize("override, message", [

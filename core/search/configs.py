@@ -50,6 +50,16 @@ def with_output_dir(config: dict, folder: Path) -> dict:
     return config
 
 
+def with_repeat_seed(config: dict, repeat: int) -> dict:
+    """``config`` for repeat ``repeat`` of its values: ``Global.seed`` + ``repeat``, so that the
+    repeats differ (repeat 0 keeps the seed). Without a seed (GlobalSection's default, None)
+    each run draws its own, so the repeats differ already."""
+    seed = (config.get("Global") or {}).get("seed", GlobalSection().seed)
+    if repeat and seed is not None:
+        config["Global"] = {**(config.get("Global") or {}), "seed": seed + repeat}
+    return config
+
+
 class TrialConfigs:
     """The configs a search trains: base and distillation config, loaded once with the
     overrides of ``corolla search -o``; ``registry_of`` gives the plugins a trial of a
@@ -64,10 +74,11 @@ class TrialConfigs:
             mapped = [_map_override(text, spec.final_replace) for text in overrides.common]
             self.distill = load_config(spec.distill_config, [*mapped, *overrides.distill])
 
-    def build(self, stage: Stage, settings: Mapping[str, Any], found: Mapping[str, Any], folder: Path) -> dict:
+    def build(self, stage: Stage, settings: Mapping[str, Any], found: Mapping[str, Any], folder: Path,
+              repeat: int = 0) -> dict:
         """The config of a trial of ``stage`` writing to ``folder``: ``found`` holds the
         best values of the earlier stages, ``settings`` the trial's own (for the final run,
-        the teacher's)."""
+        the teacher's), ``repeat`` the run of these values (:func:`with_repeat_seed`)."""
         if stage.kind == "final":
             assert self.distill is not None
             fixed = {map_key(key, self.spec.final_replace): value for key, value in found.items()}
@@ -76,7 +87,7 @@ class TrialConfigs:
             if stage.kind == "teacher":
                 found = {key: value for key, value in found.items() if not _removed(key, self.spec.teacher.rm_keys)}
             config = apply_settings(self.base, {**found, **settings})
-        return with_output_dir(config, folder)
+        return with_output_dir(with_repeat_seed(config, repeat), folder)
 
     def check_keys(self, stages: Iterable[Stage], teacher_keys: Iterable[str]) -> None:
         """Check the configs before the first trial as ``corolla train`` checks them, with the

@@ -199,7 +199,7 @@ class _Search:
         name = Point(claim.labels, claim.repeat).folder() if stage.sampler == "grid" else f"trial_{claim.number}"
         folder = self.spec.output_dir / stage.name / name
         settings = self.teacher if stage.kind == "final" else claim.settings
-        config = self.configs.build(stage, settings, self.found, folder)
+        config = self.configs.build(stage, settings, self.found, folder, claim.repeat)
         self.storage.set_trial_user_attr(claim.trial_id, "folder", str(folder))
         what = f"{stage.name}={describe(stage, claim.labels)}" if claim.labels else stage.name
         repeat = f" (repeat {claim.repeat})" if stage.repeats > 1 else ""
