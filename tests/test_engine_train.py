@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import paddle
@@ -145,7 +146,7 @@ def test_skipped_training_images_are_counted_every_epoch(data, registry, tmp_pat
     assert run.steps_per_epoch == -(-(data.num_train + 1) // 8) and run.global_step == 2 * run.steps_per_epoch
 
 
-def test_ema_and_amp_sections_train_and_save_the_average(data, registry, tmp_path):
+def test_ema_and_amp_sections_train_and_save_the_average(data, registry, tmp_path, capsys):
     config = engine_support.tiny_config(data, tmp_path, epochs=1)
     config["EMA"] = {"decay": 0.9}
     config["AMP"] = {"scale_loss": 128.0, "use_dynamic_loss_scaling": True, "level": "O1"}
@@ -158,8 +159,10 @@ def test_ema_and_amp_sections_train_and_save_the_average(data, registry, tmp_pat
     assert (tmp_path / "TinyNet" / "best_model_ema.pdparams").is_file()
     evals = [json.loads(l) for l in (tmp_path / "TinyNet" / "metrics.jsonl").read_text().splitlines()
              if '"eval"' in l]
-    assert "ema_top1" in evals[0] and "top1" in evals[0]
+    assert "ema_top1" in evals[0] and "top1" in evals[0] and "ema_images_per_sec" in evals[0]
     assert run.epoch == 1
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[Eval]")]
+    assert re.search(r"ema_top1: \d\.\d{4}", line) and "images_per_sec" not in line  # shown once, as images/s
 
 
 def test_evaluation_starts_at_start_eval_epoch_and_follows_eval_interval(data, registry, tmp_path):

@@ -11,8 +11,8 @@ _SEPARATE = {"batch_size", "images_per_sec", "lr"}
 
 
 def format_values(values: Mapping[str, float]) -> str:
-    """``loss: 0.6931, top1: 0.5000``, in the given order."""
-    return ", ".join(f"{k}: {v:.4f}" for k, v in values.items() if k not in _SEPARATE)
+    """``loss: 0.6931, top1: 0.5000``, in the given order (the EMA model's ``ema_`` values too)."""
+    return ", ".join(f"{k}: {v:.4f}" for k, v in values.items() if k.removeprefix("ema_") not in _SEPARATE)
 
 
 def progress(iterable: Iterable[Any], *, total: int | None, desc: str, enabled: bool) -> Iterable[Any]:
