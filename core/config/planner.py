@@ -127,6 +127,8 @@ class _Planner:
             if key not in params and (key in accepted or any_key):
                 params[key] = value
         check_arguments(factory, params, component=component.describe(), key_path=spec.key_path, injected=declared.injected)
+        if kind == "backbone" and type(params.get("class_num")) is int and params["class_num"] < 1:
+            raise ConfigError(f"{spec.key_path}.class_num: expected a class count of at least 1, found {params['class_num']}")
         if declared.trial:  # cheap to make: make one, so that the values its factory checks are checked now
             self.registry.create(component, {**params, **_TRIAL_INJECTED.get(kind, {})}, key_path=spec.key_path)
         self.known[spec.key_path] = _ANY if any_key else {*accepted, *declared.consumed, "name"}
@@ -157,10 +159,6 @@ class _Planner:
             warnings.warn(f"Global.class_num={settings.class_num} is ignored: Arch.class_num={own} is set, and wins as in "
                           "PaddleClas (set Arch.class_num instead)", UserWarning, stacklevel=3)
         part = self._named("backbone", arch, "Arch", **({"class_num": settings.class_num} if settings.class_num else {}))
-        for backbone in part.walk():
-            count = backbone.params.get("class_num")
-            if backbone.kind == "backbone" and isinstance(count, int) and not isinstance(count, bool) and count < 1:
-                raise ConfigError(f"{backbone.key_path}.class_num: expected a class count of at least 1, found {count}")
         for key in ("use_sync_bn", "infer_add_softmax"):
             value = part.consumed.get(key, key == "infer_add_softmax")
             if not isinstance(value, bool):
