@@ -165,6 +165,31 @@ def test_ema_and_amp_sections_train_and_save_the_average(data, registry, tmp_pat
     assert re.search(r"ema_top1: \d\.\d{4}", line) and "images_per_sec" not in line  # shown once, as images/s
 
 
+def test_a_loss_over_labeled_rows_is_averaged_over_them_in_training_and_evaluation(registry, tmp_path):
+    """Batches of 6 from 9 labeled images then 6 unlabeled, in order: 6, 3 and 0 labeled rows.
+    CELoss is a mean over labeled rows: the epoch average weights it by them (not by the
+    batch), and a batch without labels has no CELoss to show."""
+    mixed = make_list_dataset(tmp_path / "data", num_classes=3, images_per_class=4, image_size=32, unlabeled=6, seed=5)
+    config = engine_support.tiny_config(mixed, tmp_path, epochs=1, batch=6)
+    config["DataLoader"]["Train"]["dataset"]["cls_label_path"] = str(mixed.train_extra_list)
+    config["DataLoader"]["Train"]["sampler"]["shuffle"] = False
+    del config["Metric"]["Train"]
+    run = run_training(config, registry)
+    records = [json.loads(line) for line in (run.output_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["event"] == "step"]
+    (epoch,) = [r for r in records if r["event"] == "epoch"]
+    assert [s["batch_size"] for s in steps] == [6, 6, 3] and "CELoss" not in steps[2]
+    assert epoch["CELoss"] == pytest.approx((6 * steps[0]["CELoss"] + 3 * steps[1]["CELoss"]) / 9, rel=1e-6)
+    assert epoch["loss"] == pytest.approx((6 * steps[0]["loss"] + 6 * steps[1]["loss"] + 3 * steps[2]["loss"]) / 15, rel=1e-6)
+
+    config["Global"]["pretrained_model"] = str(run.output_dir / "latest")
+    results = {}
+    for listing in (mixed.train_list, mixed.train_extra_list):  # the same labeled images, then 6 unlabeled more
+        config["DataLoader"]["Eval"]["dataset"]["cls_label_path"] = str(listing)
+        results[listing.name] = evaluate_config(read_plan(copy.deepcopy(config), registry))
+    assert results["train_extra_list.txt"]["CELoss"] == pytest.approx(results["train_list.txt"]["CELoss"], rel=1e-5)
+
+
 def test_evaluation_starts_at_start_eval_epoch_and_follows_eval_interval(data, registry, tmp_path):
     """As in PaddleClas: epochs are counted from 1 and epoch ``start_eval_epoch`` itself is evaluated."""
     config = engine_support.tiny_config(data, tmp_path, epochs=5)

@@ -16,7 +16,7 @@ from corolla.data.placement import cpu_thread_count, setup_environment
 from corolla.engine.formatting import progress
 from corolla.engine.precision import Precision
 from corolla.data.loader import build_dataloader
-from corolla.engine.loss import build_loss
+from corolla.engine.loss import TermMeans, build_loss, labeled_rows
 
 
 def sample_count(loader: Any) -> int | None:
@@ -50,7 +50,8 @@ def evaluate(
     show_progress: bool = True,
     engine: EvalEngine | None = None,
 ) -> dict[str, float]:
-    """``loss`` and each loss term (sample-weighted means), every metric's
+    """``loss`` and each loss term (means over the samples, or over the labeled ones for a
+    term of labeled rows only: :class:`corolla.engine.loss.TermMeans`), every metric's
     ``result()``, and ``images_per_sec``.
 
     ``engine`` may run the forward pass through Paddle Inference (see
@@ -70,7 +71,7 @@ def evaluate(
     size = sample_count(loader) if world_size > 1 else None
     if world_size > 1 and size is None:
         warnings.warn("evaluation: the loader does not tell its dataset size; repeated padding samples are counted")
-    sums: dict[str, float] = {}
+    terms = TermMeans(getattr(loss_fn, "labeled_terms", set()))
     seen = local = 0
     started = time.perf_counter()
     stack = contextlib.ExitStack()
@@ -90,8 +91,8 @@ def evaluate(
             if count == 0:
                 continue
             if loss_fn is not None:
-                for name, value in loss_fn(outputs, labels).items():
-                    sums[name] = sums.get(name, 0.0) + float(value.item()) * count
+                values = {name: float(value.item()) for name, value in loss_fn(outputs, labels).items()}
+                terms.add(values, count, float(labeled_rows(labels).item()))
             for metric in metrics:
                 metric.update(outputs, labels)
             seen += count
@@ -99,7 +100,7 @@ def evaluate(
         stack.close()
         model.train() if was_training else model.eval()
     elapsed = max(time.perf_counter() - started, 1e-9)
-    results = {name: total / max(seen, 1) for name, total in sums.items()}
+    results = terms.means()
     for metric in metrics:
         results.update(metric.result())
     results["images_per_sec"] = seen / elapsed

@@ -30,11 +30,14 @@ class CombinedLoss(paddle.nn.Layer):
     A term whose name two losses share gets its item index appended (``CELoss_1``).
     Losses that are ``paddle.nn.Layer`` objects become sublayers, so that their
     parameters (if any) reach the optimizer through ``combined.parameters()``.
+    ``labeled_terms``: the names of the terms that are means over labeled rows only (from
+    losses whose ``labeled_only`` is true), known once the loss has run.
     """
 
     def __init__(self, terms: list[tuple[str, float, LossFn]]) -> None:
         super().__init__()
         self.terms = terms
+        self.labeled_terms: set[str] = set()
         for index, (_, _, fn) in enumerate(terms):
             if isinstance(fn, paddle.nn.Layer):
                 self.add_sublayer(f"loss_{index}", fn)
@@ -60,6 +63,8 @@ class CombinedLoss(paddle.nn.Layer):
                 if name in result:
                     name = f"{name}_{index}"
                 result[name] = value * weight
+                if getattr(fn, "labeled_only", False):
+                    self.labeled_terms.add(name)
         result["loss"] = paddle.add_n(list(result.values()))
         return result
 
@@ -81,3 +86,35 @@ def build_loss(parts: Sequence[Part], registry: Registry, key_path: str) -> Comb
     for part in parts:
         terms.append((part.key_path, float(part.consumed.get("weight", 1.0)), part.build(registry)))
     return CombinedLoss(terms)
+
+
+def labeled_rows(labels: paddle.Tensor) -> paddle.Tensor:
+    """How many rows of ``labels`` have a label (no entry below 0: -1 marks an unlabeled
+    sample), as a float32 scalar where the labels are (no wait for the device)."""
+    rows = labels.reshape([labels.shape[0], -1])
+    return (rows.min(axis=1) >= 0).astype("float32").sum()
+
+
+class TermMeans:
+    """Each loss term's mean over the batches added: weighted by the batch's rows, or, for a
+    term over labeled rows only (``labeled_terms``), by its labeled rows."""
+
+    def __init__(self, labeled_terms: set[str]) -> None:
+        self.labeled_terms = labeled_terms
+        self._sums: dict[str, float] = {}
+        self._weights: dict[str, float] = {}
+
+    def add(self, values: Mapping[str, float], batch: float, labeled: float) -> dict[str, float]:
+        """Add a batch's terms; return those it has a value of (a term over labeled rows
+        has none in a batch without a labeled row)."""
+        shown = {}
+        for name, value in values.items():
+            weight = labeled if name in self.labeled_terms else batch
+            self._sums[name] = self._sums.get(name, 0.0) + value * weight
+            self._weights[name] = self._weights.get(name, 0.0) + weight
+            if weight > 0:
+                shown[name] = value
+        return shown
+
+    def means(self) -> dict[str, float]:
+        return {name: total / self._weights[name] for name, total in self._sums.items() if self._weights[name] > 0}

@@ -27,6 +27,15 @@ class StepInfo:
     batch: int
 
 
+@attrs.frozen
+class StepLosses:
+    """A step's loss terms as read, and how many of its rows were labeled."""
+
+    info: StepInfo
+    values: dict[str, float]
+    labeled: float
+
+
 class LossLog:
     """Steps' loss terms, kept on the device until :meth:`read`; ``every`` steps between reads."""
 
@@ -35,19 +44,21 @@ class LossLog:
         self.every = every
         self._pending: list[tuple[StepInfo, list[str], paddle.Tensor]] = []
 
-    def add(self, losses: Mapping[str, paddle.Tensor], info: StepInfo) -> None:
-        """Keep this step's terms (detached float32 scalars stacked on the device; no wait)."""
+    def add(self, losses: Mapping[str, paddle.Tensor], info: StepInfo, labeled: paddle.Tensor) -> None:
+        """Keep this step's terms and its ``labeled`` row count (detached float32 scalars
+        stacked on the device; no wait)."""
         names = list(losses)
-        stacked = paddle.stack([losses[n].detach().astype("float32").reshape([]) for n in names])
+        scalars = [losses[n].detach().astype("float32").reshape([]) for n in names]
+        stacked = paddle.stack([*scalars, labeled.astype("float32").reshape([])])
         self._pending.append((info, names, stacked))
 
     def due(self, step: int, last_step: int) -> bool:
         """Whether step ``step`` of an epoch of ``last_step`` steps reads: every ``every``-th and the last."""
         return step % self.every == 0 or step == last_step
 
-    def read(self) -> list[tuple[StepInfo, dict[str, float]]]:
-        """Each pending step's terms as floats (averaged over ranks), oldest first; empties the log.
-        All ranks must read at the same steps (an all-reduce)."""
+    def read(self) -> list[StepLosses]:
+        """Each pending step's terms as floats and its labeled rows (averaged over ranks), oldest
+        first; empties the log. All ranks must read at the same steps (an all-reduce)."""
         pending, self._pending = self._pending, []
         if not pending:
             return []
@@ -55,6 +66,7 @@ class LossLog:
         values = (sum_over_ranks(flat, self.world_size).numpy() / self.world_size).tolist()
         rows, offset = [], 0
         for info, names, _ in pending:
-            rows.append((info, dict(zip(names, values[offset:offset + len(names)]))))
-            offset += len(names)
+            terms = values[offset:offset + len(names) + 1]
+            rows.append(StepLosses(info, dict(zip(names, terms)), terms[-1]))
+            offset += len(names) + 1
         return rows

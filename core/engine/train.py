@@ -23,7 +23,7 @@ from corolla.engine.ema import ModelEMA
 from corolla.engine.eval_engine import EvalEngine
 from corolla.engine.evaluate import evaluate
 from corolla.data.atomic import TEMP_SUFFIX
-from corolla.engine.loss import build_loss
+from corolla.engine.loss import TermMeans, build_loss, labeled_rows
 from corolla.engine.loss_log import LossLog, StepInfo
 from corolla.engine.manifest import build_manifest, write_manifest
 from corolla.engine.precision import Precision
@@ -164,8 +164,8 @@ class _Job:
         self.forward_model.train()
         for metric in self.train_metrics:
             metric.reset()
-        sums: dict[str, float] = {}
-        samples = since_read = 0
+        terms = TermMeans(self.train_loss.labeled_terms)
+        since_read = 0
         last = time.perf_counter()
         freq = self.update_freq
         for step, (images, labels) in enumerate(self.train_loader, start=1):
@@ -176,8 +176,8 @@ class _Job:
             with self._gradient_sync(update):
                 with self.precision.autocast():
                     outputs, losses = self.step(images, labels)
-                self.loss_log.add(losses, StepInfo(step, run.global_step + 1, lr, batch))
-                values = self._read_losses(epoch, sums) if due else {}
+                self.loss_log.add(losses, StepInfo(step, run.global_step + 1, lr, batch), labeled_rows(labels))
+                values = self._read_losses(epoch, terms) if due else {}
                 self.precision.backward(losses["loss"] / freq if freq > 1 else losses["loss"])
             if update:
                 self.precision.step(self.optimizer)
@@ -188,7 +188,6 @@ class _Job:
             for metric in self.train_metrics if due else ():  # Metric.Train: on the steps that read (GPU: logging)
                 values.update(metric.update(outputs, labels))
             del outputs, losses  # the graph of this step must not outlive it
-            samples += batch
             since_read += batch
             run.global_step += 1
             now = time.perf_counter()
@@ -199,8 +198,8 @@ class _Job:
             hook.corolla_step_end(run=run, epoch=epoch, step=step, logs=logs)
             if run.stop_training or step == run.steps_per_epoch:  # the batches past the last update are left
                 break
-        self._read_losses(epoch, sums)  # steps since the last read (a callback stopped the epoch)
-        averages = {name: total / max(samples, 1) for name, total in sums.items()}
+        self._read_losses(epoch, terms)  # steps since the last read (a callback stopped the epoch)
+        averages = terms.means()
         for metric in self.train_metrics:
             averages.update(metric.result())
         averages = mean_over_ranks(averages, run.world_size)
@@ -212,19 +211,19 @@ class _Job:
         themselves (``no_sync``); the update's backward pass averages the sums."""
         return self.step.no_sync() if self.env.distributed and not update else contextlib.nullcontext()
 
-    def _read_losses(self, epoch: int, sums: dict[str, float]) -> dict[str, float]:
+    def _read_losses(self, epoch: int, terms: TermMeans) -> dict[str, float]:
         """Read the steps' loss terms kept since the last read (averaged over ranks) into the epoch's
-        sample-weighted ``sums``; stop at the first NaN or inf. Returns the last step's terms."""
-        values: dict[str, float] = {}
-        for info, values in self.loss_log.read():
+        ``terms``; stop at the first NaN or inf. Returns the last step's terms."""
+        shown: dict[str, float] = {}
+        for row in self.loss_log.read():
+            info, values = row.info, row.values
             if not math.isfinite(values["loss"]):
                 raise self.checkpoints.diverged(
                     f"the loss became {values['loss']} at epoch {epoch}, step {info.step} "
                     f"(global step {info.global_step}) with lr {info.lr:.6g}"
                 )
-            for name, value in values.items():
-                sums[name] = sums.get(name, 0.0) + value * info.batch
-        return values
+            shown = terms.add(values, info.batch, row.labeled)
+        return shown
 
     def _maybe_evaluate(self, epoch: int) -> dict[str, float]:
         run, settings = self.run, self.settings

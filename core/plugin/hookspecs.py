@@ -227,7 +227,9 @@ class Loss(Protocol):
     Mixup/Cutmix), or float ``[N, 2, C]`` (multi-label flags, then each class's share of
     positives in the dataset: ``MultiLabelDataset`` with ``label_ratio``). A loss that
     needs labels skips unlabeled rows (multi-label: entries of ``-1``). No term may be
-    called ``loss`` (the engine's weighted sum).
+    called ``loss`` (the engine's weighted sum). A loss whose terms are means over the
+    labeled rows only sets ``labeled_only = True``: the engine's epoch averages then weight
+    each batch's value by its labeled rows, not by all of them.
     """
 
     def __call__(self, outputs: Any, labels: Any) -> Mapping[str, Any]: ...

@@ -33,6 +33,8 @@ class CELoss:
     Differs from PaddleClas: soft labels are not passed through a softmax again.
     """
 
+    labeled_only = True  # the engine's averages weight it by each batch's labeled rows
+
     def __init__(self, epsilon: float | None = None, model_name: str | None = None, key: str | None = None) -> None:
         self.epsilon = check_epsilon(epsilon)
         self.model_name = model_name
@@ -49,6 +51,8 @@ class DistillationGTCELoss(PerModelLoss):
     ``loss_m = mean_{i labeled} -sum_c y_ic log softmax(x^m_i)_c``, one entry
     ``{name}_{m}`` per model; unlabeled rows (label -1) are ignored.
     """
+
+    labeled_only = True
 
     def __init__(
         self,
@@ -100,6 +104,7 @@ class GoogLeNetLoss:
     """
 
     AUXILIARY = ("aux_logits1", "aux_logits2")
+    labeled_only = True
 
     def __init__(self, epsilon: float | None = None) -> None:
         if check_epsilon(epsilon):
