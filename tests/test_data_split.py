@@ -70,7 +70,9 @@ def test_small_classes_spaces_nested_folders_and_loose_images(tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda root: root.mkdir(), r"has no class sub-folders"),
-    (lambda root: (root / "cats").mkdir(parents=True), r"class folder .*cats holds no images"),
+    (lambda root: [(root / name).mkdir(parents=True) for name in ("cats", "dogs")], r"class folder .*cats holds no images"),
+    (lambda root: (root / "cats").mkdir(parents=True),
+     r"has one class sub-folder, cats, and a classifier needs two or more; is .*photos a class folder\?"),
     (lambda root: None, r"is not a folder"),
 ])
 def test_split_errors_name_the_folder_and_what_was_expected(tmp_path, make, message):

@@ -67,6 +67,9 @@ def split_folder(root: str | os.PathLike[str], *, val_fraction: float = 0.2, see
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
     if not classes:
         raise DataError(f"data split: {root} has no class sub-folders; expected {root}/<class name>/<images>")
+    if len(classes) == 1:
+        raise DataError(f"data split: {root} has one class sub-folder, {classes[0]}, and a classifier needs two or more; "
+                        f"is {root} a class folder? Give the folder that holds one sub-folder per class")
     train: list[str] = []
     val: list[str] = []
     train_counts, val_counts = [], []
