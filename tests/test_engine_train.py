@@ -241,6 +241,22 @@ def test_resume_from_a_checkpoint_file_continues_after_its_epoch(data, registry,
         assert run_training(config, registry).epoch == 2
 
 
+def test_eval_of_a_checkpoint_given_as_global_checkpoints_uses_its_weights_and_says_so(trained, registry):
+    config, run = trained
+    config = copy.deepcopy(config)
+    config["Global"]["checkpoints"] = str(run.output_dir / "epoch_1")
+    with pytest.warns(UserWarning, match=r"Global.pretrained_model is not set: the weights are Global.checkpoints' \(.*epoch_1\)"):
+        from_checkpoints = evaluate_config(read_plan(copy.deepcopy(config), registry))
+    config["Global"]["pretrained_model"] = str(run.output_dir / "best_model")
+    with pytest.warns(UserWarning, match=r"Global.checkpoints \(.*epoch_1\) is not read here: the weights are Global.pretrained_model's"):
+        from_best = evaluate_config(read_plan(copy.deepcopy(config), registry))
+    config["Global"]["pretrained_model"] = str(run.output_dir / "epoch_1")
+    del config["Global"]["checkpoints"]
+    expected = evaluate_config(read_plan(config, registry))
+    assert from_checkpoints["loss"] == pytest.approx(expected["loss"]) and from_checkpoints["top1"] == expected["top1"]
+    assert from_best["top1"] == pytest.approx(run.best_metric)
+
+
 def test_eval_infer_export_predict_of_the_trained_model(trained, registry, data, tmp_path, capsys):
     config, run = trained
     config = copy.deepcopy(config)
