@@ -154,6 +154,17 @@ def test_an_export_refuses_a_folder_it_did_not_write_and_touches_nothing(trained
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "inference", "userdir"]  # no staging folder left
 
 
+def test_an_export_whose_infer_transforms_do_not_make_global_image_shape_is_refused_for_onnx(trained, registry, tmp_path):
+    config = exported_copy(trained, tmp_path)
+    config["Global"]["image_shape"] = [3, 24, 24]  # Infer.transforms crop 32: ONNX Runtime would refuse every image
+    mismatch = r"Global.image_shape is \[3, 24, 24\], but Infer.transforms make \[3, 32, 32\] images"
+    with pytest.raises(ConfigError, match=rf"{mismatch} .*which ONNX Runtime refuses: set -o Global.image_shape=\[3,32,32\]"):
+        export(read_plan(config, registry), formats=["all"])
+    assert not any(tmp_path.iterdir())
+    with pytest.warns(UserWarning, match=rf"{mismatch} .*a ViT\) fails on them in predict; set -o Global.image_shape=\[3,32,32\]"):
+        export(read_plan(config, registry), formats=["paddle"])  # a convolutional network takes them: PaddleClas has such configs
+
+
 def test_an_export_replaces_an_earlier_export_or_an_empty_folder_never_the_current_one(trained, registry, tmp_path,
                                                                                      monkeypatch, capsys):
     config = exported_copy(trained, tmp_path)

@@ -20,17 +20,21 @@ target is refused before anything is built, so an export never deletes what it d
 from __future__ import annotations
 
 import copy
+import io
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import paddle
 import yaml
+from PIL import Image
 
 import corolla
 from corolla.config.plan import Plan
+from corolla.data.pipeline import build_pipeline
 from corolla.data.placement import setup_environment
 from corolla.engine.builders import build_trained_model, inference_model
 from corolla.data.atomic import WriteError
@@ -84,6 +88,7 @@ def export(plan: Plan, *, formats: Sequence[str] = ("paddle",)) -> Path:
     formats = export_formats(formats)
     target = Path(plan.settings.save_inference_dir).resolve()  # "." has no name to put the staging folder beside
     _refuse_unless_replaceable(target)
+    _check_input_shape(plan, formats)
     if "onnx" in formats:  # before anything is built or written
         require("paddle2onnx", "onnx", "onnxruntime", purpose="corolla export --format onnx")
     settings = plan.settings
@@ -149,6 +154,24 @@ def _run_once(folder: Path, plan: Plan, backend: str, images: np.ndarray) -> np.
     if scores.ndim != 2 or not np.isfinite(scores).all():
         raise WriteError(f"the exported model gave, in {_RUNTIME[backend]}, {scores.shape} scores with non-finite values on a test batch")
     return scores
+
+
+def _check_input_shape(plan: Plan, formats: Sequence[str]) -> None:
+    """The program (and its ONNX model) is traced for ``Global.image_shape``, and predict gives
+    it what ``Infer.transforms`` make: ONNX Runtime takes no other shape (an error), Paddle
+    Inference takes one a convolutional network can (a warning; some PaddleClas configs differ)."""
+    photo = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 120, 150)).save(photo, format="JPEG")
+    made = list(build_pipeline(plan.infer_transforms, plan.registry, "Infer.transforms")(photo.getvalue()).shape)
+    if made == list(plan.settings.image_shape):
+        return
+    problem = (f"Global.image_shape is {list(plan.settings.image_shape)}, but Infer.transforms make {made} images "
+               f"(from a 320x240 photo), the input predict gives the model traced for the first")
+    fix = f"set -o Global.image_shape=[{','.join(map(str, made))}], or change Infer.transforms"
+    if "onnx" in formats:
+        raise ConfigError(f"{problem}, which ONNX Runtime refuses: {fix}")
+    warnings.warn(f"{problem}: a network with layers of a fixed size (a ViT) fails on them in predict; {fix}",
+                  UserWarning, stacklevel=3)
 
 
 def _refuse_unless_replaceable(target: Path) -> None:
