@@ -111,6 +111,10 @@ def test_an_onnx_only_export_holds_no_paddle_program_and_each_backend_names_what
         Predictor(paddle_only, registry, backend="onnxruntime")
     with pytest.raises(ConfigError, match="--format: expected paddle, onnx or all, found tflite"):
         export(read_plan(_config(trained, tmp_path / "x"), registry), formats=["tflite"])
+    # an export whose recorded preprocessing was edited afterwards: the error says what to do, not ONNX Runtime's trace
+    with pytest.raises(DataError, match=r"onnx/inference.onnx takes images of shape \[3, 32, 32\], but the preprocessing "
+                                        r"made \[3, 24, 24\]: export again with Global.image_shape"):
+        OnnxRuntime(folder).run(np.zeros([2, 3, 24, 24], np.float32))
 
 
 def test_an_operator_paddle2onnx_cannot_convert_is_an_error_and_the_previous_export_stays(trained, registry, tmp_path):

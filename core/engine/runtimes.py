@@ -130,10 +130,16 @@ class OnnxRuntime:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception only
             raise DataError(f"{path}: ONNX Runtime cannot load it ({_one_line(exc)}); export it again") from exc
-        self._input = self.session.get_inputs()[0].name
+        self.path = path
+        self._input = self.session.get_inputs()[0]
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self._input: np.ascontiguousarray(images, dtype=np.float32)})
+        expected = self._input.shape  # [N, C, H, W], N a name (any batch)
+        if images.ndim != len(expected) or any(isinstance(d, int) and d != n for d, n in zip(expected[1:], images.shape[1:])):
+            raise DataError(f"{self.path} takes images of shape {list(expected[1:])}, but the preprocessing made "
+                            f"{list(images.shape[1:])}: export again with Global.image_shape set to what "
+                            "Infer.transforms make")
+        return self.session.run(None, {self._input.name: np.ascontiguousarray(images, dtype=np.float32)})
 
 
 def open_runtime(folder: Path, backend: str, *, device: str = "cpu", threads: int = 1) -> Runtime:
