@@ -80,6 +80,12 @@ def test_tab_delimiter_allows_spaces_in_paths(registry, data, tmp_path) -> None:
     assert dataset[0][1] == 1
     with pytest.raises(DataError, match=r"l2\.txt:1: expected 'path label'.*3 fields.*delimiter"):
         imagenet(registry, tmp_path, write(tmp_path / "l2.txt", "with space.jpg 1\n"))
+    # a space-separated list read with a tab delimiter: each label would stick to its path
+    with pytest.raises(DataError, match=r"delimiter is '<TAB>', but no line of .*l3\.txt has one; its lines read as "
+                                        r"space-separated 'path label' \('a.jpg 1'\): set delimiter: ' '"):
+        imagenet(registry, tmp_path, write(tmp_path / "l3.txt", "a.jpg 1\nb.jpg 0\n"), delimiter="\t")
+    unlabeled = imagenet(registry, tmp_path, write(tmp_path / "l4.txt", "with space.jpg\n"), delimiter="\t")
+    assert unlabeled[0][1] == -1  # a path with a space and no label is no such list
 
 
 def test_relabel_maps_present_labels_in_order(registry, data, tmp_path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable, TypeVar
 
 import attrs
@@ -36,6 +37,7 @@ def read_list(list_path: str, image_root: str, delimiter: str | None, *, what: s
         raise DataError(f"{what}: list file {list_path} is not UTF-8 text: {exc}") from None
     except OSError as exc:
         raise DataError(f"{what}: cannot read list file {list_path}: {exc.strerror or exc}") from None
+    _refuse_another_delimiter(text, delimiter, list_path, what)
     lines = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -83,6 +85,18 @@ def multi_hot(field: str | None) -> tuple[int, ...]:
     if any(v not in (-1, 0, 1) for v in values):
         raise ValueError(field)
     return values
+
+
+def _refuse_another_delimiter(text: str, delimiter: str | None, list_path: str, what: str) -> None:
+    """A file with no ``delimiter`` anywhere whose every line reads as ``path label`` was
+    written with spaces: read with ``delimiter``, each label would stick to its path."""
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    if delimiter in (None, " ") or delimiter in text or not rows:
+        return
+    if all(len(row) == 2 and re.fullmatch(r"-?\d+(,-?\d+)*", row[1]) for row in rows):
+        raise DataError(f"{what}: delimiter is {_shown(delimiter)!r}, but no line of {list_path} has one; its lines read "
+                        f"as space-separated 'path label' ({' '.join(rows[0])!r}): set delimiter: ' ' (or remove the "
+                        "key), or separate path and label with the delimiter")
 
 
 def _shown(delimiter: str | None) -> str:
