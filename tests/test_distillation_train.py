@@ -24,6 +24,7 @@ from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.engine.train import train
 from corolla.config.planner import read_plan
+from corolla.plugin.errors import WeightsError
 from corolla.testing.datasets import make_list_dataset
 from corolla.engine.safe_pickle import load_state_dict_file
 
@@ -128,6 +129,15 @@ def test_the_best_student_is_saved_on_its_own(distilled, data, tmp_path):
     alone = evaluate_config(read_plan(plain, registry))
     both = _evaluate_distillation(distilled)
     assert alone["top1"] == pytest.approx(both["top1"]) and alone["loss"] == pytest.approx(both["loss"], rel=1e-5)
+    # each file given to the other config: the error says which file fits
+    whole = copy.deepcopy(plain)
+    whole["Global"]["pretrained_model"] = str(run.output_dir / "best_model")
+    with pytest.raises(WeightsError, match=r"its Student.\* entries are this model: .*best_model_student; load that file"):
+        evaluate_config(read_plan(whole, registry))
+    config = copy.deepcopy(distilled[0])
+    config["Global"]["pretrained_model"] = str(run.output_dir / "best_model_student")
+    with pytest.raises(WeightsError, match=r"holds the weights of the model's Student alone: .*Arch.models.<i>.Student.pretrained"):
+        evaluate_config(read_plan(config, registry))
 
 
 def test_export_writes_only_the_student(distilled, tmp_path):

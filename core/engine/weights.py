@@ -216,7 +216,8 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
             )
         if strict and unexpected:
             problems.append(f"{len(unexpected)} entries the model does not have: {_listing(unexpected)}")
-        raise WeightsError(f"{source} does not fit {name}: " + "; ".join(problems) + ". Is it a file of another model?")
+        hint = _part_of_the_other(list(own), list(state)) or " Is it a file of another model?"
+        raise WeightsError(f"{source} does not fit {name}: " + "; ".join(problems) + "." + hint)
     frozen = [key for key in head if not getattr(own[key], "trainable", True)]
     if frozen:  # a fresh classifier that is never trained
         file_classes, model_classes = _class_change(head)
@@ -239,6 +240,20 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
         )
     if unexpected:
         log.warning("%s: ignored %d keys of %s that the model does not have: %s", name, len(unexpected), source, _listing(unexpected))
+
+
+def _part_of_the_other(own: list[str], found: list[str]) -> str:
+    """When the file holds exactly one part of a composite model (``Student.*``) or the model
+    is one part of the file's: what to load instead."""
+    for prefix in sorted({key.split(".", 1)[0] for key in own if "." in key}):
+        if {key.split(".", 1)[1] for key in own if key.startswith(prefix + ".")} == set(found):
+            return (f" The file holds the weights of the model's {prefix} alone: give it as that model's pretrained "
+                    f"(Arch.models.<i>.{prefix}.pretrained), or load it with a config whose Arch is that model.")
+    for prefix in sorted({key.split(".", 1)[0] for key in found if "." in key}):
+        if {key.split(".", 1)[1] for key in found if key.startswith(prefix + ".")} == set(own):
+            return (f" The file holds a model of several parts, and its {prefix}.* entries are this model: a distillation "
+                    f"run writes its student alone as best_model_student; load that file instead.")
+    return ""
 
 
 def weights_table(url_pattern: str, top1: Mapping[str, float | None], *, input_size: int = 224) -> dict[str, PretrainedWeights]:
