@@ -33,15 +33,8 @@ from corolla.engine.files import write_checkpoint
 from corolla.engine.formatting import format_values, progress
 from corolla.engine.predictions import Prediction, read_label_map
 from corolla.engine.safe_pickle import load_state_dict_file
-from corolla.engine.weights import (
-    MODEL_ZOO_URL,
-    PretrainedWeights,
-    apply_state_dict,
-    describe_weights,
-    load_pretrained,
-    loading_frozen,
-    weights_table,
-)
+from corolla.engine.model_zoo import MODEL_ZOO_URL, PretrainedWeights, describe_weights, weights_table
+from corolla.engine.weights import apply_state_dict, load_pretrained, loading_frozen
 from corolla.plugin.errors import (
     ComponentArgumentError,
     ConfigError,

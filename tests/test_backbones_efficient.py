@@ -8,7 +8,7 @@ import paddle
 import pytest
 
 from corolla import load_registry
-from corolla.engine.weights import MODEL_ZOO_URL
+from corolla.api import MODEL_ZOO_URL
 from corolla.plugin.errors import ComponentArgumentError
 from corolla.plugins.backbones import _efficientnet, efficientnet, efficientnet_v2, mixnet, regnet, repvgg, rexnet, tinynet
 

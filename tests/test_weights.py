@@ -1,4 +1,4 @@
-"""corolla.engine.weights: safe .pdparams reading, pretrained loading, the download cache."""
+"""corolla.engine.weights and model_zoo: safe .pdparams reading, pretrained loading, the download cache."""
 from __future__ import annotations
 
 import functools
@@ -15,14 +15,8 @@ import paddle
 import pytest
 
 from corolla.plugin.errors import ComponentArgumentError, WeightsError
-from corolla.engine.weights import (
-    PretrainedWeights,
-    cache_path,
-    describe_weights,
-    load_pretrained,
-    load_state_dict_file,
-    weights_dir,
-)
+from corolla.engine.model_zoo import PretrainedWeights, cache_path, describe_weights, weights_dir
+from corolla.engine.weights import load_pretrained, load_state_dict_file
 
 
 class Tiny(paddle.nn.Layer):

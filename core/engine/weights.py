@@ -1,9 +1,9 @@
-"""Weights: published model-zoo tables, a download cache, and loading a state into a model.
+"""Loading a state into a model: pretrained files (a path, a URL, or the model zoo's
+published file), ``Global.pretrained_model`` and resumed checkpoints.
 
 Files are read with :func:`corolla.engine.safe_pickle.load_state_dict_file`, which
 never runs code from them. :func:`apply_state_dict` is the one way weights reach a
-model (pretrained files, ``Global.pretrained_model``, resumed checkpoints); Paddle is
-imported on use, so the tables can be read without it.
+model; Paddle is imported on use.
 """
 from __future__ import annotations
 
@@ -11,91 +11,21 @@ import contextlib
 import contextvars
 import logging
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator, Mapping, TypeVar
 
-import attrs
 import numpy as np
-from tqdm import tqdm
 
+from corolla.engine.model_zoo import PretrainedWeights, fetch
 from corolla.engine.safe_pickle import load_state_dict_file
 from corolla.plugin.errors import ComponentArgumentError, WeightsError
 
 log = logging.getLogger(__name__)
 
-#: Environment variable naming the download cache folder.
-WEIGHTS_DIR_ENV = "COROLLA_WEIGHTS_DIR"
-#: Where PaddleClas publishes its ImageNet-1k weights.
-MODEL_ZOO_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
-
 _LayerT = TypeVar("_LayerT")
 #: the key path of the model being built that will stay frozen (see :func:`loading_frozen`)
 _frozen_model: contextvars.ContextVar[str | None] = contextvars.ContextVar("corolla_frozen_model", default=None)
 
-
-@attrs.frozen
-class PretrainedWeights:
-    """One published weights file: its URL, ImageNet-1k top-1 accuracy and input size."""
-
-    url: str
-    top1: float | None
-    input_size: int = 224
-
-
-# --- the cache and downloads --------------------------------------------------
-
-
-def weights_dir() -> Path:
-    """The download cache: ``$COROLLA_WEIGHTS_DIR``, else ``~/.cache/corolla/weights``."""
-    configured = os.environ.get(WEIGHTS_DIR_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "corolla" / "weights"
-
-
-def cache_path(url: str) -> Path:
-    """Where the file at ``url`` is (or will be) cached."""
-    return weights_dir() / Path(urllib.parse.urlparse(url).path).name
-
-
-def fetch(url: str) -> Path:
-    """The cached copy of ``url``, downloading it first (with a progress bar) if needed.
-
-    The download goes to a temporary file that is renamed into place only when
-    complete, so an interrupted download never leaves a truncated file behind.
-    """
-    target = cache_path(url)
-    if target.is_file():
-        return target
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            expected = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name, disable=None) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        received = partial.stat().st_size
-        if expected is not None and received != expected:
-            raise OSError(f"the connection closed after {received} of {expected} bytes")
-        os.replace(partial, target)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        partial.unlink(missing_ok=True)
-        if isinstance(exc, urllib.error.HTTPError):
-            reason = f"HTTP {exc.code} {exc.reason}"
-        else:
-            reason = getattr(exc, "reason", exc)
-        raise WeightsError(
-            f"could not download {url} ({reason}). If this machine is offline, download that file "
-            f"elsewhere and put it at {target} (the cache folder is ${WEIGHTS_DIR_ENV}, "
-            f"default ~/.cache/corolla/weights)."
-        ) from exc
-    return target
-
-
-# --- loading into a model ---------------------------------------------------------
 
 
 def load_pretrained(
@@ -256,12 +186,6 @@ def _part_of_the_other(own: list[str], found: list[str]) -> str:
     return ""
 
 
-def weights_table(url_pattern: str, top1: Mapping[str, float | None], *, input_size: int = 224) -> dict[str, PretrainedWeights]:
-    """Published files: name -> ``url_pattern.format(name)`` with its ImageNet top-1 and input size.
-    Tables of several patterns or sizes are joined with ``|``."""
-    return {name: PretrainedWeights(url_pattern.format(name), accuracy, input_size) for name, accuracy in top1.items()}
-
-
 def _mismatches(own: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
     """``{key: (shape in the file, shape in the model)}`` of the entries whose shapes differ."""
     return {
@@ -293,20 +217,3 @@ def _classifier_keys(mismatched: Mapping[str, tuple[tuple[int, ...], tuple[int, 
 def _listing(items: list[str], limit: int = 10) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f", ... and {len(items) - limit} more" if len(items) > limit else "")
-
-
-# --- describing the tables ----------------------------------------------------------
-
-
-def describe_weights(name: str, table: Mapping[str, PretrainedWeights]) -> str:
-    """The published weights of ``name`` (and its SSLD variant) as text, for ``corolla plugins show``."""
-    rows = [(key, table[key]) for key in (name, f"{name}_ssld") if key in table]
-    if not rows:
-        return "pretrained weights: none published; pass a local path or URL as pretrained"
-    width = max(len(key) for key, _ in rows)
-    lines = ["pretrained weights (ImageNet-1k; pretrained=True, use_ssld=True for *_ssld):"]
-    for key, weights in rows:
-        top1 = f"{weights.top1:.2%}" if weights.top1 is not None else "-"
-        lines.append(f"  {key.ljust(width)}  top-1 {top1:>7}  input {weights.input_size}  {weights.url}")
-    lines.append(f"  cache: {weights_dir()} (set ${WEIGHTS_DIR_ENV} to change)")
-    return "\n".join(lines)
