@@ -16,7 +16,7 @@ from corolla import load_registry
 from corolla.config.load import load_config
 from corolla.config.planner import read_plan
 from corolla.engine.train import train
-from corolla.plugin.errors import ComponentArgumentError, DataError
+from corolla.plugin.errors import ComponentArgumentError, ConfigError, DataError
 from corolla.plugin.outputs import ModelOutputs
 from corolla.testing.datasets import make_list_dataset
 from engine_support import loss_of
@@ -260,6 +260,22 @@ def test_afd_loss_says_when_shapes_disagree(registry):
     loss = build(registry, "AFDLoss", s_shapes=[[4, 2, 1]], t_shapes=[[4, 2, 1], [8, 1, 1]], qk_dim=1)
     with pytest.raises(Exception, match=r"AFDLoss: the models give 1 teacher values"):
         loss(afd_outputs([[[[0.0]]]], [[[1.0, 0.0]]], [[[1.0]]], [[[0.0, 1.0]]]), None)
+
+
+def test_afd_attention_layers_name_their_shapes_key_when_the_features_differ(registry):
+    """PaddleClas's AFD config gives the feature maps of 224 px images; at another size the
+    error names the key to set and the sizes to set it to."""
+    features = {"f0": paddle.zeros([2, 4, 8, 8]), "f1": paddle.zeros([2, 8, 4, 4])}
+    where = "Arch.models.0.Teacher.models.1.LinearTransformTeacher"
+    teacher = registry.build("backbone", "LinearTransformTeacher",
+                             {"qk_dim": 2, "t_shapes": [[4, 56, 56], [8, 28, 28]], "keys": ["f0", "f1"]}, key_path=where)
+    with pytest.raises(ConfigError, match=rf"^{where}.t_shapes is \[\[4, 56, 56\], \[8, 28, 28\]\], but the features f0, f1 "
+                                          r"are \[\[4, 8, 8\], \[8, 4, 4\]\] \(PaddleClas's values are for 224 px images\)"):
+        teacher(features)
+    student = registry.build("backbone", "LinearTransformStudent", {"qk_dim": 2, "t_shapes": [[4, 8, 8]],
+                                                                    "s_shapes": [[4, 8, 8], [8, 2, 2]], "keys": ["f0", "f1"]})
+    with pytest.raises(ConfigError, match=r"^LinearTransformStudent.s_shapes is .* are \[\[4, 8, 8\], \[8, 4, 4\]\]"):
+        student(features)
 
 
 # --- GoogLeNet ---------------------------------------------------------------------------

@@ -62,13 +62,20 @@ def unique_shapes(shapes: Sequence[Sequence[int]]) -> tuple[list[int], list[list
     return [distinct.index(list(shape)) for shape in shapes], distinct
 
 
-def _features(outputs: Any, keys: Sequence[str], who: str) -> list[paddle.Tensor]:
+def _features(outputs: Any, keys: Sequence[str], who: str, shapes: list[list[int]], shapes_key: str) -> list[paddle.Tensor]:
+    """The feature maps ``keys`` of the previous model's outputs, checked against ``shapes``
+    (the ``shapes_key`` argument of the layer at key path ``who``)."""
     missing = [k for k in keys if not isinstance(outputs, dict) or k not in outputs]
     if missing:
         found = ", ".join(outputs) if isinstance(outputs, dict) else type(outputs).__name__
         raise ConfigError(f"{who}: features {', '.join(missing)} not among the previous model's outputs ({found}); "
                           "give that model return_patterns with these layer names")
-    return [outputs[k] for k in keys]
+    features = [outputs[k] for k in keys]
+    made = [list(f.shape[1:]) for f in features]
+    if made != shapes and all(d > 0 for shape in made for d in shape):  # a compiled graph's unknown sizes are -1
+        raise ConfigError(f"{who}.{shapes_key} is {shapes}, but the features {', '.join(keys)} are {made} "
+                          "(PaddleClas's values are for 224 px images): set it to those")
+    return features
 
 
 class LinearTransformTeacher(nn.Layer):
@@ -82,10 +89,11 @@ class LinearTransformTeacher(nn.Layer):
         if not isinstance(keys, (list, tuple)) or len(keys) != len(t_shapes):
             raise ValueError(f"keys: expected one feature name per t_shapes entry ({len(t_shapes)}), found {keys!r}")
         self.teacher_keys = list(keys)
+        self.t_shapes, self.where = t_shapes, current_key_path() or type(self).__name__
         self.query_layer = nn.LayerList([LinearBNReLU(shape[0], qk_dim) for shape in t_shapes])
 
     def forward(self, outputs: Any) -> dict[str, Any]:
-        features = _features(outputs, self.teacher_keys, "LinearTransformTeacher")
+        features = _features(outputs, self.teacher_keys, self.where, self.t_shapes, "t_shapes")
         query = paddle.stack([layer(f.mean(axis=[2, 3]), relu=False) for f, layer in zip(features, self.query_layer)], axis=1)
         value = [F.normalize(f.pow(2).mean(axis=1).flatten(1), axis=1) for f in features]
         return {"query": query, "value": value}
@@ -113,13 +121,14 @@ class LinearTransformStudent(nn.Layer):
         if not isinstance(keys, (list, tuple)) or len(keys) != len(s_shapes):
             raise ValueError(f"keys: expected one feature name per s_shapes entry ({len(s_shapes)}), found {keys!r}")
         self.student_keys = list(keys)
+        self.s_shapes, self.where = s_shapes, current_key_path() or type(self).__name__
         self.t, self.s, self.qk_dim = len(t_shapes), len(s_shapes), qk_dim
         self.samplers = nn.LayerList([Sample(shape) for shape in unique_shapes(t_shapes)[1]])
         self.key_layer = nn.LayerList([LinearBNReLU(shape[0], qk_dim) for shape in s_shapes])
         self.bilinear = LinearBNReLU(qk_dim, qk_dim * self.t)
 
     def forward(self, outputs: Any) -> dict[str, Any]:
-        features = _features(outputs, self.student_keys, "LinearTransformStudent")
+        features = _features(outputs, self.student_keys, self.where, self.s_shapes, "s_shapes")
         batch = features[0].shape[0]
         key = paddle.stack([layer(f.mean(axis=[2, 3])) for f, layer in zip(features, self.key_layer)], axis=1)
         bilinear_key = self.bilinear(key.reshape([-1, self.qk_dim]), relu=False).reshape([batch, self.s, self.t, self.qk_dim])
