@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import os
 import runpy
 import subprocess
@@ -177,7 +178,7 @@ def _evaluate_distillation(distilled):
 
 
 def test_the_distillation_experiment_runs_its_three_trainings(tmp_path, capsys):
-    script = Path(__file__).resolve().parents[1] / "examples" / "distillation_experiment.py"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distillation_experiment.py"
     main = runpy.run_path(str(script))["main"]
     results = main(["--workdir", str(tmp_path), "--classes", "3", "--labeled", "4", "--val", "2", "--unlabeled", "6",
                     "--epochs", "1", "--teacher", "PPLCNet_x0_25", "--student", "PPLCNet_x0_25", "--seeds", "0,1"])
@@ -185,6 +186,7 @@ def test_the_distillation_experiment_runs_its_three_trainings(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "student PPLCNet_x0_25 distilled (DML)" in table and "labeled + unlabeled" in table
     assert "per seed (0,1)" in table and table.count(": top-1 ") == 6
+    assert re.search(r"wall \d+ s; peak memory \d+ MiB; Paddle \d", table)
     for seed in (0, 1):
         assert (tmp_path / f"seed{seed}" / "distilled" / "DistillationModel" / "latest.pdparams").is_file()
 

@@ -13,18 +13,25 @@ engine, and prints the top-1 accuracy of each on the validation images (last epo
 With so few images one run says little, so it repeats all of it for several seeds (each seed
 generates its own data set) and prints the mean and every seed's figure.
 
-    .venv/bin/python examples/distillation_experiment.py            # about 15 minutes on 2 idle cores
-    .venv/bin/python examples/distillation_experiment.py --help     # sizes, epochs, models
+    .venv/bin/python benchmarks/distillation_experiment.py            # about 15 minutes on 2 idle cores
+    .venv/bin/python benchmarks/distillation_experiment.py --help     # sizes, epochs, models
+
+It ends with the wall time and the process's peak memory (resident set), with the Paddle
+version and the commit, for the README's table.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import resource
 import statistics
+import subprocess
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+import paddle
 
 import corolla
 from corolla.engine.evaluate import evaluate_config
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                         help="comma-separated; each seed generates its own data set and trains all three")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    started = time.perf_counter()
 
     runs = (f"teacher {args.teacher}", f"student {args.student} alone", f"student {args.student} distilled (DML)")
     images = dict(zip(runs, ("labeled", "labeled", "labeled + unlabeled")))
@@ -146,8 +154,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for name in runs:
         each = " ".join(f"{value:.4f}" for value in top1s[name])
         print(f"{name:<44} {images[name]:<20} {statistics.mean(top1s[name]):>10.4f}   {each}")
-    print(f"training and evaluation: {minutes:.1f} min")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    print(f"training and evaluation: {minutes:.1f} min; wall {time.perf_counter() - started:.0f} s; "
+          f"peak memory {peak_mb:.0f} MiB; Paddle {paddle.__version__}; commit {_commit()}")
     return {name: statistics.mean(values) for name, values in top1s.items()}
+
+
+def _commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
 
 
 def make_data(workdir: Path, args: argparse.Namespace, seed: int) -> SyntheticDataset:
