@@ -141,7 +141,7 @@ def breakdown(config: Path, model: str, batch: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="PPLCNet_x1_0")
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=16)

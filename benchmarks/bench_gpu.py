@@ -269,7 +269,7 @@ def run_all(work: Path, registry: Any, sizes: Sizes, args: argparse.Namespace) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--workers", default="auto", help="loader.num_workers (default: auto)")
     parser.add_argument("--device-transforms", default="auto", choices=["auto", "true", "false"])

@@ -62,7 +62,7 @@ def run_once(workdir: Path, overrides: list[str]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="quickstarts to run one after the other (default: 1)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("-o", "--override", action="append", default=[], help="passed on to corolla quickstart")
