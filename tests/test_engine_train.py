@@ -120,6 +120,30 @@ def test_a_nan_loss_stops_with_step_lr_and_last_checkpoint(data, registry, tmp_p
     assert int(load_state_dict_file(tmp_path / "TinyNet" / "latest.pdstates")["epoch"]) == 1
 
 
+class NanLogitsForEvaluation:
+    """After epoch 1's last step, NaN logits (as broken BatchNorm statistics give): the evaluation's loss is NaN."""
+
+    def corolla_step_end(self, run, epoch, step, logs):
+        if step == run.steps_per_epoch:
+            run.model.fc.bias.set_value(paddle.full_like(run.model.fc.bias, float("nan")))
+
+
+def test_a_nan_evaluation_after_a_small_last_batch_suggests_drop_last(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=1, batch=8)
+    last = data.num_train % 8
+    assert 0 < last < 8
+    with registry.callbacks([NanLogitsForEvaluation()]), pytest.raises(TrainingDiverged) as failure:
+        run_training(config, registry)
+    assert (f"the evaluation loss became nan after epoch 1 (the training set's last batch holds {last} image(s): "
+            "BatchNorm statistics of so small a batch can break; DataLoader.Train.sampler.drop_last: true leaves it out)"
+            ) in str(failure.value)
+    config["DataLoader"]["Train"]["sampler"]["drop_last"] = True
+    config["Global"]["output_dir"] = str(tmp_path / "dropped")
+    with registry.callbacks([NanLogitsForEvaluation()]), pytest.raises(TrainingDiverged) as failure:
+        run_training(config, registry)
+    assert "after epoch 1; no checkpoint of this epoch was written" in str(failure.value)
+
+
 def test_a_run_that_fails_before_any_checkpoint_does_not_claim_one(data, registry, tmp_path, capsys):
     config = engine_support.tiny_config(data, tmp_path, epochs=1)
     config["Loss"]["Train"] = [{"NanAfterCalls": {"calls": 1}}]

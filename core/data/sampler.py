@@ -45,3 +45,7 @@ class EpochBatchSampler:
         if self.drop_last:
             return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)
+
+    def last_batch(self) -> int:
+        """The samples of an epoch's last batch when it is smaller than the others (else 0)."""
+        return 0 if self.drop_last else self.num_samples % self.batch_size

@@ -234,7 +234,10 @@ class _Job:
                       rank=run.rank, world_size=run.world_size, show_progress=run.is_main, engine=self.eval_engine)
         metrics = evaluate(self.forward_model, self.eval_loader, **kwargs)
         if not finite(metrics.get("loss")):
-            raise self.checkpoints.diverged(f"the evaluation loss became {metrics['loss']} after epoch {epoch}; "
+            last = getattr(self.train_loader.sampler, "last_batch", lambda: 0)()
+            small = (f" (the training set's last batch holds {last} image(s): BatchNorm statistics of so small a batch can "
+                     "break; DataLoader.Train.sampler.drop_last: true leaves it out)") if 0 < last < 8 else ""
+            raise self.checkpoints.diverged(f"the evaluation loss became {metrics['loss']} after epoch {epoch}{small}; "
                                             "no checkpoint of this epoch was written")
         key = _best_key(metrics, self.eval_metrics)
         if key is not None and (run.best_metric is None or metrics[key] > run.best_metric):
