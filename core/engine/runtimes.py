@@ -134,12 +134,14 @@ class OnnxRuntime:
         self._input = self.session.get_inputs()[0]
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
-        expected = self._input.shape  # [N, C, H, W], N a name (any batch)
-        if images.ndim != len(expected) or any(isinstance(d, int) and d != n for d, n in zip(expected[1:], images.shape[1:])):
-            raise DataError(f"{self.path} takes images of shape {list(expected[1:])}, but the preprocessing made "
-                            f"{list(images.shape[1:])}: export again with Global.image_shape set to what "
-                            "Infer.transforms make")
-        return self.session.run(None, {self._input.name: np.ascontiguousarray(images, dtype=np.float32)})
+        try:
+            return self.session.run(None, {self._input.name: np.ascontiguousarray(images, dtype=np.float32)})
+        except Exception:  # noqa: BLE001 - onnxruntime's errors derive from Exception only
+            expected = self._input.shape  # [N, C, H, W], N a name (any batch)
+            if images.ndim == len(expected) and all(not isinstance(d, int) or d == n for d, n in zip(expected[1:], images.shape[1:])):
+                raise
+        raise DataError(f"{self.path} takes images of shape {list(expected[1:])}, but the preprocessing made "
+                        f"{list(images.shape[1:])}: export again with Global.image_shape set to what Infer.transforms make")
 
 
 def open_runtime(folder: Path, backend: str, *, device: str = "cpu", threads: int = 1) -> Runtime:

@@ -175,15 +175,21 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
 def _part_of_the_other(own: list[str], found: list[str]) -> str:
     """When the file holds exactly one part of a composite model (``Student.*``) or the model
     is one part of the file's: what to load instead."""
-    for prefix in sorted({key.split(".", 1)[0] for key in own if "." in key}):
-        if {key.split(".", 1)[1] for key in own if key.startswith(prefix + ".")} == set(found):
-            return (f" The file holds the weights of the model's {prefix} alone: give it as that model's pretrained "
-                    f"(Arch.models.<i>.{prefix}.pretrained), or load it with a config whose Arch is that model.")
-    for prefix in sorted({key.split(".", 1)[0] for key in found if "." in key}):
-        if {key.split(".", 1)[1] for key in found if key.startswith(prefix + ".")} == set(own):
-            return (f" The file holds a model of several parts, and its {prefix}.* entries are this model: a distillation "
-                    f"run writes its student alone as best_model_student; load that file instead.")
+    if prefix := _part_named(own, found):
+        return (f" The file holds the weights of the model's {prefix} alone: give it as that model's pretrained "
+                f"(Arch.models.<i>.{prefix}.pretrained), or load it with a config whose Arch is that model.")
+    if prefix := _part_named(found, own):
+        return (f" The file holds a model of several parts, and its {prefix}.* entries are this model: a distillation "
+                f"run writes its student alone as best_model_student; load that file instead.")
     return ""
+
+
+def _part_named(whole: list[str], part: list[str]) -> str | None:
+    """The prefix ``P`` whose ``P.*`` keys of ``whole``, without it, are exactly ``part``'s keys."""
+    for prefix in sorted({key.split(".", 1)[0] for key in whole if "." in key}):
+        if {key.split(".", 1)[1] for key in whole if key.startswith(prefix + ".")} == set(part):
+            return prefix
+    return None
 
 
 def _mismatches(own: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
