@@ -41,6 +41,11 @@ def registry():
         (QUICKSTART, "Optimizer.lr=-0.1", r"Optimizer.lr: expected a mapping .* or a number > 0, found -0.1"),
         (QUICKSTART, "Arch.class_num=-3", r"Arch.class_num: expected a class count of at least 1, found -3"),
         (DISTILLATION, "Arch.models.1.Student.class_num=0", r"Arch.models.1.Student.class_num: expected a class count of at least 1, found 0"),
+        # values the optimizer and schedule factories check themselves: made once on stand-ins
+        (QUICKSTART, "Optimizer.momentum=1.5", r"Optimizer: optimizer 'Momentum' .*: momentum: expected a number from 0 up to \(not including\) 1, found 1.5"),
+        (QUICKSTART, "Optimizer.regularizer.coeff=-1", r"Optimizer.regularizer.coeff: expected a number >= 0, found -1"),
+        (QUICKSTART, "Optimizer.lr.warmup_epoch=-1", r"Optimizer.lr.warmup_epoch: expected a number >= 0, found -1"),
+        (QUICKSTART, "Optimizer.lr={name: Piecewise, decay_epochs: [1, 2], values: [0.1, 0.01]}", r"Optimizer.lr.values: expected 3 values \(one more than decay_epochs \[1, 2\]\), found 2"),
     ],
 )
 def test_config_and_train_reject_the_same_configs_with_the_same_message(config, override, message, capsys, tmp_path):

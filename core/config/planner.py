@@ -23,14 +23,13 @@ from corolla.config.sections import (
     read_global,
 )
 from corolla.config.specs import ComponentSpec, item_specs, named_spec
+from corolla.config.stand_ins import stand_ins
 from corolla.plugin.arguments import accepted_arguments, check_arguments
 from corolla.plugin.errors import ConfigError
 from corolla.plugin.registry import KINDS, Registry
 
 #: any key is known under these paths (free-form mappings)
 _ANY = None
-#: stand-ins for the injected arguments of a trial (a sampler's dataset is not built yet)
-_TRIAL_INJECTED: dict[str, dict[str, Any]] = {"sampler": {"dataset": range(1024), "seed": 0, "rank": 0, "world_size": 1}}
 
 
 def read_plan(config: Mapping[str, Any], registry: Registry, *,
@@ -64,6 +63,7 @@ class _Planner:
         self.registry = registry
         #: key path -> the keys known there (None: any key), for checking added keys
         self.known: dict[str, set[str] | None] = {}
+        self.epochs = 1  # Global.epochs, for a trial schedule
 
     def plan(self, new_keys: Mapping[str, str]) -> Plan:
         config = self.config
@@ -78,6 +78,7 @@ class _Planner:
         self._know_mode_sections()
         self._check_added(added)  # the sections' keys, before their readers warn about them
         settings = read_global(config)
+        self.epochs = settings.epochs
         model = self._model(settings) if config.get("Arch") is not None else None
         class_num = model.class_num if model else settings.class_num
         for section in ("DataLoader", "Loss", "Metric"):
@@ -130,7 +131,7 @@ class _Planner:
         if kind == "backbone" and type(params.get("class_num")) is int and params["class_num"] < 1:
             raise ConfigError(f"{spec.key_path}.class_num: expected a class count of at least 1, found {params['class_num']}")
         if declared.trial:  # cheap to make: make one, so that the values its factory checks are checked now
-            self.registry.create(component, {**params, **_TRIAL_INJECTED.get(kind, {})}, key_path=spec.key_path)
+            self.registry.create(component, {**params, **stand_ins(kind, self.epochs)}, key_path=spec.key_path)
         self.known[spec.key_path] = _ANY if any_key else {*accepted, *declared.consumed, "name"}
         children = getattr(factory, "corolla_children", None)
         planned = tuple(
@@ -213,11 +214,10 @@ class _Planner:
             node = {"name": "Constant", "learning_rate": float(lr)}  # ``lr: 0.1``
         else:
             raise ConfigError(f"Optimizer.lr: expected a mapping (name: Cosine, learning_rate: ...) or a number > 0, found {lr!r}")
-        schedule = self._named("lr_schedule", node, "Optimizer.lr")
-        rate = schedule.params.get("learning_rate")
+        rate = node.get("learning_rate")
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
             raise ConfigError(f"Optimizer.lr.learning_rate: expected a number > 0, found {rate!r}")
-        return optimizer, schedule
+        return optimizer, self._named("lr_schedule", node, "Optimizer.lr")
 
     # --- keys ---------------------------------------------------------------------------
 

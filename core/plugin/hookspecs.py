@@ -173,21 +173,24 @@ def corolla_metrics() -> Components:
     (``TopkAcc``, ...). Each factory returns a :class:`Metric`."""
 
 
-@registration("optimizer", ("Optimizer", "named"), consumed=("lr",), injected=("model", "learning_rate"))
+@registration("optimizer", ("Optimizer", "named"), consumed=("lr",), injected=("model", "learning_rate"), trial=True)
 def corolla_optimizers() -> Components:
     """Give optimizers, named in ``Optimizer.name`` (``Momentum``, ``AdamW``, ...).
 
     Each factory is called with the section's parameters, ``model`` (the layer to
     train; its ``parameters()``) and ``learning_rate`` (the built schedule), and
-    returns a Paddle optimizer.
+    returns a Paddle optimizer. The config check makes one first, for a stand-in
+    model (one ``paddle.nn.Linear``) and a rate of 0.1, so that the values it checks
+    (``momentum`` below 1, ...) are checked before anything is built.
     """
 
 
-@registration("lr_schedule", ("Optimizer.lr", "named"), injected=("epochs", "step_each_epoch"))
+@registration("lr_schedule", ("Optimizer.lr", "named"), injected=("epochs", "step_each_epoch"), trial=True)
 def corolla_lr_schedules() -> Components:
     """Give learning-rate schedules, named in ``Optimizer.lr.name`` (``Cosine``,
     ``Piecewise``, ...). Each factory is called with the section's parameters plus
-    ``epochs`` and ``step_each_epoch``, and returns an :class:`LrSchedule`."""
+    ``epochs`` and ``step_each_epoch``, and returns an :class:`LrSchedule`. The config
+    check makes one first, with ``Global.epochs`` and a stand-in 1024 steps an epoch."""
 
 
 @registration("postprocess", ("Infer.PostProcess", "named"))

@@ -45,6 +45,7 @@ def Momentum(
     multi_precision: bool = True,
 ) -> paddle.optimizer.Optimizer:
     """SGD with momentum (PaddleClas's default optimizer)."""
+    _check_momentum(momentum)
     common = _common(model, regularizer, weight_decay, no_weight_decay_name, one_dim_param_no_weight_decay,
                      clip_norm, clip_global_norm)
     return paddle.optimizer.Momentum(learning_rate=learning_rate, momentum=momentum, use_nesterov=use_nesterov,
@@ -148,6 +149,7 @@ def RMSProp(
     clip_global_norm: float | None = None,
 ) -> paddle.optimizer.Optimizer:
     """RMSProp with PaddleClas's defaults (``rho`` 0.95, ``epsilon`` 1e-6)."""
+    _check_momentum(momentum)
     common = _common(model, regularizer, weight_decay, no_weight_decay_name, one_dim_param_no_weight_decay,
                      clip_norm, clip_global_norm)
     return paddle.optimizer.RMSProp(learning_rate=learning_rate, momentum=momentum, rho=rho, epsilon=epsilon,
@@ -155,6 +157,12 @@ def RMSProp(
 
 
 # --- shared pieces -------------------------------------------------------------
+
+
+def _check_momentum(momentum: float) -> None:
+    """A momentum of 1 or more never forgets a step: training diverges (Paddle takes it unchecked)."""
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        raise ValueError(f"momentum: expected a number from 0 up to (not including) 1, found {momentum!r}")
 
 
 def _common(
