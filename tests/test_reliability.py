@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from corolla.engine import files
 from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged
 from corolla.engine.export import export
 from corolla.data.atomic import WriteError
+from corolla.engine.images import list_images
 from corolla.engine.inference import infer
 from corolla.engine.predict import predict
 from corolla.engine.safe_pickle import load_state_dict_file
@@ -366,6 +368,19 @@ def test_a_predict_stopped_by_a_bad_image_says_where_its_predictions_are(trained
     assert f"skipped {folder_with_a_bad_image / '04.jpg'}: cannot decode image" in err and err.count("04.jpg") == 1
     assert main(["predict", "-c", _write(config, tmp_path), "--json", str(tmp_path), "--skip-bad-images"]) == 2
     assert f"--json: {tmp_path} is a folder" in capsys.readouterr().err
+
+
+def test_files_without_an_image_suffix_are_counted_and_named(tmp_path):
+    for name in ("a.jpg", "b.JPEG", "cats/c.png", "notes.txt", "cats/labels.csv", "cats/d.heic", "x/y/z.md", ".git/config"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"^Infer.infer_imgs: 4 of the 7 files in .* are not classified, as their names do not "
+                                         r"end in an image suffix: cats/d.heic, cats/labels.csv, notes.txt and 1 more$"):
+        found = list_images(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.jpg", "b.JPEG", "cats/c.png"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list_images(tmp_path / "cats" / "c.png") == [tmp_path / "cats" / "c.png"]  # a file given is taken as it is
 
 
 def _write(config: dict, folder: Path) -> str:

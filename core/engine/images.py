@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -34,10 +35,15 @@ def list_images(path: str | Path | None, *, key_path: str = "Infer.infer_imgs") 
         return [path]
     if not path.is_dir():
         raise DataError(f"{key_path}: no such file or folder: {path}")
-    images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = sorted(p for p in path.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         raise DataError(f"{key_path}: the folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if others := [p.relative_to(path).as_posix() for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        warnings.warn(f"{key_path}: {len(others)} of the {len(files)} files in {path} are not classified, as their names "
+                      f"do not end in an image suffix: {shown}", UserWarning, stacklevel=2)
     return images
 
 
