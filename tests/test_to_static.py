@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import paddle
 import pytest
 import yaml
 
@@ -17,7 +18,10 @@ import corolla
 import engine_support
 from corolla.config.planner import read_plan
 from corolla.engine.safe_pickle import load_state_dict_file
+from corolla.engine.loss import CombinedLoss
 from corolla.engine.train import train
+from corolla.engine.train_step import TrainStep
+from corolla.plugins.losses.celoss import CELoss
 from corolla.testing.datasets import make_list_dataset
 
 
@@ -85,6 +89,24 @@ def test_a_backbone_returning_its_stages_compiles(data, registry, tmp_path):
     assert_same_training(config, registry, tmp_path, rtol=1e-4)
 
 
+def test_only_a_new_input_shape_compiles_and_its_time_is_counted_apart(registry):
+    paddle.seed(3)
+    step = TrainStep(engine_support.TinyNet(class_num=3), CombinedLoss([("Loss.Train.0.CELoss", 1.0, CELoss())]), to_static=True, distributed=False)
+    eager = TrainStep(engine_support.TinyNet(class_num=3), CombinedLoss([("Loss.Train.0.CELoss", 1.0, CELoss())]), to_static=False, distributed=False)
+
+    def batch(size: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+        return paddle.rand([size, 3, 16, 16]), paddle.to_tensor(np.arange(size) % 3, dtype="int64")
+
+    step(*batch(4))
+    first = step.compile_s
+    step(*batch(4))
+    assert first > 0 and step.compile_s == first  # the same shape runs the graph traced for it
+    step(*batch(2))  # the last, smaller batch of an epoch
+    assert step.compile_s > first and len(step._compiled) == 2
+    eager(*batch(4)), eager(*batch(2))
+    assert eager.compile_s == 0
+
+
 def test_compiled_training_resumes_bitwise(data, registry, tmp_path):
     straight = engine_support.tiny_config(data, tmp_path / "straight", epochs=2,
                                           arch={"name": "TinyNet", "class_num": 3, "dropout": 0.3})
@@ -124,6 +146,7 @@ def test_two_processes_train_compiled_steps_in_step(fake_dist, tmp_path):
     logs = "".join((tmp_path / "logs" / f"workerlog.{rank}").read_text()[-3000:] for rank in (0, 1))
     assert done.returncode == 0, done.stdout[-3000:] + logs
     assert "[Train][Epoch 1/1][Iter 3/3]" in logs  # 24 images, 2 ranks of 4 per step
+    assert "do not have 'place'" not in logs and "New Executor" not in logs  # Paddle's noise, quietened by the command
     rank0, rank1 = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "rank1.npz")
     for name in rank0.files:  # different batches on each rank: identical only if the gradients were averaged
         np.testing.assert_array_equal(rank0[name], rank1[name], err_msg=name)

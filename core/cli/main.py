@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pkgutil
 import sys
 import warnings
@@ -119,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No ccache found")
     # Paddle 3's BatchNorm warns on every training call that it tracks statistics, as it always did.
     warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
+    # Paddle's own graph building (Global.to_static, export) asks a graph tensor for its place.
+    warnings.filterwarnings("ignore", message="(Tensor|Variable) do not have 'place' interface")
+    # Paddle's C++ side logs "New Executor is Running" and the like at INFO level; warnings stay.
+    os.environ.setdefault("GLOG_minloglevel", "1")
     run: Callable[[argparse.Namespace], int] = pkgutil.resolve_name(VERBS[args.verb][0])
 
     from corolla.plugin.errors import CorollaError

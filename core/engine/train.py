@@ -165,7 +165,7 @@ class _Job:
         for metric in self.train_metrics:
             metric.reset()
         terms = TermMeans(self.train_loss.labeled_terms)
-        since_read = 0
+        since_read, self.step.compile_s = 0, 0.0
         last = time.perf_counter()
         freq = self.update_freq
         for step, (images, labels) in enumerate(self.train_loader, start=1):
@@ -192,9 +192,9 @@ class _Job:
             run.global_step += 1
             now = time.perf_counter()
             logs = {**values, "lr": lr, "batch_size": float(batch),
-                    "images_per_sec": since_read * run.world_size / max(now - last, 1e-9)}
+                    "images_per_sec": since_read * run.world_size / max(now - last - self.step.compile_s, 1e-9)}
             if due:
-                last, since_read = now, 0
+                last, since_read, self.step.compile_s = now, 0, 0.0
             hook.corolla_step_end(run=run, epoch=epoch, step=step, logs=logs)
             if run.stop_training or step == run.steps_per_epoch:  # the batches past the last update are left
                 break

@@ -5,10 +5,12 @@ With ``Global.to_static`` the model's forward pass and the loss run as one stati
 bytecode mode fails on keyword-only arguments); the backward pass runs the graph's
 gradient, and the optimizer step stays eager, as in PaddleClas. The parameters are the
 model's own, so checkpoints, EMA and evaluation see no difference. Each new input shape
-(the last, smaller batch of an epoch; each size of a multi-scale sampler) compiles once.
+(the last, smaller batch of an epoch; each size of a multi-scale sampler) compiles once;
+the step log's images/s leaves the compiling out.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, ContextManager
 
 import paddle
@@ -52,20 +54,26 @@ class TrainStep:
         else:
             self.eager_model = self._parallel = paddle.DataParallel(model) if distributed else model
             self.layer = self.forward = TrainForward(self.eager_model, loss)
-        self._traced = not to_static
+        self._compiled: set[tuple[tuple[int, ...], ...]] = set()  # the input shapes traced so far
+        #: seconds spent in the steps that compiled a new input shape; the engine's
+        #: images/s leaves them out and sets this back to 0 when it logs
+        self.compile_s = 0.0
 
     def __call__(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[Any, Any]:
-        if self._traced:
+        shapes = (tuple(images.shape), tuple(labels.shape))
+        if not self.to_static or shapes in self._compiled:
             outputs, losses = self.forward(images, labels)
         else:
+            started = time.perf_counter()
             try:
                 outputs, losses = self.forward(images, labels)
             except CorollaError:
                 raise
-            except Exception as exc:  # the first call traces the graph: say which setting to turn off
+            except Exception as exc:  # a call with a new shape traces the graph: say which setting to turn off
                 raise ConfigError(f"Global.to_static: compiling the training step failed ({type(exc).__name__}: "
                                   f"{exc}); set Global.to_static: false to train eagerly") from exc
-            self._traced = True
+            self._compiled.add(shapes)
+            self.compile_s += time.perf_counter() - started
         primary = self.layer.primary.get("name")
         if primary is not None and not isinstance(outputs, ModelOutputs):
             outputs = ModelOutputs(outputs, primary=primary)
