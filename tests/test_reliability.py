@@ -29,6 +29,7 @@ from corolla.config.load import load_config
 from corolla.config.planner import read_plan
 from corolla.engine import files
 from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged
+from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.data.atomic import WriteError
 from corolla.engine.images import list_images
@@ -368,6 +369,16 @@ def test_a_predict_stopped_by_a_bad_image_says_where_its_predictions_are(trained
     assert f"skipped {folder_with_a_bad_image / '04.jpg'}: cannot decode image" in err and err.count("04.jpg") == 1
     assert main(["predict", "-c", _write(config, tmp_path), "--json", str(tmp_path), "--skip-bad-images"]) == 2
     assert f"--json: {tmp_path} is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["eval", "infer", "export"])
+def test_weights_of_another_class_count_are_refused_where_nothing_trains_the_classifier(trained, registry, tmp_path, verb):
+    config = exported_copy(trained, tmp_path)
+    config["Arch"]["class_num"] = 4  # the weights are of a 3-class model
+    with pytest.raises(WeightsError, match=r"best_model.pdparams has 3 classes and the model \(Global.pretrained_model\) 4: its "
+                                           r"classifier would be random. Set Arch.class_num=3, or give the weights of a 4-class model"):
+        {"eval": evaluate_config, "infer": infer, "export": export}[verb](read_plan(config, registry))
+    assert not (tmp_path / "model").exists()
 
 
 def test_files_without_an_image_suffix_are_counted_and_named(tmp_path):

@@ -22,19 +22,20 @@ def build_model(plan: Plan) -> paddle.nn.Layer:
 
 def build_trained_model(plan: Plan) -> paddle.nn.Layer:
     """The model with ``Global.pretrained_model`` loaded, in eval mode (for eval,
-    infer and export); without one, the weights of ``Global.checkpoints`` (PaddleClas
-    reads that key in training only, which left such a model random), with a warning."""
+    infer and export; another class count is an error, as nothing would train the
+    classifier); without one, the weights of ``Global.checkpoints`` (PaddleClas reads
+    that key in training only, which left such a model random), with a warning."""
     model = build_model(plan)
     settings = plan.settings
     if settings.pretrained_model:
         if settings.checkpoints:
             warnings.warn(f"Global.checkpoints ({settings.checkpoints}) is not read here: the weights are "
                           f"Global.pretrained_model's ({settings.pretrained_model})", UserWarning, stacklevel=2)
-        load_weights(model, settings.pretrained_model, key_path="Global.pretrained_model")
+        load_weights(model, settings.pretrained_model, key_path="Global.pretrained_model", fresh_classifier=False)
     elif settings.checkpoints:
         warnings.warn(f"Global.pretrained_model is not set: the weights are Global.checkpoints' ({settings.checkpoints}); "
                       "Global.pretrained_model is the key for eval, infer and export", UserWarning, stacklevel=2)
-        load_weights(model, settings.checkpoints, key_path="Global.checkpoints")
+        load_weights(model, settings.checkpoints, key_path="Global.checkpoints", fresh_classifier=False)
     elif not plan.model.part.params.get("pretrained"):
         warnings.warn(
             "Global.pretrained_model is not set and Arch.pretrained is off: the model has random weights "

@@ -63,16 +63,19 @@ def model_arrays(model: paddle.nn.Layer) -> dict[str, np.ndarray]:
     return {name: value.numpy() for name, value in model.state_dict().items()}
 
 
-def load_weights(model: paddle.nn.Layer, path: str | Path, *, key_path: str, strict: bool = False) -> Path:
+def load_weights(model: paddle.nn.Layer, path: str | Path, *, key_path: str, strict: bool = False,
+                 fresh_classifier: bool = True) -> Path:
     """Load a checkpoint's weights (a prefix such as ``best_model``, a weights file, or another
     file of the checkpoint, whose ``.pdparams`` is meant) into ``model``.
 
     ``strict`` is for resuming: the file must be of exactly this model. Otherwise
-    (``Global.pretrained_model``) the classifier may have another class count.
+    (``Global.pretrained_model``) the classifier may have another class count, when
+    ``fresh_classifier`` (a training will train it).
     """
     given = Path(path)
     file = given if given.suffix in WEIGHT_SUFFIXES else checkpoint_file(given)  # an EMA file is weights too
-    apply_state_dict(model, read_arrays(file, key_path), name=key_path, source=str(file), strict=strict)
+    apply_state_dict(model, read_arrays(file, key_path), name=key_path, source=str(file), strict=strict,
+                     fresh_classifier=fresh_classifier)
     return file
 
 

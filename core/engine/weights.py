@@ -118,7 +118,8 @@ def _weights_file(
     )
 
 
-def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source: str, strict: bool = False) -> None:
+def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source: str, strict: bool = False,
+                     fresh_classifier: bool = True) -> None:
     """Copy ``state`` (name -> array) into ``model``'s parameters and buffers: the one
     way weights reach a model.
 
@@ -127,7 +128,9 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
     shapes differ in the last axis, all from the same N to the same M classes): it
     keeps its initialisation and one log line says so, unless it is frozen (not
     trainable, so never trained: an error); keys the model does not have are logged and ignored. With ``strict`` (resuming a checkpoint) both are errors.
-    Nothing is copied unless everything fits; the :class:`WeightsError` lists what does not.
+    ``fresh_classifier=False`` (eval, infer, export: nothing will train the classifier) makes
+    another class count an error. Nothing is copied unless everything fits; the
+    :class:`WeightsError` lists what does not.
     """
     own = model.state_dict()
     missing = [key for key in own if key not in state]
@@ -148,6 +151,10 @@ def apply_state_dict(model: Any, state: Mapping[str, Any], *, name: str, source:
             problems.append(f"{len(unexpected)} entries the model does not have: {_listing(unexpected)}")
         hint = _part_of_the_other(list(own), list(state)) or " Is it a file of another model?"
         raise WeightsError(f"{source} does not fit {name}: " + "; ".join(problems) + "." + hint)
+    if head and not fresh_classifier:
+        file_classes, model_classes = _class_change(head)
+        raise WeightsError(f"{source} has {file_classes} classes and the model ({name}) {model_classes}: its classifier would be "
+                           f"random. Set Arch.class_num={file_classes}, or give the weights of a {model_classes}-class model")
     frozen = [key for key in head if not getattr(own[key], "trainable", True)]
     if frozen:  # a fresh classifier that is never trained
         file_classes, model_classes = _class_change(head)
