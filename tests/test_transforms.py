@@ -98,6 +98,15 @@ def test_decode_png_is_exact_and_honours_channel_options(registry) -> None:
     assert decoded.shape == (40, 48, 3) and all(np.array_equal(decoded[:, :, c], grey) for c in range(3))
 
 
+def test_decode_scales_16_bit_grey_to_8_bits(registry) -> None:
+    wide = np.linspace(0, 65535, 40 * 48).reshape(40, 48).astype(np.uint16)
+    stream = io.BytesIO()
+    Image.fromarray(wide).save(stream, format="PNG")  # PIL mode I;16
+    decoded = build(registry, "DecodeImage")(stream.getvalue())
+    assert decoded.dtype == np.uint8 and decoded.shape == (40, 48, 3)
+    np.testing.assert_array_equal(decoded[:, :, 1], wide >> 8)  # not clipped to white
+
+
 @pytest.mark.parametrize("data", [b"", b"not an image", encode(rgb(64, 64), "JPEG")[:300]])
 def test_decode_rejects_broken_data(registry, data: bytes) -> None:
     with pytest.raises(UnreadableImageError, match="decode|expected encoded"):

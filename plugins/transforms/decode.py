@@ -74,6 +74,10 @@ class DecodeImage:
         return array.transpose(2, 0, 1) if self.channel_first else array
 
 
+#: PIL's modes of 16-bit greyscale images (PNG, TIFF)
+_WIDE_GREY = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
 def load_rgb(image: Image.Image, needed: tuple[int, int] | None = None) -> Image.Image:
     """Decode an opened image to RGB; a JPEG at the smallest 1/2^k scale of at least ``needed`` (w, h).
 
@@ -82,6 +86,8 @@ def load_rgb(image: Image.Image, needed: tuple[int, int] | None = None) -> Image
     try:
         if needed is not None and image.format == "JPEG":
             image.draft("RGB", (max(1, needed[0]), max(1, needed[1])))
+        if image.mode in _WIDE_GREY:  # convert("RGB") would clip at 255: keep the top 8 bits, as OpenCV does
+            image = Image.fromarray(np.minimum(np.asarray(image, dtype=np.uint32) >> 8, 255).astype(np.uint8), "L")
         return image.convert("RGB") if image.mode != "RGB" else _loaded(image)
     except Exception as exc:
         raise UnreadableImageError(f"cannot decode image: {exc}") from None
