@@ -485,6 +485,41 @@ def test_data_check_does_not_suggest_what_is_already_set(data, tmp_path, capsys)
     assert "1 missing (missing images will be skipped: loader.skip_bad_images)" in out and "set loader" not in out
 
 
+def _unlabeled_copy(listing: Path, folder: Path, keep: int = 0) -> Path:
+    """``listing`` with the labels of all but its first ``keep`` lines removed."""
+    lines = listing.read_text().splitlines()
+    copy_ = folder / f"unlabeled_{keep}_{listing.name}"
+    copy_.write_text("\n".join(lines[:keep] + [line.split(" ")[0] for line in lines[keep:]]) + "\n")
+    return copy_
+
+
+def test_a_run_with_nothing_to_learn_from_or_evaluate_on_is_refused_before_training(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=1)
+    loaders, images = config["DataLoader"], len(data.train_list.read_text().splitlines())
+
+    def refused(message: str, **lists: Path) -> None:
+        changed = copy.deepcopy(config)
+        for mode, listing in lists.items():
+            changed["DataLoader"][mode]["dataset"]["cls_label_path"] = str(listing)
+        with pytest.raises(DataError, match=message):
+            run(changed, registry)
+        assert not (tmp_path / "TinyNet").exists()
+
+    refused(rf"DataLoader.Train: none of the {images} images of .* has a label, and every loss of Loss.Train needs labels",
+            Train=_unlabeled_copy(data.train_list, tmp_path))
+    refused(r"DataLoader.Eval: none of the \d+ images of .* has a label, and evaluation needs labels",
+            Eval=_unlabeled_copy(data.val_list, tmp_path))
+    missing = tmp_path / "missing.txt"
+    missing.write_text("images/gone_1.jpg 0\nimages/gone_2.jpg 1\n")
+    loaders["Train"]["loader"]["skip_bad_images"] = True
+    refused(r"DataLoader.Train: none of the 2 images of .*missing.txt exists \(.*missing.txt:1: .*gone_1.jpg, ...\)", Train=missing)
+
+    config["DataLoader"]["Train"]["dataset"]["cls_label_path"] = str(_unlabeled_copy(data.train_list, tmp_path, keep=4))
+    with pytest.warns(UserWarning, match=rf"DataLoader.Train: {images - 4} of the {images} images of .* have no label, and "
+                                         r"every loss of Loss.Train needs labels: they are not trained on"):
+        assert run(config, registry).epoch == 1
+
+
 def test_misspelt_names_get_close_matches_across_kinds_and_distributions(capsys):
     assert main(["plugins", "show", "RandomErasng"]) == 2
     assert "Close matches: RandomErasing (transform)" in capsys.readouterr().err

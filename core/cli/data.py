@@ -84,7 +84,7 @@ def _check(args: argparse.Namespace) -> int:
     for mode, loader in plan.loaders.items():
         datasets[mode], _ = build_dataset(loader, plan.registry)
         skip = loader.loader.skip_bad_images
-        print(f"DataLoader.{mode}: {describe_check(datasets[mode], class_num, skip_bad_images=skip)}")
+        print(f"DataLoader.{mode}: {describe_check(datasets[mode], class_num, skip_bad_images=skip, mode=mode)}")
     if "Train" in datasets and "Eval" in datasets:
         check_same_classes(datasets["Train"], datasets["Eval"], "Eval")
     return 0

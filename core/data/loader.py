@@ -75,18 +75,20 @@ def build_dataset(plan: LoaderPlan, registry: Registry, *, device: str = "cpu") 
 
 def build_dataloader(plan: LoaderPlan, registry: Registry, *, class_num: int | None, seed: int,
                      rank: int | None = None, world_size: int | None = None,
-                     image_shape: Sequence[int] = (3, 224, 224), device: str = "cpu") -> Loader:
+                     image_shape: Sequence[int] = (3, 224, 224), device: str = "cpu", labels_needed: bool = False) -> Loader:
     """Build the loader of a planned ``DataLoader.<mode>`` section.
 
     ``class_num`` is the run's class count (labels are checked against it; Mixup
     mixes that many). ``rank`` and ``world_size`` default to the launcher's; the
     sampler decides how the data is split between ranks (``BatchSampler`` does not).
     ``device`` (``cpu`` or ``gpu``, as :func:`corolla.data.placement.setup_environment`
-    selected it) is where the batches are delivered.
+    selected it) is where the batches are delivered. ``labels_needed``: every loss learns
+    from labeled images only (unlabeled ones are warned about; a set of them only is an error).
     """
     dataset, pipeline = build_dataset(plan, registry, device=device)
     batch_ops = [part.build(registry) for part in plan.batch_transforms]
-    summary = describe_check(dataset, class_num, skip_bad_images=plan.loader.skip_bad_images)
+    summary = describe_check(dataset, class_num, skip_bad_images=plan.loader.skip_bad_images, mode=plan.mode,
+                             labels_needed=labels_needed)
     if rank is None or world_size is None:
         rank, world_size = launched_rank(), launched_world_size()
     sampler = plan.sampler.build(registry, dataset=dataset, seed=seed, rank=rank, world_size=world_size)

@@ -68,6 +68,11 @@ class CombinedLoss(paddle.nn.Layer):
         result["loss"] = paddle.add_n(list(result.values()))
         return result
 
+    @property
+    def needs_labels(self) -> bool:
+        """Whether every loss learns from labeled rows only (an unlabeled image teaches nothing)."""
+        return all(getattr(fn, "labeled_only", False) for _, _, fn in self.terms)
+
 
 def _shapes(outputs: Any) -> str:
     """``Teacher [8, 4], Student [8, 102]``: the shape of each model's logits, or of the output."""

@@ -53,7 +53,8 @@ class _Job:
 
         where = {"class_num": plan.model.class_num, "seed": self.env.seed, "rank": self.env.rank,
                  "world_size": self.env.world_size, "image_shape": settings.image_shape, "device": self.env.device}
-        self.train_loader = build_dataloader(plan.loaders["Train"], registry, **where)
+        self.train_loss = build_loss(plan.losses["Train"], registry, "Loss.Train")
+        self.train_loader = build_dataloader(plan.loaders["Train"], registry, **where, labels_needed=self.train_loss.needs_labels)
         steps_per_epoch = len(self.train_loader)
         if steps_per_epoch == 0:
             raise DataError("DataLoader.Train: the training set gives no batch (empty list file, or drop_last with too few samples)")
@@ -67,7 +68,6 @@ class _Job:
         )
         if self.eval_loader is not None:
             check_same_classes(self.train_loader.dataset, self.eval_loader.dataset, "Eval")
-        self.train_loss = build_loss(plan.losses["Train"], registry, "Loss.Train")
         self.eval_loss = build_loss(plan.losses["Eval"], registry, "Loss.Eval") if plan.losses["Eval"] else None
         self.train_metrics = build_metrics(plan, "Train")
         self.eval_metrics = build_metrics(plan, "Eval")
