@@ -28,7 +28,7 @@ from corolla.cli.main import main
 from corolla.config.load import load_config
 from corolla.config.planner import read_plan
 from corolla.engine import files
-from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged
+from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged, read_states
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.data.atomic import WriteError
@@ -315,6 +315,16 @@ def test_resuming_with_another_batch_size_continues_the_schedule_from_the_resume
                                          rf"from its step {steps} of {2 * steps}, where the run resumes \(learning rate now 0.025\)"):
         resumed = run(smaller, registry)
     assert resumed.epoch == 2 and resumed.lr == pytest.approx(0.0, abs=1e-9)  # the cosine ran to its end
+
+
+@pytest.mark.parametrize("lower_is_better, best_epoch", [(True, 2), (False, 3)])
+def test_best_model_follows_the_direction_of_the_deciding_metric(data, registry, tmp_path, lower_is_better, best_epoch):
+    config = engine_support.tiny_config(data, tmp_path, epochs=3)
+    config["Metric"] = {"Eval": [{"ScriptedError": {"values": [0.5, 0.2, 0.6], "lower_is_better": lower_is_better}},
+                                 {"TopkAcc": {"topk": [1]}}]}
+    done = run(config, registry)
+    assert (done.best_metric_name, done.best_metric, done.best_epoch) == ("err", [0.2, 0.6][best_epoch - 2], best_epoch)
+    assert read_states(done.output_dir / "best_model")["epoch"] == best_epoch
 
 
 # --- 5. predict streams, and may skip unreadable images ----------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import paddle
 
@@ -17,6 +17,21 @@ from corolla.engine.formatting import progress
 from corolla.engine.precision import Precision
 from corolla.data.loader import build_dataloader
 from corolla.engine.loss import TermMeans, build_loss, labeled_rows
+
+
+def deciding_metric(metrics: Mapping[str, float], eval_metrics: Sequence[Any]) -> tuple[str | None, bool]:
+    """The value that decides ``best_model``, and whether lower is better: the first value of
+    the first ``Metric.Eval`` entry (PaddleClas's rule) with that metric's ``lower_is_better``,
+    else the top-1 accuracy."""
+    for metric in eval_metrics:
+        for key in metric.result():
+            return key, bool(getattr(metric, "lower_is_better", False))
+    return ("top1" if "top1" in metrics else None), False
+
+
+def improves(value: float, best: float | None, lower_is_better: bool) -> bool:
+    """Whether ``value`` beats ``best`` (None: no evaluation yet)."""
+    return best is None or (value < best if lower_is_better else value > best)
 
 
 def sample_count(loader: Any) -> int | None:

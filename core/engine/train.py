@@ -6,7 +6,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import ContextManager, Mapping
+from typing import ContextManager
 
 import paddle
 
@@ -21,7 +21,7 @@ from corolla.engine.checkpointing import (Checkpoints, RunLock, TrainingDiverged
 from corolla.engine.collectives import mean_over_ranks
 from corolla.engine.ema import ModelEMA
 from corolla.engine.eval_engine import EvalEngine
-from corolla.engine.evaluate import evaluate
+from corolla.engine.evaluate import deciding_metric, evaluate, improves
 from corolla.data.atomic import TEMP_SUFFIX
 from corolla.engine.loss import TermMeans, build_loss, labeled_rows
 from corolla.engine.loss_log import LossLog, StepInfo
@@ -239,15 +239,15 @@ class _Job:
                      "break; DataLoader.Train.sampler.drop_last: true leaves it out)") if 0 < last < 8 else ""
             raise self.checkpoints.diverged(f"the evaluation loss became {metrics['loss']} after epoch {epoch}{small}; "
                                             "no checkpoint of this epoch was written")
-        key = _best_key(metrics, self.eval_metrics)
-        if key is not None and (run.best_metric is None or metrics[key] > run.best_metric):
+        key, lower = deciding_metric(metrics, self.eval_metrics)
+        if key is not None and improves(metrics[key], run.best_metric, lower):
             run.best_metric, run.best_metric_name, run.best_epoch = metrics[key], key, epoch
             self.checkpoints.save("best_model", epoch)
         if self.ema is not None:
             with self.ema.applied(self.model):
                 ema_metrics = evaluate(self.forward_model, self.eval_loader, **kwargs)
             metrics.update({f"ema_{k}": v for k, v in ema_metrics.items()})
-            if key is not None and (self.best_ema is None or ema_metrics[key] > self.best_ema):
+            if key is not None and improves(ema_metrics[key], self.best_ema, lower):
                 self.best_ema = ema_metrics[key]
                 self.checkpoints.save("best_model_ema", epoch, weights=self.ema.arrays(), full=False)
         self.registry.hook.corolla_eval_end(run=run, epoch=epoch, metrics=metrics)
@@ -276,15 +276,6 @@ def _sync_batch_norm(model: paddle.nn.Layer, use_sync_bn: bool, env: Environment
         stacklevel=2,
     )
     return model
-
-
-def _best_key(metrics: Mapping[str, float], eval_metrics: list) -> str | None:
-    """The value that decides ``best_model``: the first value of the first
-    ``Metric.Eval`` entry (PaddleClas's rule), else the top-1 accuracy."""
-    for metric in eval_metrics:
-        for key in metric.result():
-            return key
-    return "top1" if "top1" in metrics else None
 
 
 def train(plan: Plan, *, distributed: bool = True, overwrite: bool = False) -> Run:

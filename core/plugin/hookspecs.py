@@ -248,7 +248,8 @@ class Metric(Protocol):
 
     def result(self) -> Mapping[str, float]:
         """The values over every batch since the last ``reset``; the first key of the
-        first ``Metric.Eval`` entry decides ``best_model``."""
+        first ``Metric.Eval`` entry decides ``best_model``: its highest value, or its lowest
+        where the metric has ``lower_is_better = True`` (an error rate)."""
 
     def reset(self) -> None: ...
 

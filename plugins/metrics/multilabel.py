@@ -146,6 +146,8 @@ class HammingDistance:
     """The share of known flags predicted wrong (scikit-learn's Hamming loss; lower is
     better), probabilities thresholded at 0.5."""
 
+    lower_is_better = True  # as the metric deciding best_model
+
     def __init__(self) -> None:
         self.reset()
 
