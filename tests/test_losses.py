@@ -218,6 +218,22 @@ def test_a_loss_returning_no_terms_is_an_error(registry, fake_dist):
         loss(tensor(STUDENT), tensor(LABELS))
 
 
+def test_a_loss_term_that_is_not_a_scalar_tensor_is_named(registry, fake_dist):
+    fake_dist("odd-loss", {"odd": """
+        from corolla import hookimpl
+
+        @hookimpl
+        def corolla_losses():
+            return {"FloatLoss": lambda: (lambda outputs, labels: {"bad": 1.0}),
+                    "RowLoss": lambda: (lambda outputs, labels: {"rows": (outputs ** 2).mean(axis=1)})}
+    """})
+    for name, message in (("FloatLoss", r"term 'bad' is a float, expected a scalar paddle Tensor"),
+                          ("RowLoss", r"term 'rows' has shape \[6\], expected a scalar")):
+        loss = build(load_registry(), [{"CELoss": None}, {name: None}], "Loss.Train")
+        with pytest.raises(ConfigError, match=rf"^Loss.Train.1.{name}: {message}"):
+            loss(tensor(STUDENT), tensor(LABELS))
+
+
 # --- divergences ----------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ item, counts only its first term; corolla counts every term of every item).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping, Sequence
 
 import paddle
@@ -60,6 +61,7 @@ class CombinedLoss(paddle.nn.Layer):
             for name, value in values.items():
                 if name == "loss":
                     raise ConfigError(f"{key_path}: a loss may not name a term 'loss' (the combined sum uses it)")
+                _check_term(key_path, name, value)
                 if name in result:
                     name = f"{name}_{index}"
                 result[name] = value * weight
@@ -72,6 +74,16 @@ class CombinedLoss(paddle.nn.Layer):
     def needs_labels(self) -> bool:
         """Whether every loss learns from labeled rows only (an unlabeled image teaches nothing)."""
         return all(getattr(fn, "labeled_only", False) for _, _, fn in self.terms)
+
+
+def _check_term(key_path: str, name: str, value: Any) -> None:
+    """A term must be a scalar tensor (a mean over the batch); a graph tensor of ``to_static``
+    is not a ``paddle.Tensor``, so its shape is what is checked (-1: the batch axis)."""
+    shape = getattr(value, "shape", None)
+    if shape is None or not hasattr(value, "stop_gradient"):
+        raise ConfigError(f"{key_path}: term {name!r} is a {type(value).__name__}, expected a scalar paddle Tensor")
+    if math.prod(shape) != 1:
+        raise ConfigError(f"{key_path}: term {name!r} has shape {list(shape)}, expected a scalar (e.g. the mean over the batch)")
 
 
 def _shapes(outputs: Any) -> str:
