@@ -530,6 +530,19 @@ def test_a_run_with_nothing_to_learn_from_or_evaluate_on_is_refused_before_train
         assert run(config, registry).epoch == 1
 
 
+def test_an_evaluation_set_image_that_cannot_be_read_keeps_the_trained_epoch(data, registry, tmp_path):
+    config = engine_support.tiny_config(data, tmp_path, epochs=2)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a jpeg")
+    listing = tmp_path / "val.txt"
+    listing.write_text(data.val_list.read_text() + f"{broken} 0\n")
+    config["DataLoader"]["Eval"]["dataset"]["cls_label_path"] = str(listing)
+    with pytest.raises(DataError, match=r"broken.jpg: cannot decode image.*\. Epoch 1 is trained and saved, not evaluated: "
+                                        r"fix DataLoader.Eval, then resume it by adding -o Global.checkpoints=.*latest"):
+        run(config, registry)
+    assert read_states(tmp_path / "TinyNet" / "latest")["epoch"] == 1
+
+
 def test_misspelt_names_get_close_matches_across_kinds_and_distributions(capsys):
     assert main(["plugins", "show", "RandomErasng"]) == 2
     assert "Close matches: RandomErasing (transform)" in capsys.readouterr().err

@@ -145,7 +145,7 @@ class _Job:
                 logs = self._train_epoch(epoch)
                 if self.schedule.by_epoch:
                     self.schedule.step()
-                logs.update({f"eval_{k}": v for k, v in self._maybe_evaluate(epoch).items()})
+                logs.update({f"eval_{k}": v for k, v in self._evaluate_keeping_the_epoch(epoch, logs).items()})
                 self.checkpoints.save_epoch(epoch, logs)
                 hook.corolla_epoch_end(run=run, epoch=epoch, logs=logs)
                 if run.stop_training:
@@ -224,6 +224,15 @@ class _Job:
                 )
             shown = terms.add(values, info.batch, row.labeled)
         return shown
+
+    def _evaluate_keeping_the_epoch(self, epoch: int, logs: dict[str, float]) -> dict[str, float]:
+        """Evaluate; when the evaluation set cannot be read, the epoch's training is kept in ``latest`` first."""
+        try:
+            return self._maybe_evaluate(epoch)
+        except DataError as exc:
+            self.checkpoints.save_epoch(epoch, logs)
+            raise type(exc)(f"{exc}. Epoch {epoch} is trained and saved, not evaluated: fix DataLoader.Eval, then "
+                            f"{resume_advice(self.run.output_dir)}") from exc
 
     def _maybe_evaluate(self, epoch: int) -> dict[str, float]:
         run, settings = self.run, self.settings
