@@ -21,6 +21,7 @@ from corolla.engine.safe_pickle import load_state_dict_file
 from corolla.engine.loss import CombinedLoss
 from corolla.engine.train import train
 from corolla.engine.train_step import TrainStep
+from corolla.plugin.errors import ConfigError
 from corolla.plugins.losses.celoss import CELoss
 from corolla.testing.datasets import make_list_dataset
 
@@ -105,6 +106,23 @@ def test_only_a_new_input_shape_compiles_and_its_time_is_counted_apart(registry)
     assert step.compile_s > first and len(step._compiled) == 2
     eager(*batch(4)), eager(*batch(2))
     assert eager.compile_s == 0
+
+
+class _PairNet(paddle.nn.Layer):
+    def forward(self, images):
+        return images.mean(axis=[2, 3]), images.sum()
+
+
+@pytest.mark.parametrize("to_static", [False, True])
+def test_logits_of_another_shape_than_class_num_are_named_before_the_loss_runs(to_static):
+    images, labels = paddle.rand([4, 3, 16, 16]), paddle.to_tensor([0, 1, 2, 0], dtype="int64")
+    loss = CombinedLoss([("Loss.Train.0.CELoss", 1.0, CELoss())])
+    wide = TrainStep(engine_support.TinyNet(class_num=4), loss, to_static=to_static, distributed=False, class_num=3)
+    with pytest.raises(ConfigError, match=r"Arch: the model returned logits of shape \[4, 4\], expected \[batch, 3\] \(class_num\)"):
+        wide(images, labels)
+    pair = TrainStep(_PairNet(), loss, to_static=to_static, distributed=False, class_num=3)
+    with pytest.raises(ConfigError, match=r"Arch: the model returned a tuple, expected logits"):
+        pair(images, labels)
 
 
 def test_compiled_training_resumes_bitwise(data, registry, tmp_path):

@@ -82,7 +82,7 @@ class _Job:
         self.model, self.optimizer = self.precision.decorate(self.model, optimizer)
         self.ema = ModelEMA(self.model, plan.ema.decay) if plan.ema else None
         self.step = TrainStep(self.model, self.train_loss, to_static=settings.to_static,
-                              distributed=self.env.distributed)
+                              distributed=self.env.distributed, class_num=plan.model.class_num)
         self.forward_model = self.step.eager_model
         # on GPU the loss is read on logging steps only (a read waits for the device)
         self.loss_log = LossLog(self.env.world_size, settings.print_batch_step if self.env.device == "gpu" else 1)

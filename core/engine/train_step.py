@@ -16,20 +16,22 @@ from typing import Any, ContextManager
 import paddle
 
 from corolla.plugin.errors import ConfigError, CorollaError
-from corolla.plugin.outputs import ModelOutputs
+from corolla.plugin.outputs import ModelOutputs, pick_output
 
 
 class TrainForward(paddle.nn.Layer):
     """The model and the training loss as one layer: what ``Global.to_static`` compiles."""
 
-    def __init__(self, model: paddle.nn.Layer, loss: paddle.nn.Layer) -> None:
+    def __init__(self, model: paddle.nn.Layer, loss: paddle.nn.Layer, class_num: int | None = None) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
+        self.class_num = class_num
         self.primary: dict[str, str] = {}  # a ModelOutputs' primary, seen when the graph was traced
 
     def forward(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[Any, Any]:
         outputs = self.model(images)
+        _check_logits(outputs, self.class_num)
         losses = self.loss(outputs, labels)
         if isinstance(outputs, ModelOutputs):  # a static graph hands back plain dicts
             self.primary["name"] = outputs.primary
@@ -45,15 +47,16 @@ class TrainStep:
     engine always ran. Compiled: the :class:`TrainForward` of both, under ``DataParallel``.
     """
 
-    def __init__(self, model: paddle.nn.Layer, loss: paddle.nn.Layer, *, to_static: bool, distributed: bool) -> None:
+    def __init__(self, model: paddle.nn.Layer, loss: paddle.nn.Layer, *, to_static: bool, distributed: bool,
+                 class_num: int | None = None) -> None:
         self.to_static = to_static
         if to_static:
             self.eager_model = model  # evaluation runs eagerly, outside DataParallel (it takes no gradients)
-            self.layer = paddle.jit.to_static(TrainForward(model, loss), full_graph=True, backend=None)
+            self.layer = paddle.jit.to_static(TrainForward(model, loss, class_num), full_graph=True, backend=None)
             self.forward = self._parallel = paddle.DataParallel(self.layer) if distributed else self.layer
         else:
             self.eager_model = self._parallel = paddle.DataParallel(model) if distributed else model
-            self.layer = self.forward = TrainForward(self.eager_model, loss)
+            self.layer = self.forward = TrainForward(self.eager_model, loss, class_num)
         self._compiled: set[tuple[tuple[int, ...], ...]] = set()  # the input shapes traced so far
         #: seconds spent in the steps that compiled a new input shape; the engine's
         #: images/s leaves them out and sets this back to 0 when it logs
@@ -82,3 +85,16 @@ class TrainStep:
     def no_sync(self) -> ContextManager:
         """Paddle's ``DataParallel.no_sync`` (only for a data-parallel run)."""
         return self._parallel.no_sync()
+
+
+def _check_logits(outputs: Any, class_num: int | None) -> None:
+    """The model's logits must be ``[batch, class_num]``: a backbone plugin of another shape
+    would otherwise surface as a label "out of range" in the loss, or train on nonsense."""
+    logits = pick_output(outputs)
+    shape = getattr(logits, "shape", None)
+    if shape is None:
+        raise ConfigError(f"Arch: the model returned a {type(logits).__name__}, expected logits (a Tensor [batch, class_num]) "
+                          "or a dict with 'logits'")
+    if len(shape) != 2 or (class_num is not None and shape[1] != class_num):
+        expected = f"[batch, {class_num}] (class_num)" if class_num is not None else "[batch, classes]"
+        raise ConfigError(f"Arch: the model returned logits of shape {list(shape)}, expected {expected}")
