@@ -156,7 +156,7 @@ def test_kit_names_the_component_and_the_broken_rule(registry, check, name, opti
 
 
 def test_components_of_lists_a_distribution_and_says_when_it_gives_none(registry):
-    assert ("loss", "AllRows") in components_of("broken_plugin", registry)
+    assert ("loss", "broken-plugin:AllRows") in components_of("broken_plugin", registry)
     with pytest.raises(ConformanceError, match=r"'no-such-plugin' gives no components; installed: .*broken-plugin"):
         components_of("no-such-plugin", registry)
 
@@ -164,3 +164,51 @@ def test_components_of_lists_a_distribution_and_says_when_it_gives_none(registry
 def test_a_kind_without_a_check_says_so():
     with pytest.raises(ConformanceError, match=r"no check for the optimizer kind"):
         check_component("optimizer", "Momentum")
+
+
+CLASHING_LOSS = '''
+class CELoss:
+    def __call__(self, outputs, labels):
+        return {"loss": outputs.mean()}
+
+
+def corolla_losses():
+    return {"CELoss": CELoss}
+'''
+
+GREY = '''
+import numpy as np
+from corolla.api import generator
+
+
+class RandomGrayscale:
+    def __init__(self, prob: float = 0.5):
+        self.prob = prob
+
+    def __call__(self, img):
+        if generator().random() >= self.prob:
+            return img
+        return np.repeat(img.mean(axis=2, keepdims=True).astype(img.dtype), 3, axis=2)
+
+
+def corolla_transforms():
+    return {"RandomGrayscale": RandomGrayscale}
+'''
+
+
+def test_a_name_that_corolla_also_gives_checks_the_plugins_own_component(fake_dist):
+    fake_dist("clashing-plugin", {"clashing": CLASHING_LOSS})
+    registry = load_registry(strict=True)
+    assert components_of("clashing-plugin", registry) == [("loss", "clashing-plugin:CELoss")]
+    for kind, name in components_of("clashing-plugin", registry):
+        with pytest.raises(ConformanceError, match=r"from plugin 'clashing' \(clashing-plugin 1.0\): .*a term called 'loss'"):
+            check_component(kind, name, registry=registry)
+
+
+def test_a_name_that_two_plugins_give_checks_each_ones_own_component(fake_dist):
+    fake_dist("grey-one", {"grey_one": GREY})
+    fake_dist("grey-two", {"grey_two": GREY})
+    registry = load_registry(strict=True)
+    for dist in ("grey-one", "grey-two"):
+        for kind, name in components_of(dist, registry):
+            check_component(kind, name, registry=registry)

@@ -2,7 +2,9 @@
 
 Plain functions for a plugin's own tests, one per kind; each builds the component by
 its config name through the registry (so its registration is tested too) and raises
-:class:`ConformanceError`, naming the component, its distribution and the broken rule::
+:class:`ConformanceError`, naming the component, its distribution and the broken rule.
+:func:`components_of` gives qualified names (``"my-models:TinyNet"``), so that a name
+that another plugin also gives still means this distribution's component::
 
     import pytest
     from corolla.testing.conformance import check_component, components_of
@@ -42,11 +44,13 @@ __all__ = [
 ]
 
 def components_of(distribution: str, registry: Registry | None = None) -> list[tuple[str, str]]:
-    """``(kind, name)`` of every component that ``distribution`` gives (aliases aside),
-    for ``pytest.mark.parametrize``; an error when it gives none (not installed?)."""
+    """``(kind, "DIST:NAME")`` of every component that ``distribution`` gives (aliases aside),
+    for ``pytest.mark.parametrize``; an error when it gives none (not installed?). The name is
+    qualified so that the check builds this distribution's component even when another
+    plugin (or corolla itself) gives the same bare name."""
     registry = registry or default_registry()
     wanted = _normalise_dist(distribution)
-    found = [(c.kind, c.name) for c in registry.components()
+    found = [(c.kind, c.qualified_name) for c in registry.components()
              if _normalise_dist(c.plugin.dist) == wanted and not c.is_alias]
     if not found:
         dists = sorted({p.dist for p in registry.plugins})
