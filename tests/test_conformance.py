@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 from corolla import load_registry
+from corolla.plugin.discovery import PluginImportWarning
+from corolla.testing import conformance_rules
 from corolla.testing.conformance import (
     ConformanceError,
     check_backbone,
@@ -14,6 +16,7 @@ from corolla.testing.conformance import (
     check_metric,
     check_transform,
     components_of,
+    default_registry,
 )
 
 BROKEN = '''
@@ -212,3 +215,18 @@ def test_a_name_that_two_plugins_give_checks_each_ones_own_component(fake_dist):
     for dist in ("grey-one", "grey-two"):
         for kind, name in components_of(dist, registry):
             check_component(kind, name, registry=registry)
+
+
+def test_a_plugin_that_fails_to_import_fails_its_own_distributions_conformance_only(fake_dist, monkeypatch):
+    fake_dist("grey-one", {"grey_one": GREY})
+    fake_dist("broken-import", {"broken_import": "raise ImportError('no such thing')"})
+    monkeypatch.setattr(conformance_rules, "_registry", None)  # the installed plugins' registry, built anew
+    with pytest.warns(PluginImportWarning, match=r'Error importing plugin "broken_import".*no such thing'):
+        default_registry()
+    assert components_of("grey-one") == [("transform", "grey-one:RandomGrayscale")]
+    check_component("transform", "grey-one:RandomGrayscale")
+    failed = r"plugin 'broken_import' \(broken-import 1.0\) failed to import or register: ImportError: no such thing"
+    with pytest.raises(ConformanceError, match=failed):
+        components_of("broken-import")
+    with pytest.raises(ConformanceError, match=failed):
+        check_component("transform", "broken-import:RandomGrayscale")

@@ -26,7 +26,7 @@ from corolla.plugin import hookspecs
 from corolla.plugin.registry import Registry, _normalise_dist
 from corolla.testing.conformance_data import check_batch_transform, check_dataset, check_transform
 from corolla.testing.conformance_models import check_backbone, check_loss, check_metric
-from corolla.testing.conformance_rules import ConformanceError, component, default_registry, must
+from corolla.testing.conformance_rules import ConformanceError, component, default_registry, must, require_loaded
 
 __all__ = [
     "CHECKS",
@@ -47,8 +47,10 @@ def components_of(distribution: str, registry: Registry | None = None) -> list[t
     """``(kind, "DIST:NAME")`` of every component that ``distribution`` gives (aliases aside),
     for ``pytest.mark.parametrize``; an error when it gives none (not installed?). The name is
     qualified so that the check builds this distribution's component even when another
-    plugin (or corolla itself) gives the same bare name."""
+    plugin (or corolla itself) gives the same bare name. A plugin of ``distribution`` that
+    failed to import is an error here; another distribution's stays a warning."""
     registry = registry or default_registry()
+    require_loaded(registry, distribution)
     wanted = _normalise_dist(distribution)
     found = [(c.kind, c.qualified_name) for c in registry.components()
              if _normalise_dist(c.plugin.dist) == wanted and not c.is_alias]
@@ -93,8 +95,12 @@ CHECKS: dict[str, Callable[..., None]] = {
 
 def check_component(kind: str, name: str, params: Mapping[str, Any] | None = None, **options: Any) -> None:
     """Run the check of ``kind`` on component ``name`` built with ``params``; ``options``
-    go to that check (see each ``check_*``)."""
+    go to that check (see each ``check_*``). A ``DIST:NAME`` whose distribution has a plugin
+    that failed to import is an error naming that failure."""
     if kind not in CHECKS:
         raise ConformanceError(f"{kind} {name!r}: the conformance kit has no check for the {kind} kind "
                                f"(it checks {', '.join(CHECKS)}); test it with your own tests")
+    distribution = name.rpartition(":")[0]
+    if distribution:
+        require_loaded(options.get("registry") or default_registry(), distribution)
     CHECKS[kind](name, params, **options)
