@@ -1,6 +1,7 @@
 """Plugins are found through entry points; broken, disabled and clashing plugins are handled."""
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
@@ -235,3 +236,31 @@ def test_config_requirements_on_plugin_distributions(fake_dist):
         check_requirements(["corolla-example-plugin>=0.2", "no-such-plugin"], key_path="Global.plugins.require")
     with pytest.raises(PluginError, match="is not a requirement"):
         check_requirements(["not a requirement!"], key_path="Global.plugins.require")
+
+
+SIZED = """
+def corolla_backbones():
+    def SizedNet(*, class_num: int = 10, size: tuple[int, int] = (224, 224), crops: list[tuple[int, int]] | None = None):
+        import paddle
+        net = paddle.nn.Linear(3, class_num)
+        net.made_with = {"size": size, "crops": crops}
+        return net
+    return {"SizedNet": SizedNet}
+"""
+
+
+def test_a_list_from_yaml_is_taken_for_a_tuple_annotation_and_passed_as_a_tuple(fake_dist):
+    from corolla.config.load import load_config, shipped_configs
+    from corolla.config.planner import read_plan
+    from corolla.plugin.errors import ComponentArgumentError
+
+    fake_dist("sized-dist", {"sized": SIZED})
+    registry = quiet_registry()
+    made = registry.build("backbone", "SizedNet", {"size": [32, 32], "crops": [[8, 8], [16, 16]]}, key_path="Arch")
+    assert made.made_with == {"size": (32, 32), "crops": [(8, 8), (16, 16)]}
+    config = load_config(shipped_configs() / "quickstart.yaml", ["Arch.name=SizedNet", "Arch.size=[32,32]"])
+    assert read_plan(config, registry).model.part.params["size"] == (32, 32)
+    for wrong, problem in (([32, 32, 32], "wrong number of elements"), ([32, "x"], "is not an instance of int")):
+        with pytest.raises(ComponentArgumentError, match=rf"Arch.size: backbone 'SizedNet' .* expects a list of integers, "
+                                                         rf"found {re.escape(repr(wrong))} \(list\): .*{problem}"):
+            registry.build("backbone", "SizedNet", {"size": wrong}, key_path="Arch")

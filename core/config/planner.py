@@ -127,7 +127,7 @@ class _Planner:
         for key, value in dict(defaults).items():
             if key not in params and (key in accepted or any_key):
                 params[key] = value
-        check_arguments(factory, params, component=component.describe(), key_path=spec.key_path, injected=declared.injected)
+        params = check_arguments(factory, params, component=component.describe(), key_path=spec.key_path, injected=declared.injected)
         if kind == "backbone" and type(params.get("class_num")) is int and params["class_num"] < 1:
             raise ConfigError(f"{spec.key_path}.class_num: expected a class count of at least 1, found {params['class_num']}")
         if declared.trial:  # cheap to make: make one, so that the values its factory checks are checked now

@@ -44,9 +44,10 @@ def check_arguments(
     component: str,
     key_path: str,
     injected: Iterable[str] = (),
-) -> None:
+) -> dict[str, Any]:
     """Raise :class:`ComponentArgumentError` if ``params`` cannot be passed to ``factory``:
     an unknown name, a missing required argument, or a value its annotation rejects.
+    Return the params to pass: a list given for a ``tuple`` annotation becomes a tuple.
 
     ``component`` describes the component for the message (its name, plugin and
     distribution); ``key_path`` is where its parameters sit in the config;
@@ -54,7 +55,7 @@ def check_arguments(
     """
     sig = signature_of(factory)
     if sig is None:
-        return
+        return dict(params)
     accepted, takes_var_kw = accepted_arguments(factory)
     injected = set(injected)
     if not takes_var_kw:
@@ -73,20 +74,60 @@ def check_arguments(
                 f"It accepts: {format_parameters(sig)}."
             )
     hints = _annotations(factory, accepted)
+    checked = dict(params)
     for key, value in params.items():
         if key in hints and key not in injected:
-            _check_value(value, hints[key], path=_join(key_path, key), component=component)
+            checked[key] = _check_value(value, hints[key], path=_join(key_path, key), component=component)
+    return checked
 
 
-def _check_value(value: Any, annotation: Any, *, path: str, component: str) -> None:
+def _check_value(value: Any, annotation: Any, *, path: str, component: str) -> Any:
+    """``value``, or the tuples version of it that ``annotation`` asks for (YAML has no tuples)."""
+    problem = _type_error(value, annotation)
+    if problem is not None:
+        tupled = _lists_as_tuples(value, annotation)
+        problem = problem if tupled is value else _type_error(tupled, annotation)
+        if problem is not None:
+            raise ComponentArgumentError(
+                f"{path}: {component} expects {describe_type(annotation)}, found {value!r} ({type(value).__name__}): {problem}"
+            )
+        value = tupled
+    if _is_plain(annotation, int) and isinstance(value, bool):
+        raise ComponentArgumentError(f"{path}: {component} expects an integer, found {value!r}")
+    return value
+
+
+def _type_error(value: Any, annotation: Any) -> TypeCheckError | None:
     try:
         check_type(value, annotation, collection_check_strategy=CollectionCheckStrategy.ALL_ITEMS)
     except TypeCheckError as exc:
-        raise ComponentArgumentError(
-            f"{path}: {component} expects {describe_type(annotation)}, found {value!r} ({type(value).__name__}): {exc}"
-        ) from None
-    if _is_plain(annotation, int) and isinstance(value, bool):
-        raise ComponentArgumentError(f"{path}: {component} expects an integer, found {value!r}")
+        return exc
+    return None
+
+
+def _lists_as_tuples(value: Any, annotation: Any) -> Any:
+    """``value`` with each list that ``annotation`` wants as a tuple made one (also inside
+    lists and unions: ``tuple[int, int] | None``, ``list[tuple[int, int]]``); else ``value`` itself."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is tuple or origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return value
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_lists_as_tuples(v, args[0]) for v in value)
+        if args and len(args) == len(value):
+            return tuple(_lists_as_tuples(v, a) for v, a in zip(value, args))
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            tupled = _lists_as_tuples(value, arg)
+            if tupled is not value and _type_error(tupled, arg) is None:
+                return tupled
+        return value
+    if origin in (list, collections.abc.Sequence) and isinstance(value, list) and args:
+        items = [_lists_as_tuples(v, args[0]) for v in value]
+        return items if any(i is not v for i, v in zip(items, value)) else value
+    return value
 
 
 def _annotations(factory: Callable[..., Any], accepted: Mapping[str, inspect.Parameter]) -> dict[str, Any]:

@@ -187,8 +187,7 @@ class Registry:
     def build(self, kind: str, name: str, params: Mapping[str, Any] | None = None, *, key_path: str = "") -> Any:
         """Resolve ``name``, check ``params`` against its signature, and call it (see :meth:`create`)."""
         component = self.resolve(kind, name, key_path=key_path)
-        params = dict(params or {})
-        check_arguments(component.load(), params, component=component.describe(), key_path=key_path)
+        params = check_arguments(component.load(), dict(params or {}), component=component.describe(), key_path=key_path)
         return self.create(component, params, key_path=key_path)
 
     def create(self, component: Component, params: Mapping[str, Any], *, key_path: str = "") -> Any:
