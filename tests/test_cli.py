@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,12 @@ def test_an_interrupted_search_says_that_the_same_command_resumes_it(monkeypatch
     assert main(["search", "-c", "search.yaml"]) == 130
     assert capsys.readouterr().err == ("corolla search: interrupted; run the same command again to resume the search "
                                        "(finished trials are not run again)\n")
+
+
+def test_a_deprecated_name_is_warned_about_on_the_command_line(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "warnoptions", [])  # as a plain `corolla` run, whatever pytest was given
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python's default outside __main__
+        assert main(["plugins", "show", "GoogleNet"]) == 0
+    assert "warning: backbone name 'GoogleNet' is deprecated; use 'GoogLeNet'." in capsys.readouterr().err

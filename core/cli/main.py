@@ -116,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not flag.startswith("no:"):
             parser.error(f"-p {flag}: expected no:NAME")
     warnings.showwarning = _show_warning
+    from corolla.plugin.errors import CorollaDeprecationWarning
+
+    # Python hides DeprecationWarning outside __main__, but a config's deprecated name is for its
+    # user to see; -W or PYTHONWARNINGS still decide (the idiom of the warnings module's docs).
+    if not sys.warnoptions:
+        warnings.simplefilter("default", CorollaDeprecationWarning)
     # Paddle's C++-extension helper warns on import; corolla builds no extensions.
     warnings.filterwarnings("ignore", message="No ccache found")
     # Paddle 3's BatchNorm warns on every training call that it tracks statistics, as it always did.

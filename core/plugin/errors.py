@@ -27,3 +27,8 @@ class DataError(CorollaError):
 
 class WeightsError(CorollaError):
     """A weights file cannot be found, downloaded or safely read, or does not fit the model."""
+
+
+class CorollaDeprecationWarning(DeprecationWarning):
+    """A deprecated name (an :class:`~corolla.plugin.registry.Alias`) was used. The command
+    line shows these, though Python hides a DeprecationWarning outside ``__main__``."""

@@ -12,7 +12,13 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import attrs
 
 from corolla.plugin.arguments import check_arguments
-from corolla.plugin.errors import ComponentArgumentError, CorollaError, PluginError, UnknownComponentError
+from corolla.plugin.errors import (
+    ComponentArgumentError,
+    CorollaDeprecationWarning,
+    CorollaError,
+    PluginError,
+    UnknownComponentError,
+)
 from corolla.plugin.hookspecs import Kind, kinds
 
 #: The distribution of corolla's own plugins: its names win a clash with a third-party plugin.
@@ -177,7 +183,7 @@ class Registry:
             target = component.target.target
             warnings.warn(
                 f"{where}{kind} name {bare!r} is deprecated; use {target!r}.",
-                DeprecationWarning,
+                CorollaDeprecationWarning,
                 stacklevel=2,
             )
             qualified = f"{component.plugin.dist}:{target}" if dist else target
