@@ -3,6 +3,7 @@ install and pass the conformance kit."""
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -56,3 +57,15 @@ def test_the_guides_augmentation_and_backbone_work_as_written(tmp_path, monkeypa
     assert registry.resolve("backbone", "TinyNet").target == "docs_my_models.tiny:TinyNet"
     check_transform("RandomGrayscale", {"prob": 0.5}, registry=registry)
     check_backbone("TinyNet", {"width": 8}, registry=registry)
+
+
+def test_the_guides_variant_family_registers_with_lazy_variants_as_written(tmp_path, monkeypatch):
+    hooks = ("from corolla.api import hookimpl, lazy_variants\n\n@hookimpl\ndef corolla_backbones():\n"
+             "    return lazy_variants(f'{__name__}.family')\n")
+    registry = _install(tmp_path, "docs-family", "my_family = docs_my_family", {
+        "docs_my_family/__init__.py": hooks,
+        "docs_my_family/family.py": _block("# my_models/family.py"),
+    }, monkeypatch)
+    assert registry.resolve("backbone", "TinyNet_m").target == "docs_my_family.family:BUILDERS.TinyNet_m"
+    assert "docs_my_family.family" not in sys.modules  # the names were read from the source
+    check_backbone("TinyNet_s", registry=registry)

@@ -22,7 +22,8 @@ def lazy_variants(module: str, *, table: str = "VARIANTS", namespace: str = "BUI
     The names are read from the module's source, not by importing it, so that
     listing them never imports the module's heavy dependencies (Paddle): a model
     family is registered once, where it is defined. ``VARIANTS`` must be a dict
-    display at the module's top level whose keys are string literals.
+    display at the module's top level whose keys are string literals; ``BUILDERS`` an
+    object with each of those names as an attribute (a ``SimpleNamespace``, not a dict).
     """
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
