@@ -108,6 +108,27 @@ def test_a_failed_write_leaves_the_earlier_file_whole(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "photos").iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+def test_written_files_get_the_mode_open_gives_and_a_rewrite_keeps_a_chmod(tmp_path, monkeypatch, umask_027):
+    monkeypatch.chdir(tmp_path)
+    make_image_folder(tmp_path / "photos", num_classes=2, images_per_class=5, image_size=24)
+    command = ["data", "split", "photos", "-o", "Arch.pretrained=False"]
+    assert main(command) == 0
+    written = ["train_list.txt", "val_list.txt", "label_list.txt", "finetune.yaml"]
+    # 0o666 less the umask, as open() makes them (they were 0o600: unreadable to a team)
+    assert {name: oct((tmp_path / "photos" / name).stat().st_mode & 0o777) for name in written} == dict.fromkeys(written, "0o640")
+    (tmp_path / "photos" / "finetune.yaml").chmod(0o644)
+    assert main(command) == 0  # rewrites the same files
+    assert (tmp_path / "photos" / "finetune.yaml").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "photos" / "label_list.txt").stat().st_mode & 0o777 == 0o640
+
+
 def test_split_again_keeps_an_edited_config_and_rewrites_an_identical_one(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     make_image_folder(tmp_path / "photos", num_classes=2, images_per_class=5, image_size=24)

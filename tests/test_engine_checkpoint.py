@@ -1,6 +1,7 @@
 """Checkpoints: atomic files, safe reading, optimizer state across processes; EMA."""
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -48,6 +49,22 @@ def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, mon
     assert load_state_dict_file(tmp_path / "latest.pdparams")["w"].tolist() == [0, 0, 0]
     assert load_state_dict_file(tmp_path / "latest.pdstates")["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pdparams", "latest.pdstates"]
+
+
+def test_checkpoint_files_and_the_run_lock_get_the_mode_open_gives(tmp_path):
+    old = os.umask(0o022)
+    try:
+        files.write_checkpoint(tmp_path / "latest", {".pdparams": {"w": np.zeros(3)}, ".pdstates": {"epoch": np.array(1)}})
+        (tmp_path / "latest.pdparams").chmod(0o664)
+        files.write_checkpoint(tmp_path / "latest", {".pdparams": {"w": np.ones(3)}, ".pdstates": {"epoch": np.array(2)}})
+        lock = checkpointing.RunLock(tmp_path)
+        lock.acquire()
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()}
+        lock.release()
+    finally:
+        os.umask(old)
+    # new files 0o666 less the umask (not mkstemp's 0o600, nor os.open's 0o777); a replaced one keeps its chmod
+    assert modes == {"latest.pdparams": "0o664", "latest.pdstates": "0o644", ".lock": "0o644"}
 
 
 def test_optimizer_state_moves_between_differently_named_instances():

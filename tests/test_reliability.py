@@ -474,7 +474,7 @@ def test_an_op_that_turns_a_normalised_image_back_to_uint8_is_named(data, regist
 def test_a_full_disk_during_a_checkpoint_save_says_the_previous_one_is_intact(tmp_path, monkeypatch):
     files.write_checkpoint(tmp_path / "latest", {".pdparams": {"w": np.zeros(3)}})
 
-    def full(directory, write):
+    def full(directory, write, **_):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(files, "staged_file", full)

@@ -6,7 +6,8 @@ checkpoints, manifests and the search's tables use it too."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import IO, Callable, Mapping
 
@@ -27,7 +28,7 @@ def write_text(path: str | Path, text: str) -> Path:
     temp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = staged_file(path.parent, lambda stream: stream.write(text.encode("utf-8")))
+        temp = staged_file(path.parent, lambda stream: stream.write(text.encode("utf-8")), replaces=path)
         os.replace(temp, path)
     except OSError as exc:
         if temp is not None:
@@ -51,11 +52,21 @@ def write_new_files(files: Mapping[Path, str], *, writer: str, instead: str) -> 
         write_text(path, text)
 
 
-def staged_file(directory: Path, write: Callable[[IO[bytes]], object]) -> str:
+def staged_file(directory: Path, write: Callable[[IO[bytes]], object], *, replaces: Path | None = None) -> str:
     """A new temporary file in ``directory`` with what ``write`` wrote, flushed to disk: the
-    caller renames it into place (or removes it)."""
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=TEMP_SUFFIX, dir=directory)
+    caller renames it into place (or removes it).
+
+    It gets the mode a plain ``open()`` would give it (``0o666`` less the umask), or the mode of
+    ``replaces`` when that file exists, so that renaming it into place keeps a user's ``chmod``
+    (``tempfile.mkstemp`` made every file ``0o600``, unreadable to a team).
+    """
+    handle, temp = _create_temp(directory)
     try:
+        if replaces is not None:
+            try:
+                os.fchmod(handle, stat.S_IMODE(os.stat(replaces).st_mode))
+            except FileNotFoundError:
+                pass
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -64,3 +75,14 @@ def staged_file(directory: Path, write: Callable[[IO[bytes]], object]) -> str:
         Path(temp).unlink(missing_ok=True)
         raise
     return temp
+
+
+def _create_temp(directory: Path) -> tuple[int, str]:
+    """A new ``.tmp-XXXX.ckpt`` in ``directory``, created as ``open()`` creates files (the
+    umask applies), under a name no other writer holds (``O_EXCL``)."""
+    while True:
+        temp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), temp
+        except FileExistsError:
+            continue

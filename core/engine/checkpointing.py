@@ -173,7 +173,8 @@ class RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:
-                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                # 0o666 less the umask, as open() makes files (os.open's default is 0o777)
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
                 owner = self._owner()
                 if owner is not None and owner != os.getpid() and process_alive(owner):

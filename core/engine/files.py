@@ -34,8 +34,9 @@ def write_checkpoint(prefix: Path, files: Mapping[str, Mapping[str, np.ndarray]]
     try:
         prefix.parent.mkdir(parents=True, exist_ok=True)
         for suffix, arrays in files.items():
-            staged.append((staged_file(prefix.parent, lambda stream, a=arrays: pickle.dump(dict(a), stream, protocol=4)),
-                           prefix.with_name(prefix.name + suffix)))
+            final = prefix.with_name(prefix.name + suffix)
+            staged.append((staged_file(prefix.parent, lambda stream, a=arrays: pickle.dump(dict(a), stream, protocol=4),
+                                       replaces=final), final))
     except BaseException as exc:
         for temp, _ in staged:
             Path(temp).unlink(missing_ok=True)
