@@ -274,6 +274,50 @@ def test_ctrl_c_says_how_to_resume_from_the_latest_checkpoint(data, tmp_path, fa
     assert "[Train] interrupted in epoch 2" in captured.out and "[Train] done" not in captured.out
 
 
+def _unwritable(fault: str, folder: Path, monkeypatch) -> str:
+    """Make ``folder`` unwritable as ``fault`` says (the suite runs as root, which may write
+    anywhere: read-only is simulated); the reason an error should give."""
+    if fault == "a file":
+        folder.write_text("not a folder")
+        return f"{folder} is a file, not a folder"
+    code = errno.EROFS if fault == "read-only" else errno.EACCES
+    real_mkdir, real_open = Path.mkdir, os.open
+
+    def mkdir(self, *args, **kwargs):
+        if folder in (self, *self.parents) and not self.is_dir():  # mkdir(exist_ok=True) of a folder there works
+            raise OSError(code, os.strerror(code), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    def open_(path, *args, **kwargs):
+        if folder in Path(path).parents:
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+    return os.strerror(code)
+
+
+@pytest.mark.parametrize("fault", ["a file", "read-only", "no permission"])
+def test_an_unwritable_output_dir_is_an_error_naming_the_key_and_the_folder(data, tmp_path, fake_dist, monkeypatch,
+                                                                            capsys, fault):
+    import yaml
+
+    fake_dist("engine-support", {"support": "from engine_support import corolla_backbones, corolla_callbacks\n"})
+    out = tmp_path / "out"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(engine_support.tiny_config(data, out, epochs=1)))
+    if fault == "no permission":
+        (out / "TinyNet").mkdir(parents=True)  # there, but .lock cannot be made in it
+        why = _unwritable(fault, out / "TinyNet", monkeypatch)
+    else:
+        why = _unwritable(fault, out, monkeypatch)
+    assert main(["train", "-c", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"corolla train: error: Global.output_dir: cannot write the run folder {out / 'TinyNet'}: {why}; "
+        "set Global.output_dir to a folder this user can write"]
+
+
 # --- 4. divergence ---------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 import corolla
+from corolla.data.atomic import WriteError
 from corolla.data.placement import process_alive
 from corolla.engine.checkpoint import flatten, load_optimizer_arrays, load_weights, model_arrays, optimizer_arrays, unflatten
 from corolla.engine.files import SUFFIXES, checkpoint_file, checkpoint_prefix, read_arrays, write_checkpoint
@@ -170,7 +171,10 @@ class RunLock:
         self.path = folder / ".lock"
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         for _ in range(2):
             try:
                 # 0o666 less the umask, as open() makes files (os.open's default is 0o777)
@@ -182,10 +186,20 @@ class RunLock:
                                          "wait for it, or set another Global.output_dir") from None
                 self.path.unlink(missing_ok=True)  # left by a process that was killed
                 continue
+            except OSError as exc:
+                raise self._unwritable(exc) from exc
             with os.fdopen(handle, "w") as stream:
                 stream.write(str(os.getpid()))
             return
         raise RunFolderTaken(f"could not lock {self.path}")
+
+    def _unwritable(self, exc: OSError) -> WriteError:
+        """The run folder cannot be made or written (read-only, no permission, a file in the way)."""
+        folder = self.path.parent
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or str(exc)
+        return WriteError(f"Global.output_dir: cannot write the run folder {folder}: {why}; "
+                          "set Global.output_dir to a folder this user can write")
 
     def release(self) -> None:
         if self._owner() == os.getpid():
