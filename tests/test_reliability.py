@@ -27,7 +27,7 @@ import engine_support
 from corolla.cli.main import main
 from corolla.config.load import load_config
 from corolla.config.planner import read_plan
-from corolla.engine import files
+from corolla.engine import files, images
 from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged, read_states
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
@@ -316,6 +316,35 @@ def test_an_unwritable_output_dir_is_an_error_naming_the_key_and_the_folder(data
     assert capsys.readouterr().err.splitlines() == [
         f"corolla train: error: Global.output_dir: cannot write the run folder {out / 'TinyNet'}: {why}; "
         "set Global.output_dir to a folder this user can write"]
+
+
+@pytest.mark.parametrize("fault", ["a file", "read-only"])
+def test_an_unwritable_json_file_is_an_error_naming_the_option_and_the_file(trained, tmp_path, fake_dist, monkeypatch,
+                                                                           capsys, fault):
+    import yaml
+
+    fake_dist("engine-support", {"support": "from engine_support import corolla_backbones, corolla_callbacks\n"})
+    config, run_ = copy.deepcopy(trained[0]), trained[1]
+    config["Global"]["pretrained_model"] = str(run_.output_dir / "best_model")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    folder = tmp_path / "results"
+    json_file = folder / "out.jsonl"
+    if fault == "a file":
+        why = _unwritable(fault, folder, monkeypatch)
+        written = ""
+    else:
+        folder.mkdir()
+        why, written = os.strerror(errno.EROFS), f" (written to {json_file}.partial first)"
+
+        def read_only(file, *args, **kwargs):
+            raise OSError(errno.EROFS, why, str(file))
+
+        monkeypatch.setattr(images, "open", read_only, raising=False)  # the module's open(), not the builtin
+    capsys.readouterr()
+    assert main(["infer", "-c", str(path), "--json", str(json_file)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"corolla infer: error: --json: cannot write {json_file}{written}: {why}; give a file in a folder this user can write")
 
 
 # --- 4. divergence ---------------------------------------------------------------------------

@@ -13,10 +13,11 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from corolla.data.atomic import WriteError
 from corolla.data.pipeline import UnreadableImageError
 from corolla.engine.formatting import progress
 from corolla.engine.predictions import Prediction
@@ -74,7 +75,7 @@ def classify_images(
     partial = _start_json(Path(json_path)) if json_path is not None else None
     predictions: list[Prediction] = []
     skipped = 0
-    with open(partial, "w", encoding="utf-8") if partial is not None else contextlib.nullcontext() as stream:
+    with _open_json(partial) if partial is not None else contextlib.nullcontext() as stream:
         for group in progress(list(batches(files, batch_size)), total=None, desc=desc, enabled=len(files) > batch_size):
             arrays, names = [], []
             for file in group:
@@ -110,8 +111,27 @@ def _start_json(json_path: Path) -> Path:
     """``json_path.partial``, the file this run writes until every image is done."""
     if json_path.is_dir():
         raise ConfigError(f"--json: {json_path} is a folder; expected the name of a file to write")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(json_path, exc) from exc
     return Path(f"{json_path}.partial")
+
+
+def _open_json(partial: Path) -> IO[str]:
+    try:
+        return open(partial, "w", encoding="utf-8")
+    except OSError as exc:
+        raise _unwritable(Path(str(partial).removesuffix(".partial")), exc, partial) from exc
+
+
+def _unwritable(json_path: Path, exc: OSError, partial: Path | None = None) -> WriteError:
+    """``--json`` names a file in a folder that cannot be made or written (read-only, no
+    permission, a file in the way)."""
+    blocking = next((p for p in json_path.parents if p.exists() and not p.is_dir()), None)
+    why = f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or str(exc)
+    written = f" (written to {partial} first)" if partial is not None else ""
+    return WriteError(f"--json: cannot write {json_path}{written}: {why}; give a file in a folder this user can write")
 
 
 def _where_predictions_are(partial: Path, count: int) -> str:
