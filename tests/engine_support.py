@@ -4,6 +4,7 @@ fake distribution), and a builder for small configs on generated data."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,20 @@ class CrashAfterEpoch:
             raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
 
 
+class WaitInEpoch:
+    """Once epoch ``epoch`` starts (epoch 1's checkpoint written), create ``ready`` and wait
+    there for a signal the test sends."""
+
+    def __init__(self, ready: str, epoch: int = 2) -> None:
+        self.ready = Path(ready)
+        self.epoch = epoch
+
+    def corolla_epoch_start(self, run: Any, epoch: int) -> None:
+        if epoch == self.epoch:
+            self.ready.touch()
+            time.sleep(300)
+
+
 class SaveRankWeights:
     """At the end of training every rank writes its trainable parameters to ``folder/rank{r}.npz``."""
 
@@ -110,7 +125,8 @@ def corolla_backbones() -> dict:
 
 
 def corolla_callbacks() -> dict:
-    return {"StopAfterSteps": StopAfterSteps, "CrashAfterEpoch": CrashAfterEpoch, "SaveRankWeights": SaveRankWeights}
+    return {"StopAfterSteps": StopAfterSteps, "CrashAfterEpoch": CrashAfterEpoch, "SaveRankWeights": SaveRankWeights,
+            "WaitInEpoch": WaitInEpoch}
 
 
 def corolla_losses() -> dict:

@@ -347,6 +347,37 @@ def test_an_unwritable_json_file_is_an_error_naming_the_option_and_the_file(trai
         f"corolla infer: error: --json: cannot write {json_file}{written}: {why}; give a file in a folder this user can write")
 
 
+def test_sigterm_stops_training_as_ctrl_c_does(data, tmp_path, fake_dist):
+    """What timeout, docker stop and schedulers send: Paddle's own handler printed a C++ stack and exited 143."""
+    import signal
+
+    import yaml
+
+    fake_dist("engine-support", {"support": "from engine_support import corolla_backbones, corolla_callbacks\n"})
+    ready = tmp_path / "ready"
+    config = engine_support.tiny_config(data, tmp_path, epochs=2)
+    config["Global"].update(eval_during_train=False, callbacks=[{"ConsoleLogger": None}, {"WaitInEpoch": {"ready": str(ready)}}])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    paths = [sys.path[0], str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]  # the fake distribution, engine_support
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    training = subprocess.Popen([sys.executable, "-m", "corolla", "train", "-c", str(path)], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists() and training.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        training.send_signal(signal.SIGTERM)
+        out, err = training.communicate(timeout=120)
+    finally:
+        training.kill()
+    assert training.returncode == 130, out[-2000:] + err[-3000:]
+    latest = tmp_path / "TinyNet" / "latest"
+    assert err.splitlines()[-1] == (f"corolla train: interrupted; resume it by adding "
+                                    f"-o Global.checkpoints={latest} to the same command")
+    assert "[Train] interrupted in epoch 2" in out and "FatalError" not in err
+
+
 # --- 4. divergence ---------------------------------------------------------------------------
 
 

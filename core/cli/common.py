@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
+from typing import Any
 
 from corolla.config.load import Config, load_config
 from corolla.config.plan import Plan
@@ -27,3 +30,15 @@ def registry_from_args(args: argparse.Namespace, config: Config | None = None) -
         prefer[name] = dist
     return plugin_registry(config or {}, disabled=[flag.removeprefix("no:") for flag in args.plugin_flags],
                            prefer=prefer, strict=args.strict_plugins)
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (what timeout, docker stop and schedulers send) stop the command as Ctrl-C
+    does: a :class:`KeyboardInterrupt` where the main thread is. Paddle installs its own handler
+    when imported (a C++ stack, exit 143): call this after importing it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

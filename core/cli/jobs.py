@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from corolla.cli.common import plan_from_args
+from corolla.cli.common import interrupt_on_sigterm, plan_from_args
 
 
 def _with_eval_engine(args: argparse.Namespace) -> argparse.Namespace:
@@ -21,6 +21,7 @@ def _with_eval_engine(args: argparse.Namespace) -> argparse.Namespace:
 def train(args: argparse.Namespace) -> int:
     from corolla.engine.train import train as run_training
 
+    interrupt_on_sigterm()  # after paddle's import: its handler printed a C++ stack, with no advice on resuming
     run_training(plan_from_args(_with_eval_engine(args)), overwrite=args.overwrite)
     return 0
 

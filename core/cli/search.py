@@ -3,9 +3,6 @@ the search itself is :mod:`corolla.search`."""
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corolla.cli.common import registry_from_args
+    from corolla.cli.common import interrupt_on_sigterm, registry_from_args
     from corolla.search import read_search, run_search, split_overrides
 
     overrides = split_overrides(args.override)
@@ -35,12 +32,7 @@ def run(args: argparse.Namespace) -> int:
     plugin_args = [arg for flag in args.plugin_flags for arg in ("-p", flag)] + [f"--prefer={item}" for item in args.prefer]
     if args.strict_plugins:
         plugin_args.append("--strict-plugins")
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # a terminated search ends its trials so that they run again
+    interrupt_on_sigterm()  # a terminated search ends its trials so that they run again
     run_search(spec, overrides, storage=args.storage, jobs=args.jobs, plugin_args=plugin_args,
                registry_of=lambda config: registry_from_args(args, config), poll=args.poll)
     return 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
