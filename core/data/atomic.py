@@ -21,6 +21,13 @@ class WriteError(CorollaError):
     """A file could not be written (a full disk, no permission); the previous file is intact."""
 
 
+def unwritable_reason(path: Path, exc: OSError) -> str:
+    """Why ``path`` could not be made or written: a file in the way of a folder on its path,
+    else the system's reason (read-only, no permission)."""
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    return f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or str(exc)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (:class:`WriteError` says which file could not
     be written, and that its previous version is intact)."""

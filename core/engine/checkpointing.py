@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 import corolla
-from corolla.data.atomic import WriteError
+from corolla.data.atomic import WriteError, unwritable_reason
 from corolla.data.placement import process_alive
 from corolla.engine.checkpoint import flatten, load_optimizer_arrays, load_weights, model_arrays, optimizer_arrays, unflatten
 from corolla.engine.files import SUFFIXES, checkpoint_file, checkpoint_prefix, read_arrays, write_checkpoint
@@ -196,9 +196,7 @@ class RunLock:
     def _unwritable(self, exc: OSError) -> WriteError:
         """The run folder cannot be made or written (read-only, no permission, a file in the way)."""
         folder = self.path.parent
-        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-        why = f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or str(exc)
-        return WriteError(f"Global.output_dir: cannot write the run folder {folder}: {why}; "
+        return WriteError(f"Global.output_dir: cannot write the run folder {folder}: {unwritable_reason(folder, exc)}; "
                           "set Global.output_dir to a folder this user can write")
 
     def release(self) -> None:

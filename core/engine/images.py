@@ -17,7 +17,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from corolla.data.atomic import WriteError
+from corolla.data.atomic import WriteError, unwritable_reason
 from corolla.data.pipeline import UnreadableImageError
 from corolla.engine.formatting import progress
 from corolla.engine.predictions import Prediction
@@ -128,10 +128,9 @@ def _open_json(partial: Path) -> IO[str]:
 def _unwritable(json_path: Path, exc: OSError, partial: Path | None = None) -> WriteError:
     """``--json`` names a file in a folder that cannot be made or written (read-only, no
     permission, a file in the way)."""
-    blocking = next((p for p in json_path.parents if p.exists() and not p.is_dir()), None)
-    why = f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or str(exc)
     written = f" (written to {partial} first)" if partial is not None else ""
-    return WriteError(f"--json: cannot write {json_path}{written}: {why}; give a file in a folder this user can write")
+    return WriteError(f"--json: cannot write {json_path}{written}: {unwritable_reason(json_path.parent, exc)}; "
+                      "give a file in a folder this user can write")
 
 
 def _where_predictions_are(partial: Path, count: int) -> str:
