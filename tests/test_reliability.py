@@ -28,7 +28,7 @@ from corolla.cli.main import main
 from corolla.config.load import load_config
 from corolla.config.planner import read_plan
 from corolla.engine import files, images
-from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged, read_states
+from corolla.engine.checkpointing import RunFolderTaken, TrainingDiverged, read_states, resume_advice
 from corolla.engine.evaluate import evaluate_config
 from corolla.engine.export import export
 from corolla.data.atomic import WriteError
@@ -211,10 +211,32 @@ def test_a_checkpoint_of_another_width_is_an_error_not_a_warning(trained, data, 
 def test_a_new_run_in_a_folder_with_an_earlier_run_is_refused(trained, registry):
     config, first = trained
     before = {p.name: p.stat().st_mtime_ns for p in first.output_dir.iterdir()}
-    with pytest.raises(RunFolderTaken, match=r"holds an earlier run \(its latest checkpoint is after epoch 1\).*"
+    with pytest.raises(RunFolderTaken, match=r"holds an earlier run \(its last checkpoint, latest, is after epoch 1\).*"
                                              r"Global.checkpoints=.*latest.*--overwrite"):
         run(config, registry)
     assert {p.name: p.stat().st_mtime_ns for p in first.output_dir.iterdir()} == before
+
+
+def test_a_run_stopped_before_writing_latest_is_resumed_from_the_checkpoint_it_has(trained, registry, tmp_path):
+    # stopped while writing epoch 1's checkpoints: best_model is there, epoch_1 and latest are not
+    config, first = trained
+    config = copy.deepcopy(config)
+    config["Global"]["output_dir"] = str(tmp_path)
+    folder = tmp_path / "TinyNet"
+    folder.mkdir()
+    for file in first.output_dir.glob("best_model.*"):
+        (folder / file.name).write_bytes(file.read_bytes())
+    advice = f"resume it by adding -o Global.checkpoints={folder / 'best_model'} to the same command"
+    assert resume_advice(folder) == advice
+    with pytest.raises(RunFolderTaken, match=rf"its last checkpoint, best_model, is after epoch 1\).*Resume it with "
+                                             rf"-o Global.checkpoints={re.escape(str(folder / 'best_model'))},"):
+        run(config, registry)
+    config["Global"].update(checkpoints=str(folder / "best_model"), epochs=2)
+    assert run(config, registry).epoch == 2  # the advice works
+    (folder / "epoch_2.pdstates").rename(folder / "epoch_2.kept")
+    (folder / "latest.pdstates").unlink()
+    (folder / "best_model.pdstates").unlink()
+    assert "no training state was written" in resume_advice(folder) and "--overwrite" in resume_advice(folder)
 
 
 def test_an_earlier_run_that_left_no_checkpoint_is_moved_aside_without_asking(data, registry, tmp_path, capsys):

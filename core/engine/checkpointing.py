@@ -221,10 +221,21 @@ class TrainingInterrupted(KeyboardInterrupt):
 def resume_advice(folder: Path) -> str:
     """How to go on with the interrupted run in ``folder``, in the words of the refusal of a
     folder that holds an earlier run (:func:`claim_run_folder`)."""
-    if (folder / "latest.pdstates").is_file():
-        return f"resume it by adding -o Global.checkpoints={folder / 'latest'} to the same command"
+    if (resumable := _resumable(folder)) is not None:
+        return f"resume it by adding -o Global.checkpoints={resumable} to the same command"
+    if any(p.suffix in SUFFIXES for p in folder.glob("*")):
+        return f"no training state was written in {folder}: start anew with 'corolla train --overwrite'"
     return (f"no checkpoint was written in {folder}: the same command starts anew (it moves this run's logs "
             f"to {folder.name}.before-<time>)")
+
+
+def _resumable(folder: Path) -> Path | None:
+    """The checkpoint to resume ``folder``'s run from: ``latest``, else the last ``epoch_N``, else
+    ``best_model`` (a run stopped while writing its first epoch's checkpoints has only that)."""
+    epochs = [p for p in folder.glob("epoch_*.pdstates") if p.stem.removeprefix("epoch_").isdigit()]
+    epochs.sort(key=lambda p: int(p.stem.removeprefix("epoch_")), reverse=True)
+    found = next((p for p in (folder / "latest.pdstates", *epochs, folder / "best_model.pdstates") if p.is_file()), None)
+    return found.with_suffix("") if found is not None else None
 
 
 def claim_run_folder(folder: Path, *, resuming_from: str | None, overwrite: bool) -> Path | None:
@@ -248,10 +259,12 @@ def claim_run_folder(folder: Path, *, resuming_from: str | None, overwrite: bool
     if resuming_from is not None and Path(resuming_from).resolve().parent == folder.resolve():
         return None
     if not overwrite and any(Path(name).suffix in SUFFIXES for name in earlier):
-        latest = f" (its latest checkpoint is after epoch {_epoch_of(folder / 'latest')})" if (folder / "latest.pdstates").is_file() else ""
+        resumable = _resumable(folder)
+        latest = f" (its last checkpoint, {resumable.name}, is after epoch {_epoch_of(resumable)})" if resumable else ""
+        resume = f"Resume it with -o Global.checkpoints={resumable}, s" if resumable else "S"
         raise RunFolderTaken(
             f"{folder} holds an earlier run{latest}: {', '.join(earlier[:6])}{', ...' if len(earlier) > 6 else ''}. "
-            f"Resume it with -o Global.checkpoints={folder / 'latest'}, start a new run in another folder "
+            f"{resume}tart a new run in another folder "
             f"(-o Global.output_dir=...), or keep the earlier run aside and start anew with 'corolla train --overwrite' "
             f"(it moves the earlier run to {folder.name}.before-<time>)"
         )
