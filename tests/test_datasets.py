@@ -86,6 +86,10 @@ def test_tab_delimiter_allows_spaces_in_paths(registry, data, tmp_path) -> None:
         imagenet(registry, tmp_path, write(tmp_path / "l3.txt", "a.jpg 1\nb.jpg 0\n"), delimiter="\t")
     unlabeled = imagenet(registry, tmp_path, write(tmp_path / "l4.txt", "with space.jpg\n"), delimiter="\t")
     assert unlabeled[0][1] == -1  # a path with a space and no label is no such list
+    # YAML's single quotes keep '\t' as a backslash and a t: each label would stick to its path
+    with pytest.raises(DataError, match=r"delimiter is the two characters '\\t' .*/l\.txt separates with tabs: "
+                                        r"write delimiter: \"\\t\" in double quotes"):
+        imagenet(registry, tmp_path, tmp_path / "l.txt", delimiter="\\t")
 
 
 def test_relabel_maps_present_labels_in_order(registry, data, tmp_path) -> None:

@@ -90,6 +90,9 @@ def multi_hot(field: str | None) -> tuple[int, ...]:
 def _refuse_another_delimiter(text: str, delimiter: str | None, list_path: str, what: str) -> None:
     """A file with no ``delimiter`` anywhere whose every line reads as ``path label`` was
     written with spaces: read with ``delimiter``, each label would stick to its path."""
+    if delimiter == "\\t" and "\t" in text:
+        raise DataError(f"{what}: delimiter is the two characters '\\t' (YAML keeps the backslash in single quotes), and "
+                        f"{list_path} separates with tabs: write delimiter: \"\\t\" in double quotes")
     rows = [line.split() for line in text.splitlines() if line.strip()]
     if delimiter in (None, " ") or delimiter in text or not rows:
         return
