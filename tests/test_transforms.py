@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import math
+import types
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from corolla import ComponentArgumentError, ConfigError, DataError, load_registry
-from corolla.data.pipeline import LabeledImage, UnreadableImageError
+from corolla.data.pipeline import LabeledImage, Pipeline, UnreadableImageError
 from engine_support import batch_ops_of, pipeline_of
 from corolla.data.randomness import generator, reseed
 
@@ -477,6 +478,12 @@ def test_pipeline_configuration_errors(registry) -> None:
         pipeline_of([{"DecodeImage": None}, {"NormalizeImage": None}], registry, "T")
     with pytest.raises(ConfigError, match=r"T\.2\.RandomErasing: works on HWC .* Move it before ToCHWImage"):
         pipeline_of([{"DecodeImage": None}, {"ToCHWImage": None}, {"RandomErasing": None}], registry, "T")
+    decode = pipeline_of([{"DecodeImage": None}], registry, "T")
+    chw_only = types.SimpleNamespace(layout="chw")
+    specs = [*decode.specs, types.SimpleNamespace(name="ChwOnly", key_path="T.1.ChwOnly")]
+    with pytest.raises(ConfigError, match=r"T\.1\.ChwOnly: works on CHW images, but the image is HWC at this point\. "
+                                          r"Move it after ToCHWImage"):
+        Pipeline([*decode.ops, chw_only], specs, "T")
     with pytest.raises(ComponentArgumentError, match=r"T\.1\.RandomErasing.*EPSILON"):
         pipeline_of([{"DecodeImage": None}, {"RandomErasing": {"EPSILON": 2}}], registry, "T")
 

@@ -208,8 +208,12 @@ class Pipeline:
         for op, spec in zip(self.ops, self.specs):
             needs = getattr(op, "layout", None)
             if needs is not None and needs != layout:
-                hint = (" Set its order: '' (HWC), as PaddleClas configs do." if spec.name == "NormalizeImage"
-                        else " Move it before ToCHWImage.")
+                if spec.name == "NormalizeImage":
+                    hint = " Set its order: '' (HWC), as PaddleClas configs do."
+                elif needs == "hwc":
+                    hint = " Move it before ToCHWImage (or NormalizeImage with order: chw)."
+                else:
+                    hint = " Move it after ToCHWImage, or make the image CHW before it (NormalizeImage with order: chw)."
                 raise ConfigError(f"{spec.key_path}: works on {needs.upper()} images, but the image is "
                                   f"{layout.upper()} at this point.{hint}")
             layout = getattr(op, "output_layout", layout)
