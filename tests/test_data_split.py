@@ -74,6 +74,9 @@ def test_small_classes_spaces_nested_folders_and_loose_images(tmp_path):
     (lambda root: (root / "cats").mkdir(parents=True),
      r"has one class sub-folder, cats, and a classifier needs two or more; is .*photos a class folder\?"),
     (lambda root: None, r"is not a folder"),
+    (lambda root: [(root / name).mkdir(parents=True) or (root / name / f"a{name[-1]}\nb.jpg").write_bytes(b"")
+                   for name in ("cats", "dogs")],
+     r"1 image path\(s\) hold a tab or a line break, which no list file can hold: 'cats/as\\nb.jpg'"),
 ])
 def test_split_errors_name_the_folder_and_what_was_expected(tmp_path, make, message):
     make(tmp_path / "photos")

@@ -104,6 +104,9 @@ def _images(root: Path, folder: Path) -> list[str]:
         relative = path.relative_to(root)
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not any(p.startswith(".") for p in relative.parts):
             found.append(relative.as_posix())
+    if unlistable := [name for name in found if "\t" in name or "\n" in name or "\r" in name]:
+        raise DataError(f"data split: {len(unlistable)} image path(s) hold a tab or a line break, which no list file can "
+                        f"hold: {', '.join(map(repr, unlistable[:3]))}; rename them")
     return sorted(found)
 
 
