@@ -283,6 +283,8 @@ def test_a_search_gives_each_repeat_its_seed_and_the_best_config_the_users(plugi
      r"Optimizer.lr.learning_rate: expected a number > 0"),
     ("search_dict.0={search_key: net, replace_config: [Arch.name], search_values: [SearchNet, SearchNett]}",
      r"stage 'net'\) of .*s.yaml: the value SearchNett: .*SearchNett"),
+    ("Metric.Eval=[{HammingDistance: null}]", r"base.yaml: the trials would be scored by HammingDistance, which is better "
+     r"lower, and the search keeps the highest score: set the search file's metric:"),
 ])
 def test_a_search_checks_overrides_stage_keys_and_values_as_train_does_before_any_trial(plugin_env, tmp_path, override, message):
     out = tmp_path / "out"

@@ -129,9 +129,14 @@ class TrialConfigs:
         new_keys = {key: setter for key, setter in checks.setters.items() if get_path(config, key, _MISSING) is _MISSING}
         registry = self.registry_of(config)
         try:
-            read_plan(config, registry, new_keys=new_keys)
+            plan = read_plan(config, registry, new_keys=new_keys)
         except CorollaError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        deciding = plan.metrics["Eval"][:1]
+        if self.spec.metric is None and deciding and getattr(deciding[0].build(registry), "lower_is_better", False):
+            raise ConfigError(f"{path}: the trials would be scored by {deciding[0].name}, which is better lower, and the "
+                              "search keeps the highest score: set the search file's metric: to a value that is better "
+                              "higher, or put such a metric first in Metric.Eval")
         for keys, setter, value in checks.values:
             try:
                 read_plan(apply_settings(config, dict.fromkeys(keys, value)), registry, new_keys=new_keys)
