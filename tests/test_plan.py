@@ -12,6 +12,7 @@ import engine_support
 from corolla.cli.main import main
 from corolla.config.load import load_config, shipped_configs
 from corolla.config.planner import read_plan
+from corolla.engine.builders import build_callbacks
 from corolla.plugin.errors import ComponentArgumentError, ConfigError, UnknownComponentError
 
 QUICKSTART = str(shipped_configs() / "quickstart.yaml")
@@ -178,3 +179,35 @@ def test_a_verb_says_which_sections_it_lacks(registry):
 def test_every_section_is_checked(config, error, message, registry):
     with pytest.raises(error, match=message):
         read_plan(config, registry)
+
+
+def test_callback_hook_mistakes_are_named_by_config_or_before_training(fake_dist, capsys, tmp_path):
+    fake_dist("odd-callbacks", {"odd_callbacks": """
+        from corolla import hookimpl
+
+        class Misspelt:
+            def corolla_epoch_ended(self, run, epoch, logs):
+                pass
+
+        class WrongArgs:
+            def corolla_epoch_end(self, run, epoch, log):
+                pass
+
+        def made_by_a_function():
+            return Misspelt()
+
+        @hookimpl
+        def corolla_callbacks():
+            return {"Misspelt": Misspelt, "WrongArgs": WrongArgs, "MadeByAFunction": made_by_a_function}
+    """})
+    for name, message in (("Misspelt", r"method 'corolla_epoch_ended' is not a lifecycle hook \(a misspelling is never called\)"),
+                          ("WrongArgs", r"corolla_epoch_end takes log, which the hook does not pass \(it passes epoch, logs, run\)")):
+        assert main(["config", "-c", QUICKSTART, "-o", f"Global.callbacks=[{{MetricsLog: null}}, {{{name}: null}}]"]) == 2
+        assert re.search(rf"Global.callbacks.1.{name}: callback '{name}' from plugin .*: {message}", capsys.readouterr().err)
+    # a callback a function makes is known once made, which training does before its first epoch
+    override = "Global.callbacks=[{MadeByAFunction: null}]"
+    assert main(["config", "-c", QUICKSTART, "-o", override]) == 0
+    plan = read_plan(load_config(QUICKSTART, [override]), corolla.load_registry())
+    with pytest.raises(ConfigError, match=r"^Global.callbacks.0.MadeByAFunction: method 'corolla_epoch_ended' is not a lifecycle hook"):
+        build_callbacks(plan)
+

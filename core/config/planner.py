@@ -1,6 +1,7 @@
 """Reading a config into its :class:`~corolla.config.plan.Plan`: resolve, check, structure."""
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from types import MappingProxyType
@@ -11,21 +12,13 @@ import attrs
 from corolla.config.load import SECTIONS, Config
 from corolla.config.plan import MODES, LoaderPlan, ModelPlan, Part, Plan
 from corolla.config.schema import did_you_mean, structure, warn_unused_key
-from corolla.config.sections import (
-    AmpSection,
-    EmaSection,
-    GlobalSection,
-    InferSection,
-    LoaderSettings,
-    PluginSettings,
-    read_amp,
-    read_ema,
-    read_global,
-)
+from corolla.config.sections import (AmpSection, EmaSection, GlobalSection, InferSection, LoaderSettings, PluginSettings,
+                                     read_amp, read_ema, read_global)
 from corolla.config.specs import ComponentSpec, item_specs, named_spec
 from corolla.config.stand_ins import stand_ins
 from corolla.plugin.arguments import accepted_arguments, check_arguments
 from corolla.plugin.errors import ConfigError
+from corolla.plugin.lifecycle import hook_problems
 from corolla.plugin.registry import KINDS, Registry
 
 #: any key is known under these paths (free-form mappings)
@@ -130,6 +123,8 @@ class _Planner:
         params = check_arguments(factory, params, component=component.describe(), key_path=spec.key_path, injected=declared.injected)
         if kind == "backbone" and type(params.get("class_num")) is int and params["class_num"] < 1:
             raise ConfigError(f"{spec.key_path}.class_num: expected a class count of at least 1, found {params['class_num']}")
+        if kind == "callback" and inspect.isclass(factory) and (problems := hook_problems(factory)):
+            raise ConfigError(f"{spec.key_path}: {component.describe()}: {problems[0]}")
         if declared.trial:  # cheap to make: make one, so that the values its factory checks are checked now
             self.registry.create(component, {**params, **stand_ins(kind, self.epochs)}, key_path=spec.key_path)
         self.known[spec.key_path] = _ANY if any_key else {*accepted, *declared.consumed, "name"}

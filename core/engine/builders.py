@@ -9,6 +9,7 @@ import paddle
 from corolla.config.plan import Plan
 from corolla.engine.checkpoint import load_weights
 from corolla.plugin.errors import ConfigError
+from corolla.plugin.lifecycle import hook_problems
 
 
 def build_model(plan: Plan) -> paddle.nn.Layer:
@@ -76,5 +77,12 @@ def build_optimizer(plan: Plan, trainable: paddle.nn.Layer, *, epochs: int, step
 
 
 def build_callbacks(plan: Plan) -> list:
-    """The objects of ``Global.callbacks`` (plus VisualDL when ``use_visualdl``)."""
-    return [part.build(plan.registry) for part in plan.callbacks]
+    """The objects of ``Global.callbacks`` (plus VisualDL when ``use_visualdl``), each with
+    only right lifecycle-hook methods (a misspelt one would never be called)."""
+    callbacks = []
+    for part in plan.callbacks:
+        callback = part.build(plan.registry)
+        if problems := hook_problems(callback):
+            raise ConfigError(f"{part.key_path}: {problems[0]}")
+        callbacks.append(callback)
+    return callbacks

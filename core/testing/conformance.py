@@ -19,10 +19,9 @@ check: :func:`check_backbone`, :func:`check_transform`, :func:`check_batch_trans
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Mapping
 
-from corolla.plugin import hookspecs
+from corolla.plugin.lifecycle import hook_problems, lifecycle_hooks
 from corolla.plugin.registry import Registry, _normalise_dist
 from corolla.testing.conformance_data import check_batch_transform, check_dataset, check_transform
 from corolla.testing.conformance_models import check_backbone, check_loss, check_metric
@@ -66,19 +65,10 @@ def check_callback(name: str, params: Mapping[str, Any] | None = None, *, regist
     names, each taking only arguments its hook passes (``run``, ``epoch``, ``step``, ``logs``,
     ``metrics``); at least one; no registration hooks (those belong to the plugin module)."""
     callback, where = component(registry, "callback", name, params)
-    lifecycle = {n: f for n, f in vars(hookspecs).items()
-                 if n.startswith("corolla_") and callable(f) and not hasattr(f, "corolla_kind")}
     hooks = [n for n in dir(callback) if n.startswith("corolla_") and callable(getattr(callback, n))]
-    must(hooks, where, f"implements no lifecycle hook; expected methods named {', '.join(sorted(lifecycle))}")
-    for hook in hooks:
-        must(hook in lifecycle, where, f"method {hook!r} is not a lifecycle hook (a misspelling is never called); "
-                                       f"lifecycle hooks are {', '.join(sorted(lifecycle))}")
-        given = set(inspect.signature(lifecycle[hook]).parameters)
-        taken = [p for p in inspect.signature(getattr(callback, hook)).parameters.values()
-                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        extra = [p.name for p in taken if p.name not in given]
-        must(not extra, where, f"{hook} takes {', '.join(extra)}, which the hook does not pass "
-                               f"(it passes {', '.join(sorted(given))})")
+    must(hooks, where, f"implements no lifecycle hook; expected methods named {', '.join(sorted(lifecycle_hooks()))}")
+    problems = hook_problems(callback)
+    must(not problems, where, "; ".join(problems))
 
 
 #: kind -> its check
