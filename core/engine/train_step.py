@@ -27,11 +27,14 @@ class TrainForward(paddle.nn.Layer):
         self.model = model
         self.loss = loss
         self.class_num = class_num
+        self.problem: str | None = None  # what is wrong with the model's logits, if anything
         self.primary: dict[str, str] = {}  # a ModelOutputs' primary, seen when the graph was traced
 
     def forward(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[Any, Any]:
         outputs = self.model(images)
-        _check_logits(outputs, self.class_num)
+        self.problem = _logits_problem(outputs, self.class_num)
+        if self.problem and paddle.in_dynamic_mode():  # a compiled step says so once traced, not inside Paddle's tracing
+            raise ConfigError(self.problem)
         losses = self.loss(outputs, labels)
         if isinstance(outputs, ModelOutputs):  # a static graph hands back plain dicts
             self.primary["name"] = outputs.primary
@@ -75,6 +78,8 @@ class TrainStep:
             except Exception as exc:  # a call with a new shape traces the graph: say which setting to turn off
                 raise ConfigError(f"Global.to_static: compiling the training step failed ({type(exc).__name__}: "
                                   f"{exc}); set Global.to_static: false to train eagerly") from exc
+            if self.layer.problem:
+                raise ConfigError(self.layer.problem)
             self._compiled.add(shapes)
             self.compile_s += time.perf_counter() - started
         primary = self.layer.primary.get("name")
@@ -87,14 +92,16 @@ class TrainStep:
         return self._parallel.no_sync()
 
 
-def _check_logits(outputs: Any, class_num: int | None) -> None:
-    """The model's logits must be ``[batch, class_num]``: a backbone plugin of another shape
-    would otherwise surface as a label "out of range" in the loss, or train on nonsense."""
+def _logits_problem(outputs: Any, class_num: int | None) -> str | None:
+    """What is wrong with the model's logits, if they are not ``[batch, class_num]``: a backbone
+    plugin of another shape would otherwise surface as a label "out of range" in the loss, or
+    train on nonsense."""
     logits = pick_output(outputs)
     shape = getattr(logits, "shape", None)
     if shape is None:
-        raise ConfigError(f"Arch: the model returned a {type(logits).__name__}, expected logits (a Tensor [batch, class_num]) "
-                          "or a dict with 'logits'")
+        return (f"Arch: the model returned a {type(logits).__name__}, expected logits (a Tensor [batch, class_num]) "
+                "or a dict with 'logits'")
     if len(shape) != 2 or (class_num is not None and shape[1] != class_num):
         expected = f"[batch, {class_num}] (class_num)" if class_num is not None else "[batch, classes]"
-        raise ConfigError(f"Arch: the model returned logits of shape {list(shape)}, expected {expected}")
+        return f"Arch: the model returned logits of shape {list(shape)}, expected {expected}"
+    return None
